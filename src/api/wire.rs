@@ -1,0 +1,342 @@
+//! Request parsing with the leniency of MLflow's protobuf JSON parser.
+//!
+//! MLflow accepts snake_case or lowerCamel field names (not both at once),
+//! int64 as numbers or numeric strings, doubles as `"NaN"`/`"Infinity"`,
+//! booleans as `True`/`False` in query strings, a JSON body on DELETE and
+//! PATCH, and a GET's fields from the query string (repeated keys for lists).
+//! The extractors here turn all of that into typed request structs; every
+//! failure is an MLflow-shaped 400.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::{header, Method};
+use serde::de::{DeserializeOwned, Deserializer, Error as _};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::error::{MlflowError, Result};
+use crate::model::Tag;
+
+/// A request message read from a JSON body (POST/PATCH/DELETE).
+pub struct Body<T>(pub T);
+
+/// A request message read from the query string of a GET, or from its JSON
+/// body when the query string is empty (as MLflow does).
+pub struct Query<T>(pub T);
+
+/// Fields of a GET request that are lists; every other repeated query key
+/// keeps its first value.
+pub trait QueryFields {
+    const REPEATED: &'static [&'static str] = &[];
+}
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
+    type Rejection = MlflowError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self> {
+        if req.method() == Method::POST || req.method() == Method::PUT {
+            check_content_type(&req)?;
+        }
+        let bytes = read_body(req, state).await?;
+        Ok(Body(parse_message(&bytes)?))
+    }
+}
+
+impl<S: Send + Sync, T: DeserializeOwned + QueryFields> FromRequest<S> for Query<T> {
+    type Rejection = MlflowError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self> {
+        match req.uri().query().filter(|q| !q.is_empty()) {
+            Some(query) => {
+                let value = query_to_json(query, T::REPEATED);
+                Ok(Query(from_value(value)?))
+            }
+            None => {
+                let bytes = read_body(req, state).await?;
+                Ok(Query(parse_message(&bytes)?))
+            }
+        }
+    }
+}
+
+fn check_content_type(req: &Request) -> Result<()> {
+    let Some(content_type) = req.headers().get(header::CONTENT_TYPE) else {
+        return Err(MlflowError::invalid_parameter(
+            "Bad Request. Content-Type header is missing.",
+        ));
+    };
+    let mime = content_type
+        .to_str()
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim();
+    if !mime.eq_ignore_ascii_case("application/json") {
+        return Err(MlflowError::invalid_parameter(format!(
+            "Bad Request. Content-Type must be one of ['application/json'], got '{mime}'."
+        )));
+    }
+    Ok(())
+}
+
+async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes> {
+    // The size limit is the router's `DefaultBodyLimit`.
+    Bytes::from_request(req, state).await.map_err(|err| {
+        MlflowError::invalid_parameter(format!("Could not read request body: {err}"))
+    })
+}
+
+/// Parses a JSON request body: empty means `{}`, a JSON string holding JSON is
+/// decoded once more, and field names are normalised to snake_case.
+pub fn parse_message<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return from_value(Value::Object(Map::new()));
+    }
+    let mut value: Value = serde_json::from_slice(bytes).map_err(|err| {
+        MlflowError::invalid_parameter(format!("Malformed JSON request body: {err}"))
+    })?;
+    if let Value::String(inner) = &value {
+        value = serde_json::from_str(inner).map_err(|err| {
+            MlflowError::invalid_parameter(format!("Malformed JSON request body: {err}"))
+        })?;
+    }
+    if !value.is_object() {
+        return Err(MlflowError::invalid_parameter(
+            "Malformed JSON request body: expected a JSON object",
+        ));
+    }
+    from_value(snake_case_keys(value)?)
+}
+
+fn from_value<T: DeserializeOwned>(value: Value) -> Result<T> {
+    serde_json::from_value(value)
+        .map_err(|err| MlflowError::invalid_parameter(format!("Invalid request: {err}")))
+}
+
+/// `runId` → `run_id`; snake_case names are unchanged.
+fn to_snake_case(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 4);
+    for c in name.chars() {
+        if c.is_ascii_uppercase() {
+            out.push('_');
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Rewrites every object key to its proto (snake_case) name. A message that
+/// spells one field both ways is rejected, as protobuf's parser does. The
+/// tracking API carries user keys only as values (`{"key": ..., "value": ...}`),
+/// never as object keys, so this touches field names only.
+fn snake_case_keys(value: Value) -> Result<Value> {
+    Ok(match value {
+        Value::Object(map) => {
+            let mut out = Map::with_capacity(map.len());
+            for (key, value) in map {
+                let name = to_snake_case(&key);
+                if out.contains_key(&name) {
+                    return Err(MlflowError::invalid_parameter(format!(
+                        "Invalid request: field '{name}' is specified more than once"
+                    )));
+                }
+                out.insert(name, snake_case_keys(value)?);
+            }
+            Value::Object(out)
+        }
+        Value::Array(items) => Value::Array(
+            items
+                .into_iter()
+                .map(snake_case_keys)
+                .collect::<Result<_>>()?,
+        ),
+        other => other,
+    })
+}
+
+/// Query pairs as a JSON object of strings; `repeated` fields become lists.
+fn query_to_json(query: &str, repeated: &[&str]) -> Value {
+    let mut map = Map::new();
+    for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
+        let key = to_snake_case(&key);
+        if repeated.contains(&key.as_str()) {
+            let entry = map.entry(key).or_insert_with(|| Value::Array(Vec::new()));
+            if let Value::Array(items) = entry {
+                items.push(Value::String(value.into_owned()));
+            }
+        } else if !map.contains_key(&key) {
+            map.insert(key, Value::String(value.into_owned()));
+        }
+    }
+    Value::Object(map)
+}
+
+/// An int64 field: a JSON number or a numeric string; null means absent.
+pub fn opt_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    match Option::<Value>::deserialize(d)? {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64))
+            .map(Some)
+            .ok_or_else(|| D::Error::custom(format!("expected an integer, got {n}"))),
+        Some(Value::String(s)) => s
+            .trim()
+            .parse::<i64>()
+            .map(Some)
+            .map_err(|_| D::Error::custom(format!("expected an integer, got '{s}'"))),
+        Some(other) => Err(D::Error::custom(format!(
+            "expected an integer, got {other}"
+        ))),
+    }
+}
+
+/// A double field: a number, a numeric string, or `"NaN"`/`"Infinity"`/`"-Infinity"`.
+pub fn opt_f64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    match Option::<Value>::deserialize(d)? {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => Ok(n.as_f64()),
+        Some(Value::String(s)) => match s.trim() {
+            "NaN" | "nan" => Ok(Some(f64::NAN)),
+            "Infinity" | "inf" => Ok(Some(f64::INFINITY)),
+            "-Infinity" | "-inf" => Ok(Some(f64::NEG_INFINITY)),
+            other => other
+                .parse::<f64>()
+                .map(Some)
+                .map_err(|_| D::Error::custom(format!("expected a number, got '{s}'"))),
+        },
+        Some(other) => Err(D::Error::custom(format!("expected a number, got {other}"))),
+    }
+}
+
+/// A bool field: JSON booleans, or `true`/`false` in any case (the Python
+/// client sends `True`/`False` in query strings).
+pub fn opt_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    match Option::<Value>::deserialize(d)? {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(b)),
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => Ok(Some(true)),
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => Ok(Some(false)),
+        Some(other) => Err(D::Error::custom(format!("Invalid boolean value {other}"))),
+    }
+}
+
+/// An enum field given by name or number, read as its string form.
+pub fn opt_enum<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    match Option::<Value>::deserialize(d)? {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(other) => Err(D::Error::custom(format!(
+            "expected an enum value, got {other}"
+        ))),
+    }
+}
+
+/// A `{key, value}` message (tags, params) as sent; `value` may be absent.
+#[derive(Debug, Deserialize)]
+pub struct KeyValue {
+    key: Option<String>,
+    value: Option<String>,
+}
+
+/// Turns a repeated `{key, value}` field into tags; a missing key is the
+/// error MLflow gives, naming the item (`tags[2].key`).
+pub fn key_values(items: Vec<KeyValue>, field: &str) -> Result<Vec<Tag>> {
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| {
+            Ok(Tag {
+                key: required(item.key, &format!("{field}[{i}].key"))?,
+                value: item.value.unwrap_or_default(),
+            })
+        })
+        .collect()
+}
+
+/// The value of a required field: absent, `null` and `""` all count as missing.
+pub fn required(value: Option<String>, name: &str) -> Result<String> {
+    value
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| MlflowError::missing_parameter(name))
+}
+
+/// `run_id`, falling back to the legacy `run_uuid` that clients also send.
+pub fn run_id(run_id: Option<String>, run_uuid: Option<String>) -> Result<String> {
+    required(run_id.filter(|v| !v.is_empty()).or(run_uuid), "run_id")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    struct Sample {
+        run_id: Option<String>,
+        #[serde(default, deserialize_with = "opt_i64")]
+        timestamp: Option<i64>,
+        #[serde(default, deserialize_with = "opt_f64")]
+        value: Option<f64>,
+        #[serde(default, deserialize_with = "opt_bool")]
+        flag: Option<bool>,
+        #[serde(default)]
+        ids: Vec<String>,
+    }
+
+    impl QueryFields for Sample {
+        const REPEATED: &'static [&'static str] = &["ids"];
+    }
+
+    #[test]
+    fn camel_case_numeric_strings_and_nan_are_accepted() {
+        let s: Sample =
+            parse_message(br#"{"runId":"r","timestamp":"5","value":"NaN","flag":true}"#).unwrap();
+        assert_eq!(s.run_id.as_deref(), Some("r"));
+        assert_eq!(s.timestamp, Some(5));
+        assert!(s.value.unwrap().is_nan());
+        assert_eq!(s.flag, Some(true));
+    }
+
+    #[test]
+    fn both_spellings_of_a_field_are_rejected() {
+        let err = parse_message::<Sample>(br#"{"run_id":"a","runId":"b"}"#).unwrap_err();
+        assert!(err.message.contains("more than once"));
+    }
+
+    #[test]
+    fn empty_and_double_encoded_bodies() {
+        let s: Sample = parse_message(b"").unwrap();
+        assert!(s.run_id.is_none());
+        let s: Sample = parse_message(br#""{\"run_id\": \"x\"}""#).unwrap();
+        assert_eq!(s.run_id.as_deref(), Some("x"));
+    }
+
+    #[test]
+    fn wrong_types_and_malformed_json_are_400() {
+        for body in [
+            &br#"{"timestamp": "abc"}"#[..],
+            br#"{"value": true}"#,
+            br#"{"run_id": 5}"#,
+            br#"{"#,
+            b"[1,2]",
+        ] {
+            let err = parse_message::<Sample>(body).unwrap_err();
+            assert_eq!(err.code, crate::error::ErrorCode::InvalidParameterValue);
+        }
+    }
+
+    #[test]
+    fn query_strings_keep_first_scalar_and_collect_lists() {
+        let value = query_to_json("runId=a&runId=b&ids=1&ids=2&flag=True", Sample::REPEATED);
+        let s: Sample = from_value(value).unwrap();
+        assert_eq!(s.run_id.as_deref(), Some("a"));
+        assert_eq!(s.ids, vec!["1", "2"]);
+        assert_eq!(s.flag, Some(true));
+        let bad = query_to_json("flag=yes", &[]);
+        assert!(from_value::<Sample>(bad).is_err());
+    }
+}

@@ -1,0 +1,100 @@
+//! Application state, the router, and serving with graceful shutdown.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::serve::ListenerExt;
+use axum::Router;
+use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
+
+use crate::config::Config;
+use crate::store::{self, TrackingStore};
+
+/// Largest JSON request body; a full log-batch is far below it, dataset
+/// profiles (≤16 MB in MLflow) fit.
+const MAX_REQUEST_BODY: usize = 32 * 1024 * 1024;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn TrackingStore>,
+    pub serve_artifacts: bool,
+}
+
+pub fn router(state: AppState) -> Router {
+    crate::api::routes()
+        .layer(DefaultBodyLimit::max(MAX_REQUEST_BODY))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Opens the store named by the config and serves until SIGINT/SIGTERM.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let store = store::open(&config.backend_store_uri, &config.artifact_root()).await?;
+    let state = AppState {
+        store: Arc::new(store),
+        serve_artifacts: config.serve_artifacts,
+    };
+    let listener = TcpListener::bind((config.host.as_str(), config.port)).await?;
+    tracing::info!(
+        address = %listener.local_addr()?,
+        backend = %redact(&config.backend_store_uri),
+        "ferroflow listening"
+    );
+    run(listener, state, shutdown_signal()).await
+}
+
+/// Serves `state` on `listener` until `shutdown` resolves; in-flight
+/// requests finish first.
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    // The stock client keeps connections alive; with Nagle on, delayed ACKs
+    // add ~40 ms to every small response.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::warn!(%err, "could not set TCP_NODELAY");
+        }
+    });
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+/// A store URI fit for logs: any password is masked.
+fn redact(uri: &str) -> String {
+    match url::Url::parse(uri) {
+        Ok(mut url) if url.password().is_some() => {
+            let _ = url.set_password(Some("***"));
+            url.to_string()
+        }
+        _ => uri.to_string(),
+    }
+}

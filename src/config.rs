@@ -1,0 +1,245 @@
+//! Typed server configuration: defaults < config file < environment < flags.
+//!
+//! Flags and environment variables are named after `mlflow server`'s so
+//! deploy scripts carry over: `--backend-store-uri` is also
+//! `MLFLOW_BACKEND_STORE_URI`, and `FERROFLOW_BACKEND_STORE_URI` wins over it.
+//! `config.example.toml` documents every key.
+
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// The `mlflow server` environment variables ferroflow honours, with the key
+/// each one sets.
+const MLFLOW_ENV: &[&str] = &[
+    "MLFLOW_HOST",
+    "MLFLOW_PORT",
+    "MLFLOW_BACKEND_STORE_URI",
+    "MLFLOW_DEFAULT_ARTIFACT_ROOT",
+    "MLFLOW_ARTIFACTS_DESTINATION",
+    "MLFLOW_SERVE_ARTIFACTS",
+];
+
+/// The config keys, also read as `FERROFLOW_<KEY>`; other `FERROFLOW_*`
+/// variables (test harness settings, say) are not config.
+const KEYS: &[&str] = &[
+    "host",
+    "port",
+    "backend_store_uri",
+    "default_artifact_root",
+    "artifacts_destination",
+    "serve_artifacts",
+];
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on.
+    pub host: String,
+    pub port: u16,
+    /// `sqlite:///<path>` (relative) / `sqlite:////<abs path>` or `postgresql://...`.
+    pub backend_store_uri: String,
+    /// Root of new experiments' artifact locations; derived when unset.
+    pub default_artifact_root: Option<String>,
+    /// Where proxied artifacts are stored (`--artifacts-destination`).
+    pub artifacts_destination: String,
+    /// Serve the artifact proxy (`--serve-artifacts`, on by default).
+    pub serve_artifacts: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port: 5000,
+            backend_store_uri: "sqlite:///mlflow.db".into(),
+            default_artifact_root: None,
+            artifacts_destination: "./mlartifacts".into(),
+            serve_artifacts: true,
+        }
+    }
+}
+
+/// Flags of `ferroflow server` (and `ferroflow db upgrade`); each overrides
+/// the file and the environment when given.
+#[derive(Debug, Default, Clone, clap::Args)]
+pub struct ServerArgs {
+    /// Address to listen on [default: 127.0.0.1]
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Port to listen on [default: 5000]
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Metadata store URI [default: sqlite:///mlflow.db]
+    #[arg(long)]
+    pub backend_store_uri: Option<String>,
+    /// Root URI for new experiments' artifacts [default: mlflow-artifacts:/ when serving artifacts]
+    #[arg(long)]
+    pub default_artifact_root: Option<String>,
+    /// Where the artifact proxy stores files [default: ./mlartifacts]
+    #[arg(long)]
+    pub artifacts_destination: Option<String>,
+    /// Serve the artifact proxy (the default)
+    #[arg(long, overrides_with = "no_serve_artifacts")]
+    pub serve_artifacts: bool,
+    /// Do not serve the artifact proxy
+    #[arg(long)]
+    pub no_serve_artifacts: bool,
+    /// TOML config file (also FERROFLOW_CONFIG); see config.example.toml
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+impl ServerArgs {
+    /// The flags that were given, as config keys.
+    fn overrides(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut map = serde_json::Map::new();
+        let mut set = |key: &str, value: serde_json::Value| {
+            map.insert(key.to_string(), value);
+        };
+        if let Some(host) = &self.host {
+            set("host", host.clone().into());
+        }
+        if let Some(port) = self.port {
+            set("port", port.into());
+        }
+        if let Some(uri) = &self.backend_store_uri {
+            set("backend_store_uri", uri.clone().into());
+        }
+        if let Some(root) = &self.default_artifact_root {
+            set("default_artifact_root", root.clone().into());
+        }
+        if let Some(dest) = &self.artifacts_destination {
+            set("artifacts_destination", dest.clone().into());
+        }
+        if self.serve_artifacts {
+            set("serve_artifacts", true.into());
+        }
+        if self.no_serve_artifacts {
+            set("serve_artifacts", false.into());
+        }
+        map
+    }
+}
+
+impl Config {
+    /// Merges defaults, the config file (`--config` or `FERROFLOW_CONFIG`),
+    /// `MLFLOW_*` then `FERROFLOW_*` environment variables, then flags.
+    pub fn load(args: &ServerArgs) -> anyhow::Result<Self> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        let file = args
+            .config
+            .clone()
+            .or_else(|| std::env::var_os("FERROFLOW_CONFIG").map(PathBuf::from));
+        if let Some(path) = file {
+            anyhow::ensure!(
+                Path::new(&path).is_file(),
+                "config file {} does not exist",
+                path.display()
+            );
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        figment = figment
+            .merge(Env::raw().only(MLFLOW_ENV).map(|key| {
+                key.as_str()
+                    .trim_start_matches("MLFLOW_")
+                    .trim_start_matches("mlflow_")
+                    .into()
+            }))
+            .merge(Env::prefixed("FERROFLOW_").only(KEYS))
+            .merge(Serialized::defaults(args.overrides()));
+        Ok(figment.extract()?)
+    }
+
+    /// The artifact root new experiments get, resolved as `mlflow server`
+    /// does: `mlflow-artifacts:/` when proxying artifacts, else `./mlruns`.
+    pub fn artifact_root(&self) -> String {
+        match &self.default_artifact_root {
+            Some(root) => root.clone(),
+            None if self.serve_artifacts => "mlflow-artifacts:/".into(),
+            None => std::env::current_dir()
+                .map(|dir| dir.join("mlruns").display().to_string())
+                .unwrap_or_else(|_| "./mlruns".into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    #[test]
+    fn precedence_is_defaults_file_env_flags() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "ferroflow.toml",
+                r#"
+                port = 6000
+                host = "0.0.0.0"
+                backend_store_uri = "sqlite:///file.db"
+                artifacts_destination = "/file/artifacts"
+                "#,
+            )?;
+            jail.set_env("MLFLOW_BACKEND_STORE_URI", "sqlite:///mlflow-env.db");
+            jail.set_env("MLFLOW_ARTIFACTS_DESTINATION", "/mlflow-env/artifacts");
+            jail.set_env(
+                "FERROFLOW_ARTIFACTS_DESTINATION",
+                "/ferroflow-env/artifacts",
+            );
+            jail.set_env("FERROFLOW_PORT", "7000");
+            jail.set_env("FERROFLOW_BIN", "not a config key");
+            let args = ServerArgs {
+                config: Some("ferroflow.toml".into()),
+                port: Some(8000),
+                no_serve_artifacts: true,
+                ..ServerArgs::default()
+            };
+            let config = Config::load(&args).expect("config loads");
+            assert_eq!(config.host, "0.0.0.0", "file over default");
+            assert_eq!(
+                config.backend_store_uri, "sqlite:///mlflow-env.db",
+                "env over file"
+            );
+            assert_eq!(
+                config.artifacts_destination, "/ferroflow-env/artifacts",
+                "FERROFLOW_ over MLFLOW_"
+            );
+            assert_eq!(config.port, 8000, "flag over env");
+            assert!(!config.serve_artifacts);
+            assert_eq!(config.default_artifact_root, None);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn defaults_match_mlflow_server() {
+        Jail::expect_with(|_| {
+            let config = Config::load(&ServerArgs::default()).expect("defaults load");
+            assert_eq!(config, Config::default());
+            assert_eq!(config.port, 5000);
+            assert_eq!(config.artifact_root(), "mlflow-artifacts:/");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_and_missing_files_are_errors() {
+        Jail::expect_with(|jail| {
+            jail.create_file("bad.toml", "prot = 1")?;
+            let args = ServerArgs {
+                config: Some("bad.toml".into()),
+                ..ServerArgs::default()
+            };
+            assert!(Config::load(&args).is_err());
+            let args = ServerArgs {
+                config: Some("missing.toml".into()),
+                ..ServerArgs::default()
+            };
+            assert!(Config::load(&args).is_err());
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,16 @@
+//! ferroflow: a self-hosted, MLflow-compatible experiment-tracking server.
+
+/// HTTP routes and handlers, one module per MLflow service area; no SQL.
+pub mod api;
+/// Application state, router, serving and graceful shutdown.
+pub mod app;
+/// Typed configuration: defaults < file < environment < flags.
+pub mod config;
+/// MLflow error codes and their HTTP mapping.
+pub mod error;
+/// MLflow entities as they appear on the wire.
+pub mod model;
+/// MLflow's search language: filter and order_by parsing, rendered to SQL.
+pub mod search;
+/// The tracking store trait and its SQL backends.
+pub mod store;

@@ -1,0 +1,215 @@
+//! MLflow entities as the wire shows them (`service.proto` messages).
+//!
+//! The store returns these and the API serializes them unchanged, so field
+//! names are MLflow's snake_case proto names. Unset fields are omitted and
+//! empty lists are left out, as MLflow's own JSON printer does; `status` and
+//! other enum fields are always present because the client reads a missing
+//! enum as its first value (a missing run status reads as RUNNING).
+
+use serde::{Serialize, Serializer};
+
+/// The workspace (tenant) every store operation is scoped to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Workspace(String);
+
+impl Workspace {
+    /// The workspace MLflow's schema assigns to rows written without one.
+    pub const DEFAULT: &'static str = "default";
+
+    pub fn new(name: impl Into<String>) -> Self {
+        Self(name.into())
+    }
+
+    pub fn name(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for Workspace {
+    fn default() -> Self {
+        Self::new(Self::DEFAULT)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Tag {
+    pub key: String,
+    pub value: String,
+}
+
+pub type Param = Tag;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Experiment {
+    pub experiment_id: String,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub artifact_location: Option<String>,
+    pub lifecycle_stage: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_update_time: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub creation_time: Option<i64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<Tag>,
+    pub workspace: String,
+}
+
+/// Run states, serialized by name. Stored as the same names in `runs.status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RunStatus {
+    Running,
+    Scheduled,
+    Finished,
+    Failed,
+    Killed,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "RUNNING",
+            Self::Scheduled => "SCHEDULED",
+            Self::Finished => "FINISHED",
+            Self::Failed => "FAILED",
+            Self::Killed => "KILLED",
+        }
+    }
+
+    /// Accepts the enum name or its proto number, as protobuf's JSON parser does.
+    pub fn parse(value: &str) -> Option<Self> {
+        Some(match value {
+            "RUNNING" | "1" => Self::Running,
+            "SCHEDULED" | "2" => Self::Scheduled,
+            "FINISHED" | "3" => Self::Finished,
+            "FAILED" | "4" => Self::Failed,
+            "KILLED" | "5" => Self::Killed,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunInfo {
+    pub run_id: String,
+    /// Legacy alias of `run_id`; old clients still read it.
+    pub run_uuid: String,
+    pub run_name: String,
+    pub experiment_id: String,
+    pub user_id: String,
+    pub status: RunStatus,
+    pub start_time: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<i64>,
+    pub artifact_uri: String,
+    pub lifecycle_stage: String,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct RunData {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub metrics: Vec<Metric>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub params: Vec<Param>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<Tag>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Dataset {
+    pub name: String,
+    pub digest: String,
+    pub source_type: String,
+    pub source: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DatasetInput {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<Tag>,
+    pub dataset: Dataset,
+}
+
+/// `RunInputs`; MLflow emits `inputs: {}` even when a run has none.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct RunInputs {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dataset_inputs: Vec<DatasetInput>,
+}
+
+/// `RunOutputs`; emitted as `{}` until logged models land.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct RunOutputs {}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Run {
+    pub info: RunInfo,
+    pub data: RunData,
+    pub inputs: RunInputs,
+    pub outputs: RunOutputs,
+}
+
+/// One metric point. `value` carries NaN; ±Infinity never reaches the store
+/// (MLflow clamps it to ±f64::MAX on the way in).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Metric {
+    pub key: String,
+    #[serde(serialize_with = "serialize_double")]
+    pub value: f64,
+    pub timestamp: i64,
+    pub step: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+}
+
+/// A page of results and the token for the next one, if any.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_page_token: Option<String>,
+}
+
+/// Doubles as MLflow prints them: NaN and infinities as JSON strings, since
+/// JSON has no literal for them.
+pub fn serialize_double<S: Serializer>(value: &f64, serializer: S) -> Result<S::Ok, S::Error> {
+    if value.is_nan() {
+        serializer.serialize_str("NaN")
+    } else if value.is_infinite() {
+        serializer.serialize_str(if *value > 0.0 {
+            "Infinity"
+        } else {
+            "-Infinity"
+        })
+    } else {
+        serializer.serialize_f64(*value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metric_values_print_like_mlflow() {
+        let metric = |value| Metric {
+            key: "m".into(),
+            value,
+            timestamp: 1,
+            step: 0,
+            run_id: None,
+        };
+        let json = |value| serde_json::to_value(metric(value)).unwrap()["value"].clone();
+        assert_eq!(json(f64::NAN), "NaN");
+        assert_eq!(json(f64::INFINITY), "Infinity");
+        assert_eq!(json(1.5), 1.5);
+        assert_eq!(
+            serde_json::to_string(&f64::MAX).unwrap(),
+            "1.7976931348623157e308"
+        );
+    }
+}

@@ -1,0 +1,52 @@
+//! PostgreSQL: the production backend. One pool shared by readers and
+//! writers; several stateless ferroflow replicas can share the database.
+
+use std::time::Duration;
+
+use sqlx::any::AnyPoolOptions;
+
+use super::SqlStore;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
+const MAX_CONNECTIONS: u32 = 16;
+
+/// SQLAlchemy URIs may name a driver (`postgresql+psycopg2://`); sqlx wants
+/// the bare scheme.
+fn sqlx_url(uri: &str) -> String {
+    match uri.split_once("://") {
+        Some((scheme, rest)) => {
+            let dialect = scheme.split('+').next().unwrap_or(scheme);
+            format!("{dialect}://{rest}")
+        }
+        None => uri.to_string(),
+    }
+}
+
+pub(super) async fn open(uri: &str, default_artifact_root: &str) -> anyhow::Result<SqlStore> {
+    sqlx::any::install_default_drivers();
+    let pool = AnyPoolOptions::new()
+        .max_connections(MAX_CONNECTIONS)
+        .acquire_timeout(Duration::from_secs(30))
+        .connect(&sqlx_url(uri))
+        .await?;
+    // The migrator takes an advisory lock, so replicas starting together
+    // apply each migration once.
+    MIGRATOR.run(&pool).await?;
+    Ok(SqlStore::new(pool.clone(), pool, default_artifact_root))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sqlalchemy_driver_suffix_is_dropped() {
+        assert_eq!(
+            super::sqlx_url("postgresql+psycopg2://u@h:5432/db"),
+            "postgresql://u@h:5432/db"
+        );
+        assert_eq!(
+            super::sqlx_url("postgresql://u@h/db"),
+            "postgresql://u@h/db"
+        );
+    }
+}

@@ -1,0 +1,342 @@
+"""Shared fixtures for the end-to-end suite driven by the real `mlflow` Python client.
+
+The suite is the contract ferroflow must satisfy. Every assertion is first checked against the
+real `mlflow server` (reference mode), so a failure against ferroflow means "MLflow behaves
+differently here".
+
+Environment:
+  FERROFLOW_E2E_SERVER       `ferroflow` (default) or `mlflow` (reference mode: the real server).
+  FERROFLOW_BIN              ferroflow binary (default <repo>/target/debug/ferroflow).
+  FERROFLOW_E2E_MLFLOW_BIN   `mlflow` CLI for the reference (default: next to this Python).
+  FERROFLOW_TEST_PG_URL      PostgreSQL server URL without a database
+                             (default postgresql://postgres@127.0.0.1:5432).
+  FERROFLOW_E2E_STARTUP_TIMEOUT  seconds to wait for /health (default 30 for ferroflow,
+                             120 for the reference, whose cold start takes ~20 s on 2 cores).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+import requests
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SERVER_KIND = os.environ.get("FERROFLOW_E2E_SERVER", "ferroflow").strip().lower()
+if SERVER_KIND not in ("ferroflow", "mlflow"):
+    raise pytest.UsageError(f"FERROFLOW_E2E_SERVER must be 'ferroflow' or 'mlflow', not {SERVER_KIND!r}")
+REFERENCE_MODE = SERVER_KIND == "mlflow"
+BACKENDS = ("sqlite", "postgres")
+PG_BASE_URL = os.environ.get("FERROFLOW_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432").rstrip("/")
+
+# Client settings, set before any test talks to a server:
+# - no retries: a 5xx must fail the test at once instead of backing off for minutes;
+# - no telemetry or progress bars: no outside traffic, quieter logs.
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "120")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("DO_NOT_TRACK", "true")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+# What MLflow returns for +/-Infinity metric values (it clamps them to the largest double).
+MAX_DOUBLE = 1.7976931348623157e308
+
+only_ferroflow = pytest.mark.skipif(
+    REFERENCE_MODE, reason="deliberately stricter than MLflow: checked against ferroflow only"
+)
+
+
+def unique_name(prefix: str) -> str:
+    """An experiment (or other) name no other test uses."""
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+@contextlib.contextmanager
+def raises_mlflow_error(error_code: str):
+    """Expect an MlflowException carrying `error_code` (the client's view of the error envelope)."""
+    from mlflow.exceptions import MlflowException
+
+    with pytest.raises(MlflowException) as excinfo:
+        yield excinfo
+    assert excinfo.value.error_code == error_code, f"expected {error_code}, got: {excinfo.value}"
+
+
+# --------------------------------------------------------------------------------------------
+# Backend stores
+# --------------------------------------------------------------------------------------------
+
+
+class Database:
+    """A fresh, empty backend store: a SQLite file, or a PostgreSQL database `ff_e2e_<hex>`."""
+
+    def __init__(self, backend: str, tmp_dir: Path):
+        self.backend = backend
+        if backend == "sqlite":
+            path = tmp_dir / "ferroflow.db"
+            self.uri = f"sqlite:///{path}"
+            # SQLAlchemy reads the same URI.
+            self.mlflow_uri = self.uri
+        elif backend == "postgres":
+            self.name = f"ff_e2e_{uuid.uuid4().hex[:16]}"
+            _pg_admin(f'CREATE DATABASE "{self.name}"')
+            self.uri = f"{PG_BASE_URL}/{self.name}"
+            # SQLAlchemy 2.1 maps plain `postgresql://` to psycopg 3; MLflow's documented driver
+            # (and the one in requirements.txt) is psycopg2, so name it for the reference.
+            self.mlflow_uri = self.uri.replace("postgresql://", "postgresql+psycopg2://", 1)
+        else:
+            raise ValueError(backend)
+
+    def drop(self) -> None:
+        if self.backend == "postgres":
+            assert self.name.startswith("ff_e2e_")  # only ever drop our own databases
+            _pg_admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+
+def _pg_admin(sql: str) -> None:
+    import psycopg2
+
+    parts = urlsplit(PG_BASE_URL)
+    maintenance_url = urlunsplit(parts._replace(path="/postgres"))
+    conn = psycopg2.connect(maintenance_url, connect_timeout=10)
+    try:
+        conn.autocommit = True  # CREATE/DROP DATABASE cannot run in a transaction
+        with conn.cursor() as cur:
+            cur.execute(sql)
+    finally:
+        conn.close()
+
+
+# --------------------------------------------------------------------------------------------
+# Server processes
+# --------------------------------------------------------------------------------------------
+
+# Servers that were alive during the current test; their log tails go into failure reports.
+_SERVERS_IN_CURRENT_TEST: list["Server"] = []
+_LIVE_SERVERS: list["Server"] = []
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _mlflow_bin() -> str:
+    explicit = os.environ.get("FERROFLOW_E2E_MLFLOW_BIN")
+    if explicit:
+        return explicit
+    beside_python = Path(sys.executable).parent / "mlflow"
+    if beside_python.exists():
+        return str(beside_python)
+    return str(REPO_ROOT / ".venv" / "bin" / "mlflow")
+
+
+def _ferroflow_bin() -> str:
+    return os.environ.get("FERROFLOW_BIN", str(REPO_ROOT / "target" / "debug" / "ferroflow"))
+
+
+class Server:
+    """One tracking server process (ferroflow or the MLflow reference) on a free port."""
+
+    def __init__(self, kind: str, database: Database, work_dir: Path, label: str = ""):
+        self.kind = kind
+        self.database = database
+        self.backend = database.backend
+        self.artifacts_dir = work_dir / "artifacts"
+        self.artifacts_dir.mkdir(parents=True, exist_ok=True)
+        self.label = label or f"{kind}-{self.backend}"
+        self.log_path = work_dir / f"{self.label}.log"
+        self.port = 0
+        self.url = ""
+        self._proc: subprocess.Popen | None = None
+        self._client = None
+
+    def _command(self) -> tuple[list[str], dict[str, str]]:
+        env = dict(os.environ)
+        common = ["--host", "127.0.0.1", "--port", str(self.port)]
+        if self.kind == "ferroflow":
+            binary = _ferroflow_bin()
+            if not Path(binary).exists():
+                pytest.fail(
+                    f"ferroflow binary not found at {binary}: run `cargo build` first, set "
+                    "FERROFLOW_BIN, or use FERROFLOW_E2E_SERVER=mlflow for the reference",
+                    pytrace=False,
+                )
+            env.setdefault("RUST_BACKTRACE", "1")
+            cmd = [binary, "server", *common, "--backend-store-uri", self.database.uri]
+        else:
+            # The background job runner (a huey pool of 10 workers) plays no part in tracking.
+            env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
+            cmd = [_mlflow_bin(), "server", *common, "--backend-store-uri", self.database.mlflow_uri]
+        cmd += ["--artifacts-destination", str(self.artifacts_dir)]
+        if self.kind == "mlflow":
+            cmd += ["--workers", "1"]
+        return cmd, env
+
+    def start(self) -> "Server":
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        cmd, env = self._command()
+        default_timeout = 30 if self.kind == "ferroflow" else 120
+        timeout = float(os.environ.get("FERROFLOW_E2E_STARTUP_TIMEOUT", default_timeout))
+        log = open(self.log_path, "ab")
+        log.write(f"$ {' '.join(cmd)}\n".encode())
+        log.flush()
+        # A new session makes the server its own process group, so stop() can end the
+        # uvicorn/worker children the reference spawns, and nothing else.
+        self._proc = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+            start_new_session=True,
+        )
+        log.close()
+        _LIVE_SERVERS.append(self)
+        _SERVERS_IN_CURRENT_TEST.append(self)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                self._fail_start(f"exited with code {self._proc.returncode} before it was ready")
+            try:
+                resp = requests.get(f"{self.url}/health", timeout=2)
+                if resp.status_code == 200 and resp.text.strip() == "OK":
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        self._fail_start(f"did not answer GET /health with OK within {timeout:.0f} s")
+
+    def _fail_start(self, why: str):
+        tail = self.log_tail()
+        self.stop()
+        pytest.fail(f"{self.label} server {why}.\n--- log tail ({self.log_path}) ---\n{tail}", pytrace=False)
+
+    def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if self in _LIVE_SERVERS:
+            _LIVE_SERVERS.remove(self)
+        if proc is None:
+            return
+        for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 10)):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, sig)
+            try:
+                proc.wait(timeout=wait)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        # Give workers of the group a moment to release the database before it is reused/dropped.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            for _ in range(50):
+                os.killpg(proc.pid, 0)
+                time.sleep(0.1)
+
+    @property
+    def client(self):
+        from mlflow import MlflowClient
+
+        if self._client is None:
+            self._client = MlflowClient(tracking_uri=self.url, registry_uri=self.url)
+        return self._client
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError as e:
+            return f"(no log: {e})"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def __repr__(self) -> str:
+        return f"<Server {self.label} {self.url}>"
+
+
+@contextlib.contextmanager
+def running_server(kind: str, database: Database, work_dir: Path, label: str = ""):
+    server = Server(kind, database, work_dir, label).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+# --------------------------------------------------------------------------------------------
+# Fixtures
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session", params=BACKENDS, ids=BACKENDS)
+def server(request, tmp_path_factory):
+    """The server under test (ferroflow, or the MLflow reference), one per backend per session.
+
+    Tests share it, so each one works in its own uniquely named experiment.
+    """
+    backend = request.param
+    work_dir = tmp_path_factory.mktemp(f"{SERVER_KIND}-{backend}")
+    database = Database(backend, work_dir)
+    try:
+        with running_server(SERVER_KIND, database, work_dir) as srv:
+            yield srv
+    finally:
+        database.drop()
+
+
+@pytest.fixture
+def client(server):
+    return server.client
+
+
+@pytest.fixture
+def experiment_id(client):
+    """A fresh experiment for one test."""
+    return client.create_experiment(unique_name("e2e"))
+
+
+def _reset_fluent_state() -> None:
+    import mlflow
+    import mlflow.tracking.fluent as fluent_module
+    from mlflow.environment_variables import MLFLOW_EXPERIMENT_ID, MLFLOW_EXPERIMENT_NAME
+
+    while mlflow.active_run() is not None:
+        try:
+            mlflow.end_run()
+        except Exception:  # the server may be why the test failed: just forget the runs
+            fluent_module._active_run_stack.set([])
+    fluent_module._active_experiment_id = None
+    MLFLOW_EXPERIMENT_ID.unset()
+    MLFLOW_EXPERIMENT_NAME.unset()
+
+
+@pytest.fixture
+def fluent(server):
+    """The fluent API (`mlflow.*`) pointed at the server, with no active run or experiment."""
+    import mlflow
+
+    _reset_fluent_state()
+    mlflow.set_tracking_uri(server.url)
+    yield server
+    _reset_fluent_state()
+
+
+# --------------------------------------------------------------------------------------------
+# Server log tails in failure reports
+# --------------------------------------------------------------------------------------------
+
+
+def pytest_runtest_setup(item):
+    _SERVERS_IN_CURRENT_TEST[:] = list(_LIVE_SERVERS)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed:
+        for srv in _SERVERS_IN_CURRENT_TEST:
+            report.sections.append((f"{srv.label} server log tail ({srv.log_path})", srv.log_tail()))
