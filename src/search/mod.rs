@@ -1,77 +1,72 @@
-//! PLACEHOLDER until the search module lands: no filter support.
+//! MLflow's search language (filter strings, order_by, page tokens): parsed
+//! purely in `filter`, rendered to SQL with bound parameters in `sql`.
+//!
+//! Nothing here touches a database or HTTP: the store executes the returned
+//! [`SqlQuery`] (same text on PostgreSQL and SQLite) and the API layer turns
+//! errors into responses. Every error is a 400 INVALID_PARAMETER_VALUE.
+
+pub mod filter;
+pub mod page_token;
+pub mod sql;
+
+#[cfg(test)]
+mod tests;
+
+pub use sql::{experiments_search_query, runs_search_query};
+
 use crate::error::{MlflowError, Result};
 
+/// A bound parameter of a rendered query.
+#[derive(Debug, Clone, PartialEq)]
 pub enum SqlValue {
     Text(String),
     Int(i64),
     Float(f64),
 }
+
+/// SQL text with `$1, $2, ...` placeholders, and the values they stand for, in order.
+#[derive(Debug, Clone, PartialEq)]
 pub struct SqlQuery {
     pub sql: String,
     pub binds: Vec<SqlValue>,
 }
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+
+/// Which lifecycle stages a search returns (proto `ViewType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ViewType {
+    /// `ACTIVE_ONLY` = 1, the proto default.
     #[default]
     ActiveOnly,
+    /// `DELETED_ONLY` = 2.
     DeletedOnly,
+    /// `ALL` = 3.
     All,
 }
+
 impl ViewType {
+    /// Reads a request's view type, by name or number as protobuf accepts it
+    /// (`"ACTIVE_ONLY"`, `"1"`); absent or empty means `ActiveOnly`.
     pub fn parse(value: Option<&str>) -> Result<Self> {
-        Ok(match value {
-            None | Some("ACTIVE_ONLY") | Some("1") => Self::ActiveOnly,
-            Some("DELETED_ONLY") | Some("2") => Self::DeletedOnly,
-            Some("ALL") | Some("3") => Self::All,
-            Some(v) => return Err(MlflowError::invalid_parameter(format!("bad view type {v}"))),
-        })
-    }
-    fn clause(self, col: &str) -> String {
-        match self {
-            Self::ActiveOnly => format!("{col} = 'active'"),
-            Self::DeletedOnly => format!("{col} = 'deleted'"),
-            Self::All => "1=1".into(),
+        let Some(value) = value.map(str::trim).filter(|v| !v.is_empty()) else {
+            return Ok(Self::ActiveOnly);
+        };
+        match value.to_ascii_uppercase().as_str() {
+            "ACTIVE_ONLY" | "1" => Ok(Self::ActiveOnly),
+            "DELETED_ONLY" | "2" => Ok(Self::DeletedOnly),
+            "ALL" | "3" => Ok(Self::All),
+            _ => Err(MlflowError::invalid_parameter(format!(
+                "Invalid view type '{value}'. Valid values are ACTIVE_ONLY (1), \
+                 DELETED_ONLY (2) and ALL (3)."
+            ))),
         }
     }
-}
-pub fn runs_search_query(
-    experiment_ids: &[i64],
-    view: ViewType,
-    _filter: &str,
-    _order_by: &[String],
-    limit: i64,
-    offset: i64,
-) -> Result<SqlQuery> {
-    let ids: Vec<String> = experiment_ids.iter().map(|i| i.to_string()).collect();
-    Ok(SqlQuery { sql: format!("SELECT r.run_uuid FROM runs r WHERE r.experiment_id IN ({}) AND {} ORDER BY r.start_time DESC, r.run_uuid LIMIT $1 OFFSET $2", if ids.is_empty() {"NULL".into()} else {ids.join(",")}, view.clause("r.lifecycle_stage")), binds: vec![SqlValue::Int(limit), SqlValue::Int(offset)] })
-}
-pub fn experiments_search_query(
-    workspace: &str,
-    view: ViewType,
-    _filter: &str,
-    _order_by: &[String],
-    limit: i64,
-    offset: i64,
-) -> Result<SqlQuery> {
-    Ok(SqlQuery { sql: format!("SELECT e.experiment_id FROM experiments e WHERE e.workspace = $1 AND {} ORDER BY e.creation_time DESC, e.experiment_id LIMIT $2 OFFSET $3", view.clause("e.lifecycle_stage")), binds: vec![SqlValue::Text(workspace.into()), SqlValue::Int(limit), SqlValue::Int(offset)] })
-}
-pub mod page_token {
-    use crate::error::{MlflowError, Result};
-    use base64::Engine;
-    pub fn encode(offset: i64) -> String {
-        base64::engine::general_purpose::STANDARD.encode(format!("{{\"offset\": {offset}}}"))
-    }
-    pub fn decode(token: Option<&str>) -> Result<i64> {
-        let Some(t) = token.filter(|t| !t.is_empty()) else {
-            return Ok(0);
-        };
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(t)
-            .map_err(|_| MlflowError::invalid_parameter("Invalid page token"))?;
-        let v: serde_json::Value = serde_json::from_slice(&bytes)
-            .map_err(|_| MlflowError::invalid_parameter("Invalid page token"))?;
-        v["offset"]
-            .as_i64()
-            .ok_or_else(|| MlflowError::invalid_parameter("Invalid page token"))
+
+    /// The `lifecycle_stage` values this view selects (LifecycleStage.view_type_to_stages).
+    pub fn lifecycle_stages(self) -> &'static [&'static str] {
+        match self {
+            Self::ActiveOnly => &["active"],
+            Self::DeletedOnly => &["deleted"],
+            Self::All => &["active", "deleted"],
+        }
     }
 }

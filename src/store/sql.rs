@@ -935,7 +935,7 @@ impl TrackingStore for SqlStore {
         self.write_run_tags(&mut tx, &run_id, &tags).await?;
         tx.commit().await?;
 
-        self.load_runs(&[run_id.clone()])
+        self.load_runs(std::slice::from_ref(&run_id))
             .await?
             .pop()
             .ok_or_else(|| run_not_found(&run_id))

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs every test: Rust unit tests, the store suite on SQLite and PostgreSQL,
+# and the end-to-end suite that drives a real ferroflow with the stock
+# `mlflow` client (and `mlflow server` for cross-compatibility).
+#
+# Needs PostgreSQL at FERROFLOW_TEST_PG_URL (default
+# postgresql://postgres@127.0.0.1:5432, trust auth); creates the Python venv
+# in .venv on first use. Extra arguments go to pytest (e.g. -k sqlite).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/setup-python.sh
+
+echo "== cargo test"
+cargo build --locked
+cargo test --locked
+
+echo "== end-to-end (mlflow client)"
+.venv/bin/python -m pytest tests/e2e "$@"
