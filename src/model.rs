@@ -207,9 +207,7 @@ mod tests {
         assert_eq!(json(f64::NAN), "NaN");
         assert_eq!(json(f64::INFINITY), "Infinity");
         assert_eq!(json(1.5), 1.5);
-        assert_eq!(
-            serde_json::to_string(&f64::MAX).unwrap(),
-            "1.7976931348623157e308"
-        );
+        // Clamped infinities stay finite numbers on the wire.
+        assert_eq!(json(f64::MAX), f64::MAX);
     }
 }
