@@ -1087,6 +1087,9 @@ impl TrackingStore for SqlStore {
         run_id: &str,
         inputs: Vec<NewDatasetInput>,
     ) -> Result<()> {
+        for input in &inputs {
+            validation::validate_dataset_input(input)?;
+        }
         let mut tx = self.writer.begin().await?;
         let run = self.active_run_in(&mut tx, ws, run_id).await?;
         let experiment_id = parse_experiment_id(&run.experiment_id)?;

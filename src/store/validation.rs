@@ -3,7 +3,7 @@
 
 use crate::error::{MlflowError, Result};
 use crate::model::{Metric, Tag};
-use crate::store::Batch;
+use crate::store::{Batch, NewDatasetInput};
 
 pub const MAX_KEY_LENGTH: usize = 250;
 pub const MAX_PARAM_VALUE_LENGTH: usize = 6000;
@@ -179,6 +179,34 @@ pub fn normalize_batch(batch: &mut Batch) -> Result<()> {
     }
     for tag in &mut batch.tags {
         normalize_run_tag(tag)?;
+    }
+    Ok(())
+}
+
+/// MLflow's size limits for a logged dataset and its input tags.
+pub fn validate_dataset_input(input: &NewDatasetInput) -> Result<()> {
+    let dataset = &input.dataset;
+    let limits = [
+        ("name", Some(&dataset.name), 500),
+        ("digest", Some(&dataset.digest), 36),
+        ("source", Some(&dataset.source), 65535),
+        ("schema", dataset.schema.as_ref(), 1_048_575),
+        ("profile", dataset.profile.as_ref(), 16_777_215),
+    ];
+    for (field, value, max) in limits {
+        if value.is_some_and(|v| v.chars().count() > max) {
+            return Err(MlflowError::invalid_parameter(format!(
+                "Dataset {field} exceeds the maximum length of {max}"
+            )));
+        }
+    }
+    for tag in &input.tags {
+        if tag.key.chars().count() > 255 || tag.value.chars().count() > 500 {
+            return Err(MlflowError::invalid_parameter(format!(
+                "Input tag '{}' exceeds the maximum length (key 255, value 500)",
+                tag.key.chars().take(32).collect::<String>()
+            )));
+        }
     }
     Ok(())
 }
