@@ -1,7 +1,8 @@
 //! Renderer tests: the produced SQL runs on a small fixture of MLflow's tables
 //! and the returned ids and their order are checked. Every scenario runs on an
-//! in-memory SQLite, and on PostgreSQL when `FERROFLOW_TEST_PG_URL` is set
-//! (those tests are `#[ignore]`d otherwise: `cargo test -- --ignored`).
+//! in-memory SQLite and on PostgreSQL (`FERROFLOW_TEST_PG_URL`, default
+//! `postgresql://postgres@127.0.0.1:5432`), in temporary tables, so tests
+//! share the server without seeing each other.
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
@@ -102,8 +103,9 @@ async fn sqlite() -> Db {
 }
 
 async fn postgres() -> Db {
-    let url = std::env::var("FERROFLOW_TEST_PG_URL")
-        .expect("FERROFLOW_TEST_PG_URL=postgres://... is needed for the PostgreSQL runs");
+    let base = std::env::var("FERROFLOW_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgresql://postgres@127.0.0.1:5432".into());
+    let url = format!("{base}/postgres");
     let pool = PgPoolOptions::new()
         .max_connections(1)
         .connect(&url)
@@ -411,7 +413,7 @@ async fn experiments_filters_order_and_workspace(pool: &Db) {
     assert_eq!(pool.fetch(&page(2).unwrap()).await, ["0", "3"]);
 }
 
-/// Each scenario as a test on SQLite and, ignored unless asked for, on PostgreSQL.
+/// Each scenario as a test on SQLite and on PostgreSQL.
 macro_rules! on_both_backends {
     ($($scenario:ident),* $(,)?) => {
         mod sqlite {
@@ -425,7 +427,6 @@ macro_rules! on_both_backends {
         mod postgres {
             $(
                 #[tokio::test]
-                #[ignore = "needs FERROFLOW_TEST_PG_URL"]
                 async fn $scenario() {
                     super::$scenario(&super::postgres().await).await;
                 }
