@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use sqlx::any::AnyPoolOptions;
 
+use super::sql::Placeholders;
 use super::SqlStore;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
@@ -33,7 +34,12 @@ pub(super) async fn open(uri: &str, default_artifact_root: &str) -> anyhow::Resu
     // The migrator takes an advisory lock, so replicas starting together
     // apply each migration once.
     MIGRATOR.run(&pool).await?;
-    Ok(SqlStore::new(pool.clone(), pool, default_artifact_root))
+    Ok(SqlStore::new(
+        pool.clone(),
+        pool,
+        Placeholders::Numbered,
+        default_artifact_root,
+    ))
 }
 
 #[cfg(test)]

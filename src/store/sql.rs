@@ -46,6 +46,7 @@ pub struct SqlStore {
     writer: AnyPool,
     /// Reads go here; on PostgreSQL it is the same pool as `writer`.
     reader: AnyPool,
+    placeholders: Placeholders,
     /// Root under which experiments get their artifact location, e.g.
     /// `mlflow-artifacts:/`.
     default_artifact_root: String,
@@ -58,32 +59,44 @@ fn now_millis() -> i64 {
         .unwrap_or_default()
 }
 
-/// `$start, $start+1, ...` groups for a multi-row `VALUES` list.
-fn values_placeholders(rows: usize, columns: usize, start: usize) -> String {
-    let mut sql = String::with_capacity(rows * columns * 5);
-    for row in 0..rows {
-        if row > 0 {
-            sql.push(',');
-        }
-        sql.push('(');
-        for col in 0..columns {
-            if col > 0 {
-                sql.push(',');
-            }
-            sql.push('$');
-            sql.push_str(&(start + row * columns + col).to_string());
-        }
-        sql.push(')');
-    }
-    sql
+/// How bind parameters are spelled. Named `$N` parameters work on both
+/// backends, but SQLite resolves each name with a linear scan, which makes a
+/// 6,000-parameter batch insert quadratic; its store therefore writes the
+/// many-parameter statements (bulk `VALUES`, `IN` lists) with anonymous `?`.
+/// One statement uses one style throughout, since sqlx numbers `?` by position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Placeholders {
+    Numbered,
+    Anonymous,
 }
 
-/// `$start, ..., $start+n-1` for an `IN (...)` list.
-fn list_placeholders(n: usize, start: usize) -> String {
-    (start..start + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(",")
+impl Placeholders {
+    /// The `n`-th parameter of a statement (1-based).
+    fn param(self, n: usize) -> String {
+        match self {
+            Self::Numbered => format!("${n}"),
+            Self::Anonymous => "?".into(),
+        }
+    }
+
+    /// `(p, p, ...), (p, ...)` for a multi-row `VALUES`, numbered from `start`.
+    fn values(self, rows: usize, columns: usize, start: usize) -> String {
+        let row = |r: usize| {
+            let cols: Vec<String> = (0..columns)
+                .map(|c| self.param(start + r * columns + c))
+                .collect();
+            format!("({})", cols.join(","))
+        };
+        (0..rows).map(row).collect::<Vec<_>>().join(",")
+    }
+
+    /// `p, p, ...` for an `IN (...)` list of `n`, numbered from `start`.
+    fn list(self, n: usize, start: usize) -> String {
+        (start..start + n)
+            .map(|i| self.param(i))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
 }
 
 fn bind_values<'q>(
@@ -181,10 +194,16 @@ fn metric_from_row(row: &AnyRow, key: Option<&str>) -> Result<Metric> {
 }
 
 impl SqlStore {
-    pub(super) fn new(writer: AnyPool, reader: AnyPool, default_artifact_root: &str) -> Self {
+    pub(super) fn new(
+        writer: AnyPool,
+        reader: AnyPool,
+        placeholders: Placeholders,
+        default_artifact_root: &str,
+    ) -> Self {
         Self {
             writer,
             reader,
+            placeholders,
             default_artifact_root: default_artifact_root.to_string(),
         }
     }
@@ -224,7 +243,7 @@ impl SqlStore {
     async fn experiments_by_ids(&self, ids: &[i64]) -> Result<Vec<Experiment>> {
         let mut experiments = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(IN_LIST_CHUNK) {
-            let list = list_placeholders(chunk.len(), 1);
+            let list = self.placeholders.list(chunk.len(), 1);
             let sql = format!(
                 "SELECT experiment_id, name, artifact_location, lifecycle_stage, creation_time, \
                  last_update_time, workspace FROM experiments WHERE experiment_id IN ({list})"
@@ -319,7 +338,7 @@ impl SqlStore {
     async fn load_runs(&self, run_ids: &[String]) -> Result<Vec<Run>> {
         let mut runs: HashMap<String, Run> = HashMap::with_capacity(run_ids.len());
         for chunk in run_ids.chunks(IN_LIST_CHUNK) {
-            let list = list_placeholders(chunk.len(), 1);
+            let list = self.placeholders.list(chunk.len(), 1);
             let sql = format!("SELECT {RUN_COLUMNS} FROM runs r WHERE r.run_uuid IN ({list})");
             for row in bind_all(&sql, chunk).fetch_all(&self.reader).await? {
                 let info = run_info_from_row(&row)?;
@@ -406,7 +425,7 @@ impl SqlStore {
                     let sql = format!(
                         "SELECT input_uuid, name, value FROM input_tags WHERE input_uuid IN ({}) \
                          ORDER BY name",
-                        list_placeholders(uuid_chunk.len(), 1)
+                        self.placeholders.list(uuid_chunk.len(), 1)
                     );
                     let mut query = sqlx::query(&sql);
                     for uuid in uuid_chunk {
@@ -463,7 +482,7 @@ impl SqlStore {
     ) -> Result<()> {
         let sql = format!(
             "INSERT INTO params (key, value, run_uuid) VALUES {} ON CONFLICT DO NOTHING",
-            values_placeholders(params.len(), 3, 1)
+            self.placeholders.values(params.len(), 3, 1)
         );
         let mut query = sqlx::query(&sql);
         for param in params {
@@ -475,8 +494,9 @@ impl SqlStore {
         query.execute(&mut **tx).await?;
 
         let sql = format!(
-            "SELECT key, value FROM params WHERE run_uuid = $1 AND key IN ({})",
-            list_placeholders(params.len(), 2)
+            "SELECT key, value FROM params WHERE run_uuid = {} AND key IN ({})",
+            self.placeholders.param(1),
+            self.placeholders.list(params.len(), 2)
         );
         let mut query = sqlx::query(&sql).bind(run_id);
         for param in params {
@@ -527,7 +547,7 @@ impl SqlStore {
         let sql = format!(
             "INSERT INTO tags (key, value, run_uuid) VALUES {} \
              ON CONFLICT (key, run_uuid) DO UPDATE SET value = excluded.value",
-            values_placeholders(latest.len(), 3, 1)
+            self.placeholders.values(latest.len(), 3, 1)
         );
         let mut query = sqlx::query(&sql);
         for tag in &latest {
@@ -561,7 +581,7 @@ impl SqlStore {
         let sql = format!(
             "INSERT INTO metrics (key, value, timestamp, step, is_nan, run_uuid) VALUES {} \
              ON CONFLICT DO NOTHING",
-            values_placeholders(metrics.len(), 6, 1)
+            self.placeholders.values(metrics.len(), 6, 1)
         );
         let mut query = sqlx::query(&sql);
         for metric in metrics {
@@ -597,7 +617,7 @@ impl SqlStore {
              timestamp = excluded.timestamp, step = excluded.step, is_nan = excluded.is_nan \
              WHERE (excluded.step, excluded.timestamp, excluded.value) > \
              (latest_metrics.step, latest_metrics.timestamp, latest_metrics.value)",
-            values_placeholders(latest.len(), 6, 1)
+            self.placeholders.values(latest.len(), 6, 1)
         );
         let mut query = sqlx::query(&sql);
         for metric in latest {
@@ -1013,8 +1033,9 @@ impl TrackingStore for SqlStore {
         }
         // Only experiments of this workspace are searched; others match nothing.
         let sql = format!(
-            "SELECT experiment_id FROM experiments WHERE workspace = $1 AND experiment_id IN ({})",
-            list_placeholders(requested.len(), 2)
+            "SELECT experiment_id FROM experiments WHERE workspace = {} AND experiment_id IN ({})",
+            self.placeholders.param(1),
+            self.placeholders.list(requested.len(), 2)
         );
         let mut visible = sqlx::query(&sql).bind(ws.name());
         for id in &requested {
@@ -1286,8 +1307,10 @@ mod tests {
 
     #[test]
     fn placeholders_number_rows_in_order() {
-        assert_eq!(values_placeholders(2, 3, 1), "($1,$2,$3),($4,$5,$6)");
-        assert_eq!(list_placeholders(3, 2), "$2,$3,$4");
+        let numbered = Placeholders::Numbered;
+        assert_eq!(numbered.values(2, 3, 1), "($1,$2,$3),($4,$5,$6)");
+        assert_eq!(numbered.list(3, 2), "$2,$3,$4");
+        assert_eq!(Placeholders::Anonymous.values(2, 2, 1), "(?,?),(?,?)");
     }
 
     #[test]

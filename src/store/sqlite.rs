@@ -6,6 +6,7 @@ use std::time::Duration;
 use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyPool, Executor};
 
+use super::sql::Placeholders;
 use super::SqlStore;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -49,7 +50,12 @@ pub(super) async fn open(uri: &str, default_artifact_root: &str) -> anyhow::Resu
     let writer = pool(&url, 1).await?;
     MIGRATOR.run(&writer).await?;
     let reader = pool(&url, READER_CONNECTIONS).await?;
-    Ok(SqlStore::new(writer, reader, default_artifact_root))
+    Ok(SqlStore::new(
+        writer,
+        reader,
+        Placeholders::Anonymous,
+        default_artifact_root,
+    ))
 }
 
 #[cfg(test)]
