@@ -27,10 +27,14 @@ pub struct RunResponse {
 
 #[derive(Deserialize)]
 pub struct CreateRun {
+    #[serde(alias = "experimentId")]
     experiment_id: Option<String>,
+    #[serde(alias = "userId")]
     user_id: Option<String>,
+    #[serde(alias = "runName")]
     run_name: Option<String>,
     #[serde(default, deserialize_with = "wire::opt_i64")]
+    #[serde(alias = "startTime")]
     start_time: Option<i64>,
     #[serde(default)]
     tags: Vec<KeyValue>,
@@ -54,7 +58,9 @@ pub async fn create(
 
 #[derive(Deserialize)]
 pub struct RunId {
+    #[serde(alias = "runId")]
     run_id: Option<String>,
+    #[serde(alias = "runUuid")]
     run_uuid: Option<String>,
 }
 impl QueryFields for RunId {}
@@ -71,12 +77,16 @@ pub async fn get(
 
 #[derive(Deserialize)]
 pub struct UpdateRun {
+    #[serde(alias = "runId")]
     run_id: Option<String>,
+    #[serde(alias = "runUuid")]
     run_uuid: Option<String>,
     #[serde(default, deserialize_with = "wire::opt_enum")]
     status: Option<String>,
     #[serde(default, deserialize_with = "wire::opt_i64")]
+    #[serde(alias = "endTime")]
     end_time: Option<i64>,
+    #[serde(alias = "runName")]
     run_name: Option<String>,
 }
 
@@ -130,14 +140,19 @@ pub async fn restore(
 #[derive(Deserialize)]
 pub struct SearchRuns {
     #[serde(default)]
+    #[serde(alias = "experimentIds")]
     experiment_ids: Vec<String>,
     filter: Option<String>,
     #[serde(default, deserialize_with = "wire::opt_enum")]
+    #[serde(alias = "runViewType")]
     run_view_type: Option<String>,
     #[serde(default, deserialize_with = "wire::opt_i64")]
+    #[serde(alias = "maxResults")]
     max_results: Option<i64>,
     #[serde(default)]
+    #[serde(alias = "orderBy")]
     order_by: Vec<String>,
+    #[serde(alias = "pageToken")]
     page_token: Option<String>,
 }
 
@@ -201,7 +216,9 @@ impl MetricInput {
 
 #[derive(Deserialize)]
 pub struct LogMetric {
+    #[serde(alias = "runId")]
     run_id: Option<String>,
+    #[serde(alias = "runUuid")]
     run_uuid: Option<String>,
     #[serde(flatten)]
     metric: MetricInput,
@@ -223,7 +240,9 @@ pub async fn log_metric(
 
 #[derive(Deserialize)]
 pub struct LogKeyValue {
+    #[serde(alias = "runId")]
     run_id: Option<String>,
+    #[serde(alias = "runUuid")]
     run_uuid: Option<String>,
     key: Option<String>,
     value: Option<String>,
@@ -280,7 +299,9 @@ pub async fn delete_tag(
 
 #[derive(Deserialize)]
 pub struct LogBatch {
+    #[serde(alias = "runId")]
     run_id: Option<String>,
+    #[serde(alias = "runUuid")]
     run_uuid: Option<String>,
     #[serde(default)]
     metrics: Vec<MetricInput>,
@@ -315,6 +336,7 @@ pub async fn log_batch(
 pub struct DatasetMessage {
     name: Option<String>,
     digest: Option<String>,
+    #[serde(alias = "sourceType")]
     source_type: Option<String>,
     source: Option<String>,
     schema: Option<String>,
@@ -330,7 +352,9 @@ pub struct DatasetInputMessage {
 
 #[derive(Deserialize)]
 pub struct LogInputs {
+    #[serde(alias = "runId")]
     run_id: Option<String>,
+    #[serde(alias = "runUuid")]
     run_uuid: Option<String>,
     #[serde(default)]
     datasets: Vec<DatasetInputMessage>,
@@ -370,8 +394,11 @@ pub async fn log_inputs(
 
 #[derive(Deserialize)]
 pub struct LogModel {
+    #[serde(alias = "runId")]
     run_id: Option<String>,
+    #[serde(alias = "runUuid")]
     run_uuid: Option<String>,
+    #[serde(alias = "modelJson")]
     model_json: Option<String>,
 }
 

@@ -87,26 +87,30 @@ async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes> {
     })
 }
 
-/// Parses a JSON request body: empty means `{}`, a JSON string holding JSON is
-/// decoded once more, and field names are normalised to snake_case.
+/// Parses a JSON request body into its message: empty means `{}`, and a JSON
+/// string holding JSON (double-encoded, which MLflow accepts) is decoded once
+/// more. lowerCamel names are serde aliases on the message fields; spelling
+/// one field both ways is an error, as in protobuf's parser.
 pub fn parse_message<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return from_value(Value::Object(Map::new()));
+    let body = bytes.trim_ascii();
+    match body.first() {
+        None => from_value(Value::Object(Map::new())),
+        Some(b'"') => {
+            let inner: String = serde_json::from_slice(body).map_err(malformed)?;
+            let inner = inner.trim_ascii();
+            if inner.starts_with('"') {
+                return Err(MlflowError::invalid_parameter(
+                    "Malformed JSON request body: expected a JSON object",
+                ));
+            }
+            parse_message(inner.as_bytes())
+        }
+        Some(_) => serde_json::from_slice(body).map_err(malformed),
     }
-    let mut value: Value = serde_json::from_slice(bytes).map_err(|err| {
-        MlflowError::invalid_parameter(format!("Malformed JSON request body: {err}"))
-    })?;
-    if let Value::String(inner) = &value {
-        value = serde_json::from_str(inner).map_err(|err| {
-            MlflowError::invalid_parameter(format!("Malformed JSON request body: {err}"))
-        })?;
-    }
-    if !value.is_object() {
-        return Err(MlflowError::invalid_parameter(
-            "Malformed JSON request body: expected a JSON object",
-        ));
-    }
-    from_value(snake_case_keys(value)?)
+}
+
+fn malformed(err: serde_json::Error) -> MlflowError {
+    MlflowError::invalid_parameter(format!("Malformed JSON request body: {err}"))
 }
 
 fn from_value<T: DeserializeOwned>(value: Value) -> Result<T> {
@@ -114,7 +118,7 @@ fn from_value<T: DeserializeOwned>(value: Value) -> Result<T> {
         .map_err(|err| MlflowError::invalid_parameter(format!("Invalid request: {err}")))
 }
 
-/// `runId` → `run_id`; snake_case names are unchanged.
+/// `runId` → `run_id`, so query keys match the list of repeated fields.
 fn to_snake_case(name: &str) -> String {
     let mut out = String::with_capacity(name.len() + 4);
     for c in name.chars() {
@@ -126,35 +130,6 @@ fn to_snake_case(name: &str) -> String {
         }
     }
     out
-}
-
-/// Rewrites every object key to its proto (snake_case) name. A message that
-/// spells one field both ways is rejected, as protobuf's parser does. The
-/// tracking API carries user keys only as values (`{"key": ..., "value": ...}`),
-/// never as object keys, so this touches field names only.
-fn snake_case_keys(value: Value) -> Result<Value> {
-    Ok(match value {
-        Value::Object(map) => {
-            let mut out = Map::with_capacity(map.len());
-            for (key, value) in map {
-                let name = to_snake_case(&key);
-                if out.contains_key(&name) {
-                    return Err(MlflowError::invalid_parameter(format!(
-                        "Invalid request: field '{name}' is specified more than once"
-                    )));
-                }
-                out.insert(name, snake_case_keys(value)?);
-            }
-            Value::Object(out)
-        }
-        Value::Array(items) => Value::Array(
-            items
-                .into_iter()
-                .map(snake_case_keys)
-                .collect::<Result<_>>()?,
-        ),
-        other => other,
-    })
 }
 
 /// Query pairs as a JSON object of strings; `repeated` fields become lists.
@@ -276,6 +251,7 @@ mod tests {
 
     #[derive(Debug, Deserialize)]
     struct Sample {
+        #[serde(alias = "runId")]
         run_id: Option<String>,
         #[serde(default, deserialize_with = "opt_i64")]
         timestamp: Option<i64>,
@@ -304,7 +280,7 @@ mod tests {
     #[test]
     fn both_spellings_of_a_field_are_rejected() {
         let err = parse_message::<Sample>(br#"{"run_id":"a","runId":"b"}"#).unwrap_err();
-        assert!(err.message.contains("more than once"));
+        assert!(err.message.contains("duplicate field"), "{}", err.message);
     }
 
     #[test]

@@ -79,23 +79,42 @@ impl Placeholders {
         }
     }
 
+    fn push(self, sql: &mut String, n: usize) {
+        match self {
+            Self::Numbered => {
+                sql.push('$');
+                sql.push_str(itoa::Buffer::new().format(n));
+            }
+            Self::Anonymous => sql.push('?'),
+        }
+    }
+
     /// `(p, p, ...), (p, ...)` for a multi-row `VALUES`, numbered from `start`.
     fn values(self, rows: usize, columns: usize, start: usize) -> String {
-        let row = |r: usize| {
-            let cols: Vec<String> = (0..columns)
-                .map(|c| self.param(start + r * columns + c))
-                .collect();
-            format!("({})", cols.join(","))
-        };
-        (0..rows).map(row).collect::<Vec<_>>().join(",")
+        let mut sql = String::with_capacity(rows * (columns * 7 + 3));
+        for row in 0..rows {
+            sql.push_str(if row == 0 { "(" } else { ",(" });
+            for col in 0..columns {
+                if col > 0 {
+                    sql.push(',');
+                }
+                self.push(&mut sql, start + row * columns + col);
+            }
+            sql.push(')');
+        }
+        sql
     }
 
     /// `p, p, ...` for an `IN (...)` list of `n`, numbered from `start`.
     fn list(self, n: usize, start: usize) -> String {
-        (start..start + n)
-            .map(|i| self.param(i))
-            .collect::<Vec<_>>()
-            .join(",")
+        let mut sql = String::with_capacity(n * 7);
+        for i in start..start + n {
+            if i > start {
+                sql.push(',');
+            }
+            self.push(&mut sql, i);
+        }
+        sql
     }
 }
 
