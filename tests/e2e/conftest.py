@@ -1,8 +1,9 @@
 """Shared fixtures for the end-to-end suite driven by the real `mlflow` Python client.
 
 The suite is the contract ferroflow must satisfy. Every assertion is first checked against the
-real `mlflow server` (reference mode), so a failure against ferroflow means "MLflow behaves
-differently here".
+real `mlflow server` (reference mode), so a failure against ferroflow means ferroflow behaves
+differently from MLflow there. The few assertions deliberately stricter than MLflow are marked
+`only_ferroflow`.
 
 Environment:
   FERROFLOW_E2E_SERVER       `ferroflow` (default) or `mlflow` (reference mode: the real server).
@@ -12,6 +13,10 @@ Environment:
                              (default postgresql://postgres@127.0.0.1:5432).
   FERROFLOW_E2E_STARTUP_TIMEOUT  seconds to wait for /health (default 30 for ferroflow,
                              120 for the reference, whose cold start takes ~20 s on 2 cores).
+  FERROFLOW_E2E_CROSS_SELFTEST=1  run test_cross_compat.py in reference mode with mlflow on
+                             both sides (checks that test itself).
+
+Run: .venv/bin/python -m pytest tests/e2e [-k sqlite|postgres]
 """
 
 from __future__ import annotations
@@ -33,10 +38,14 @@ import requests
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SERVER_KIND = os.environ.get("FERROFLOW_E2E_SERVER", "ferroflow").strip().lower()
 if SERVER_KIND not in ("ferroflow", "mlflow"):
-    raise pytest.UsageError(f"FERROFLOW_E2E_SERVER must be 'ferroflow' or 'mlflow', not {SERVER_KIND!r}")
+    raise pytest.UsageError(
+        f"FERROFLOW_E2E_SERVER must be 'ferroflow' or 'mlflow', not {SERVER_KIND!r}"
+    )
 REFERENCE_MODE = SERVER_KIND == "mlflow"
 BACKENDS = ("sqlite", "postgres")
-PG_BASE_URL = os.environ.get("FERROFLOW_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432").rstrip("/")
+PG_BASE_URL = os.environ.get(
+    "FERROFLOW_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432"
+).rstrip("/")
 
 # Client settings, set before any test talks to a server:
 # - no retries: a 5xx must fail the test at once instead of backing off for minutes;
@@ -81,7 +90,7 @@ class Database:
     def __init__(self, backend: str, tmp_dir: Path):
         self.backend = backend
         if backend == "sqlite":
-            path = tmp_dir / "ferroflow.db"
+            path = tmp_dir / "tracking.db"
             self.uri = f"sqlite:///{path}"
             # SQLAlchemy reads the same URI.
             self.mlflow_uri = self.uri
@@ -106,7 +115,13 @@ def _pg_admin(sql: str) -> None:
 
     parts = urlsplit(PG_BASE_URL)
     maintenance_url = urlunsplit(parts._replace(path="/postgres"))
-    conn = psycopg2.connect(maintenance_url, connect_timeout=10)
+    try:
+        conn = psycopg2.connect(maintenance_url, connect_timeout=10)
+    except psycopg2.OperationalError as e:
+        pytest.fail(
+            f"PostgreSQL at {PG_BASE_URL} (FERROFLOW_TEST_PG_URL) is unreachable: {e}",
+            pytrace=False,
+        )
     try:
         conn.autocommit = True  # CREATE/DROP DATABASE cannot run in a transaction
         with conn.cursor() as cur:
@@ -162,7 +177,8 @@ class Server:
 
     def _command(self) -> tuple[list[str], dict[str, str]]:
         env = dict(os.environ)
-        common = ["--host", "127.0.0.1", "--port", str(self.port)]
+        listen = ["--host", "127.0.0.1", "--port", str(self.port)]
+        artifacts = ["--artifacts-destination", str(self.artifacts_dir)]
         if self.kind == "ferroflow":
             binary = _ferroflow_bin()
             if not Path(binary).exists():
@@ -172,15 +188,18 @@ class Server:
                     pytrace=False,
                 )
             env.setdefault("RUST_BACKTRACE", "1")
-            cmd = [binary, "server", *common, "--backend-store-uri", self.database.uri]
-        else:
-            # The background job runner (a huey pool of 10 workers) plays no part in tracking.
-            env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
-            cmd = [_mlflow_bin(), "server", *common, "--backend-store-uri", self.database.mlflow_uri]
-        cmd += ["--artifacts-destination", str(self.artifacts_dir)]
-        if self.kind == "mlflow":
-            cmd += ["--workers", "1"]
-        return cmd, env
+            return [
+                binary,
+                "server",
+                *listen,
+                "--backend-store-uri",
+                self.database.uri,
+                *artifacts,
+            ], env
+        # The background job runner (a huey pool of ~50 threads) plays no part in tracking.
+        env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
+        backend = ["--backend-store-uri", self.database.mlflow_uri]
+        return [_mlflow_bin(), "server", *listen, *backend, *artifacts, "--workers", "1"], env
 
     def start(self) -> "Server":
         self.port = _free_port()
@@ -194,7 +213,11 @@ class Server:
         # A new session makes the server its own process group, so stop() can end the
         # uvicorn/worker children the reference spawns, and nothing else.
         self._proc = subprocess.Popen(
-            cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+            cmd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
             start_new_session=True,
         )
         log.close()
@@ -216,7 +239,9 @@ class Server:
     def _fail_start(self, why: str):
         tail = self.log_tail()
         self.stop()
-        pytest.fail(f"{self.label} server {why}.\n--- log tail ({self.log_path}) ---\n{tail}", pytrace=False)
+        pytest.fail(
+            f"{self.label} server {why}.\n--- log tail ({self.log_path}) ---\n{tail}", pytrace=False
+        )
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None
@@ -224,19 +249,12 @@ class Server:
             _LIVE_SERVERS.remove(self)
         if proc is None:
             return
-        for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 10)):
+        # The whole group goes, so the reference's uvicorn child releases the port and database.
+        for sig, grace in ((signal.SIGTERM, 15), (signal.SIGKILL, 10)):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, sig)
-            try:
-                proc.wait(timeout=wait)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-        # Give workers of the group a moment to release the database before it is reused/dropped.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            for _ in range(50):
-                os.killpg(proc.pid, 0)
-                time.sleep(0.1)
+            if _wait_for_group_exit(proc, grace):
+                return
 
     @property
     def client(self):
@@ -255,6 +273,18 @@ class Server:
 
     def __repr__(self) -> str:
         return f"<Server {self.label} {self.url}>"
+
+
+def _wait_for_group_exit(proc: subprocess.Popen, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        proc.poll()  # reap the group leader so it does not linger as a zombie
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    return False
 
 
 @contextlib.contextmanager
@@ -339,4 +369,6 @@ def pytest_runtest_makereport(item, call):
     report = outcome.get_result()
     if report.failed:
         for srv in _SERVERS_IN_CURRENT_TEST:
-            report.sections.append((f"{srv.label} server log tail ({srv.log_path})", srv.log_tail()))
+            report.sections.append(
+                (f"{srv.label} server log tail ({srv.log_path})", srv.log_tail())
+            )

@@ -53,6 +53,23 @@ def test_experiment_rename_delete_and_restore(client):
     assert client.get_experiment(exp_id).lifecycle_stage == "active"
 
 
+def test_deleting_an_experiment_deletes_its_runs_and_restoring_restores_them(client, experiment_id):
+    run_id = client.create_run(experiment_id).info.run_id
+    client.delete_experiment(experiment_id)
+    assert client.get_run(run_id).info.lifecycle_stage == "deleted"
+    client.restore_experiment(experiment_id)
+    assert client.get_run(run_id).info.lifecycle_stage == "active"
+
+
+def test_experiment_with_an_explicit_artifact_location(client):
+    exp_id = client.create_experiment(
+        unique_name("client-loc"), artifact_location="s3://bucket/some/prefix"
+    )
+    assert client.get_experiment(exp_id).artifact_location == "s3://bucket/some/prefix"
+    run_id = client.create_run(exp_id).info.run_id
+    assert client.get_run(run_id).info.artifact_uri == f"s3://bucket/some/prefix/{run_id}/artifacts"
+
+
 def test_duplicate_experiment_name_is_resource_already_exists(client):
     name = unique_name("client-dup")
     exp_id = client.create_experiment(name)
@@ -168,7 +185,11 @@ def test_search_experiments_view_type(client, three_experiments):
 
 def test_search_experiments_pages_with_max_results_and_page_token(client, three_experiments):
     prefix, ids = three_experiments
-    kwargs = {"filter_string": f"name LIKE '{prefix}-%'", "order_by": ["name ASC"], "max_results": 2}
+    kwargs = {
+        "filter_string": f"name LIKE '{prefix}-%'",
+        "order_by": ["name ASC"],
+        "max_results": 2,
+    }
     first = client.search_experiments(**kwargs)
     assert [e.name for e in first] == sorted(ids)[:2]
     assert first.token
@@ -363,7 +384,9 @@ def test_writes_to_a_deleted_run_are_rejected_and_nothing_is_written(client, exp
         lambda: client.log_metric(run_id, "m", 1.0),
         lambda: client.log_param(run_id, "p", "v"),
         lambda: client.set_tag(run_id, "t", "v"),
-        lambda: client.log_batch(run_id, metrics=[Metric("b", 1.0, 1, 0)], params=[Param("q", "1")]),
+        lambda: client.log_batch(
+            run_id, metrics=[Metric("b", 1.0, 1, 0)], params=[Param("q", "1")]
+        ),
         lambda: client.update_run(run_id, status="FINISHED"),
         lambda: client.set_terminated(run_id),
     ):

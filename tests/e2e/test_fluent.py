@@ -61,7 +61,8 @@ def test_run_logs_params_metrics_tags_and_finishes(fluent):
     assert {"team": "vision", "a": "1", "b": "2"}.items() <= tags.items()
     # The client's own context tags arrive with runs/create.
     assert tags["mlflow.source.type"] == "LOCAL"
-    assert "mlflow.user" in tags and "mlflow.source.name" in tags
+    assert "mlflow.source.name" in tags
+    assert tags["mlflow.user"] == got.info.user_id
 
     history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "loss")
     assert [(m.step, m.value) for m in history] == [(0, 1.5), (1, 0.5)]
@@ -79,10 +80,10 @@ def test_run_without_a_name_gets_a_generated_one(fluent):
 
 def test_exception_inside_start_run_marks_the_run_failed(fluent):
     mlflow.set_experiment(unique_name("fluent-fail"))
-    with pytest.raises(ZeroDivisionError):
+    with pytest.raises(RuntimeError, match="training crashed"):
         with mlflow.start_run() as run:
             mlflow.log_param("p", "before-crash")
-            1 / 0
+            raise RuntimeError("training crashed")
     got = mlflow.get_run(run.info.run_id)
     assert got.info.status == "FAILED"
     assert got.info.end_time is not None
@@ -94,6 +95,19 @@ def test_end_run_with_explicit_status(fluent):
     run = mlflow.start_run()
     mlflow.end_run(status="KILLED")
     assert mlflow.get_run(run.info.run_id).info.status == "KILLED"
+
+
+def test_resuming_a_finished_run_reopens_it(fluent):
+    mlflow.set_experiment(unique_name("fluent-resume"))
+    with mlflow.start_run() as run:
+        mlflow.log_metric("m", 1.0, step=0)
+    with mlflow.start_run(run_id=run.info.run_id) as resumed:
+        assert resumed.info.run_id == run.info.run_id
+        assert mlflow.get_run(run.info.run_id).info.status == "RUNNING"
+        mlflow.log_metric("m", 2.0, step=1)
+    got = mlflow.get_run(run.info.run_id)
+    assert got.info.status == "FINISHED"
+    assert got.data.metrics == {"m": 2.0}
 
 
 def test_runs_without_an_experiment_land_in_default_experiment_0(fluent):

@@ -39,7 +39,9 @@ class Rest:
         return resp.json()
 
     def new_experiment(self):
-        return self.ok(self.post("experiments/create", {"name": unique_name("rest")}))["experiment_id"]
+        return self.ok(self.post("experiments/create", {"name": unique_name("rest")}))[
+            "experiment_id"
+        ]
 
     def new_run(self, experiment_id=None):
         experiment_id = experiment_id or self.new_experiment()
@@ -66,7 +68,9 @@ def rest(server):
 
 def assert_mlflow_error(resp, status, error_code):
     """An MLflow error envelope: JSON {"error_code": ..., "message": ...} with the HTTP status."""
-    assert resp.status_code == status, f"expected {status} {error_code}, got {resp.status_code}: {resp.text[:500]}"
+    assert resp.status_code == status, (
+        f"expected {status} {error_code}, got {resp.status_code}: {resp.text[:500]}"
+    )
     assert resp.headers["Content-Type"].startswith("application/json"), resp.text[:300]
     body = resp.json()
     assert body["error_code"] == error_code, body
@@ -108,7 +112,9 @@ def test_api_and_ajax_api_prefixes_reach_the_same_endpoints(rest):
         "experiment_id"
     ]
     run_id = rest.ok(rest.post("runs/create", {"experiment_id": exp_id}))["run"]["info"]["run_id"]
-    rest.ok(rest.post("runs/set-tag", {"run_id": run_id, "key": "via", "value": "ajax"}, prefix=ajax))
+    rest.ok(
+        rest.post("runs/set-tag", {"run_id": run_id, "key": "via", "value": "ajax"}, prefix=ajax)
+    )
     via_api = rest.ok(rest.get("runs/get", {"run_id": run_id}))
     via_ajax = rest.ok(rest.get("runs/get", {"run_id": run_id}, prefix=ajax))
     assert via_api == via_ajax
@@ -132,11 +138,17 @@ def test_unknown_route_is_404_json_endpoint_not_found(server):
 
 def test_run_json_shape(rest):
     exp_id = rest.new_experiment()
-    created = rest.ok(rest.post("runs/create", {"experiment_id": exp_id, "start_time": 1_234}))["run"]
+    created = rest.ok(rest.post("runs/create", {"experiment_id": exp_id, "start_time": 1_234}))[
+        "run"
+    ]
     assert created["info"]["status"] == "RUNNING"  # status is always present
     run_id = created["info"]["run_id"]
     rest.ok(rest.post("runs/log-parameter", {"run_id": run_id, "key": "n", "value": "5"}))
-    rest.ok(rest.post("runs/log-metric", {"run_id": run_id, "key": "m", "value": 2, "timestamp": 9, "step": 0}))
+    rest.ok(
+        rest.post(
+            "runs/log-metric", {"run_id": run_id, "key": "m", "value": 2, "timestamp": 9, "step": 0}
+        )
+    )
 
     info = rest.run(run_id)["info"]
     assert info["run_id"] == run_id and isinstance(run_id, str)
@@ -154,16 +166,18 @@ def test_run_json_shape(rest):
     assert data["metrics"] == [{"key": "m", "value": 2.0, "timestamp": 9, "step": 0}]
     assert {"key": "mlflow.runName", "value": info["run_name"]} in data["tags"]
 
-    finished = rest.ok(rest.post("runs/update", {"run_id": run_id, "status": "FINISHED", "end_time": 2_000}))
+    finished = rest.ok(
+        rest.post("runs/update", {"run_id": run_id, "status": "FINISHED", "end_time": 2_000})
+    )
     assert finished["run_info"]["status"] == "FINISHED"
     assert finished["run_info"]["end_time"] == 2_000
 
 
 def test_experiment_json_shape(rest):
     name = unique_name("shape")
-    exp_id = rest.ok(rest.post("experiments/create", {"name": name, "tags": [{"key": "a", "value": "b"}]}))[
-        "experiment_id"
-    ]
+    exp_id = rest.ok(
+        rest.post("experiments/create", {"name": name, "tags": [{"key": "a", "value": "b"}]})
+    )["experiment_id"]
     assert isinstance(exp_id, str) and exp_id.isdigit()
     exp = rest.ok(rest.get("experiments/get", {"experiment_id": exp_id}))["experiment"]
     assert exp["experiment_id"] == exp_id
@@ -179,7 +193,10 @@ def test_experiment_json_shape(rest):
 def test_empty_results_are_empty_objects(rest):
     exp_id = rest.new_experiment()
     run_id = rest.new_run(exp_id)
-    assert rest.ok(rest.post("runs/search", {"experiment_ids": [exp_id], "filter": "params.x = 'y'"})) == {}
+    assert (
+        rest.ok(rest.post("runs/search", {"experiment_ids": [exp_id], "filter": "params.x = 'y'"}))
+        == {}
+    )
     assert rest.ok(rest.post("runs/search", {"experiment_ids": ["987654321"]})) == {}
     none = {"max_results": 10, "filter": f"name = '{unique_name('none')}'"}
     assert rest.ok(rest.post("experiments/search", none)) == {}
@@ -195,7 +212,9 @@ def test_empty_results_are_empty_objects(rest):
 def test_already_exists_is_http_400(rest):
     name = unique_name("dup")
     rest.ok(rest.post("experiments/create", {"name": name}))
-    assert_mlflow_error(rest.post("experiments/create", {"name": name}), 400, "RESOURCE_ALREADY_EXISTS")
+    assert_mlflow_error(
+        rest.post("experiments/create", {"name": name}), 400, "RESOURCE_ALREADY_EXISTS"
+    )
 
 
 def test_get_by_name_of_an_unknown_experiment_is_404(rest):
@@ -211,18 +230,27 @@ def test_lower_camel_case_field_names_are_accepted(rest):
     created = rest.ok(
         rest.post("runs/create", {"experimentId": exp_id, "startTime": "4321", "runName": "camel"})
     )["run"]["info"]
-    assert (created["experiment_id"], created["start_time"], created["run_name"]) == (exp_id, 4321, "camel")
+    assert (created["experiment_id"], created["start_time"], created["run_name"]) == (
+        exp_id,
+        4321,
+        "camel",
+    )
     updated = rest.ok(rest.post("runs/update", {"run_id": created["run_id"], "endTime": 9999}))
     assert updated["run_info"]["end_time"] == 9999
     found = rest.ok(
-        rest.post("experiments/search", {"maxResults": 5, "viewType": "ALL", "filter": f"experiment_id = '{exp_id}'"})
+        rest.post(
+            "experiments/search",
+            {"maxResults": 5, "viewType": "ALL", "filter": f"experiment_id = '{exp_id}'"},
+        )
     )
     assert [e["experiment_id"] for e in found["experiments"]] == [exp_id]
 
 
-def test_run_id_spelled_only_in_lower_camel_case(rest):
+def test_run_id_only_in_lower_camel_case_is_accepted_or_cleanly_rejected(rest):
     run_id = rest.new_run()
-    resp = rest.post("runs/log-metric", {"runId": run_id, "key": "camel", "value": 1, "timestamp": 1})
+    resp = rest.post(
+        "runs/log-metric", {"runId": run_id, "key": "camel", "value": 1, "timestamp": 1}
+    )
     # MLflow parses `runId` but checks required fields by their snake_case name, so it answers
     # 400 "Missing value for required parameter 'run_id'". Accepting the alias is just as good.
     if resp.status_code == 200:
@@ -230,6 +258,20 @@ def test_run_id_spelled_only_in_lower_camel_case(rest):
     else:
         assert_mlflow_error(resp, 400, "INVALID_PARAMETER_VALUE")
         assert rest.data(run_id)["metrics"] == {}
+
+
+def test_run_name_conflicting_with_its_tag_is_rejected(rest):
+    exp_id = rest.new_experiment()
+    body = {
+        "experiment_id": exp_id,
+        "run_name": "a",
+        "tags": [{"key": "mlflow.runName", "value": "b"}],
+    }
+    assert_mlflow_error(rest.post("runs/create", body), 400, "INVALID_PARAMETER_VALUE")
+    assert (
+        rest.ok(rest.post("runs/search", {"experiment_ids": [exp_id], "run_view_type": "ALL"}))
+        == {}
+    )
 
 
 def test_a_field_spelled_both_ways_is_rejected(rest):
@@ -241,10 +283,18 @@ def test_a_field_spelled_both_ways_is_rejected(rest):
 
 def test_int64_as_numeric_strings_and_special_double_strings(rest):
     run_id = rest.new_run()
-    for key, value in (("plain", "2.5"), ("nan", "NaN"), ("inf", "Infinity"), ("ninf", "-Infinity")):
+    for key, value in (
+        ("plain", "2.5"),
+        ("nan", "NaN"),
+        ("inf", "Infinity"),
+        ("ninf", "-Infinity"),
+    ):
         body = {"run_id": run_id, "key": key, "value": value, "timestamp": "7", "step": "3"}
         rest.ok(rest.post("runs/log-metric", body))
-    batch = {"run_id": run_id, "metrics": [{"key": "batched", "value": "NaN", "timestamp": "8", "step": "-2"}]}
+    batch = {
+        "run_id": run_id,
+        "metrics": [{"key": "batched", "value": "NaN", "timestamp": "8", "step": "-2"}],
+    }
     rest.ok(rest.post("runs/log-batch", batch))
 
     metrics = {m["key"]: m for m in rest.run(run_id)["data"]["metrics"]}
@@ -260,14 +310,19 @@ def test_int64_as_numeric_strings_and_special_double_strings(rest):
 def test_content_type_with_charset_is_accepted(rest):
     run_id = rest.new_run()
     body = json.dumps({"run_id": run_id, "key": "p", "value": "v"})
-    resp = rest.post("runs/log-parameter", data=body, headers={"Content-Type": "application/json; charset=utf-8"})
+    resp = rest.post(
+        "runs/log-parameter", data=body, headers={"Content-Type": "application/json; charset=utf-8"}
+    )
     rest.ok(resp)
     assert rest.data(run_id)["params"] == {"p": "v"}
 
 
 def test_get_reads_repeated_query_keys_and_ignores_unknown_ones(rest):
     prefix = unique_name("get-query")
-    ids = [rest.ok(rest.post("experiments/create", {"name": f"{prefix}-{s}"}))["experiment_id"] for s in "ab"]
+    ids = [
+        rest.ok(rest.post("experiments/create", {"name": f"{prefix}-{s}"}))["experiment_id"]
+        for s in "ab"
+    ]
     params = [
         ("max_results", "10"),
         ("filter", f"name LIKE '{prefix}-%'"),
@@ -304,7 +359,9 @@ def test_malformed_json_is_rejected_and_writes_nothing(rest):
     run_id = rest.new_run()
     before = rest.data(run_id)
     broken = '{"run_id": "%s", "key": "p", "value": "v"' % run_id  # no closing brace
-    resp = rest.post("runs/log-parameter", data=broken, headers={"Content-Type": "application/json"})
+    resp = rest.post(
+        "runs/log-parameter", data=broken, headers={"Content-Type": "application/json"}
+    )
     # MLflow reads an unparsable body as {} and reports the missing run_id.
     assert_mlflow_error(resp, 400, "INVALID_PARAMETER_VALUE")
     assert rest.data(run_id) == before
@@ -322,13 +379,23 @@ def test_malformed_json_is_rejected_and_writes_nothing(rest):
         ("runs/log-batch", {"metrics": "not-a-list"}),
         ("runs/update", {"end_time": "later"}),
     ],
-    ids=["metric-value-str", "timestamp-str", "step-str", "param-value-int", "param-key-int",
-         "tag-value-object", "batch-metrics-str", "end-time-str"],
+    ids=[
+        "metric-value-str",
+        "timestamp-str",
+        "step-str",
+        "param-value-int",
+        "param-key-int",
+        "tag-value-object",
+        "batch-metrics-str",
+        "end-time-str",
+    ],
 )
 def test_wrong_types_are_rejected_and_write_nothing(rest, endpoint, body):
     run_id = rest.new_run()
     before = rest.run(run_id)
-    assert_mlflow_error(rest.post(endpoint, {"run_id": run_id, **body}), 400, "INVALID_PARAMETER_VALUE")
+    assert_mlflow_error(
+        rest.post(endpoint, {"run_id": run_id, **body}), 400, "INVALID_PARAMETER_VALUE"
+    )
     assert rest.run(run_id) == before
 
 
@@ -343,7 +410,9 @@ def test_wrong_types_inside_log_batch_entries_are_rejected(rest):
         {"metrics": [{"key": "b", "value": 1, "timestamp": "zz"}]},
         {"params": [{"key": "c", "value": 7}]},
     ):
-        assert_mlflow_error(rest.post("runs/log-batch", {"run_id": run_id, **body}), 400, "INVALID_PARAMETER_VALUE")
+        assert_mlflow_error(
+            rest.post("runs/log-batch", {"run_id": run_id, **body}), 400, "INVALID_PARAMETER_VALUE"
+        )
     # MLflow answers a list-valued metric with a 500 HTML page.
     body = {"run_id": run_id, "key": "m", "value": [1], "timestamp": 1}
     assert_mlflow_error(rest.post("runs/log-metric", body), 400, "INVALID_PARAMETER_VALUE")
@@ -377,13 +446,19 @@ def test_unknown_ids(rest):
         ("experiments/delete", {"experiment_id": "987654321"}),
     ):
         assert_mlflow_error(rest.post(endpoint, body), 404, "RESOURCE_DOES_NOT_EXIST")
-    assert_mlflow_error(rest.get("runs/get", {"run_id": UNKNOWN_RUN_ID}), 404, "RESOURCE_DOES_NOT_EXIST")
-    assert_mlflow_error(rest.get("runs/get", {"run_id": "../../etc/passwd"}), 404, "RESOURCE_DOES_NOT_EXIST")
+    assert_mlflow_error(
+        rest.get("runs/get", {"run_id": UNKNOWN_RUN_ID}), 404, "RESOURCE_DOES_NOT_EXIST"
+    )
+    assert_mlflow_error(
+        rest.get("runs/get", {"run_id": "../../etc/passwd"}), 404, "RESOURCE_DOES_NOT_EXIST"
+    )
     assert_mlflow_error(
         rest.get("experiments/get", {"experiment_id": "987654321"}), 404, "RESOURCE_DOES_NOT_EXIST"
     )
     # A non-integer experiment id is malformed rather than unknown.
-    assert_mlflow_error(rest.get("experiments/get", {"experiment_id": "abc"}), 400, "INVALID_PARAMETER_VALUE")
+    assert_mlflow_error(
+        rest.get("experiments/get", {"experiment_id": "abc"}), 400, "INVALID_PARAMETER_VALUE"
+    )
     assert rest.ok(rest.post("runs/search", {"experiment_ids": [exp_id]})) == {}
 
 
@@ -403,7 +478,9 @@ def test_unknown_ids(rest):
 def test_over_limit_log_batch_is_rejected_and_writes_nothing(rest, batch):
     run_id = rest.new_run()
     before = rest.data(run_id)
-    assert_mlflow_error(rest.post("runs/log-batch", {"run_id": run_id, **batch}), 400, "INVALID_PARAMETER_VALUE")
+    assert_mlflow_error(
+        rest.post("runs/log-batch", {"run_id": run_id, **batch}), 400, "INVALID_PARAMETER_VALUE"
+    )
     assert rest.data(run_id) == before
 
 
@@ -413,25 +490,42 @@ def test_over_limit_log_batch_is_rejected_and_writes_nothing(rest, batch):
         ("runs/log-parameter", {"key": LONG_KEY, "value": "v"}),
         ("runs/log-metric", {"key": LONG_KEY, "value": 1, "timestamp": 1}),
         ("runs/set-tag", {"key": LONG_KEY, "value": "v"}),
-        ("runs/log-batch", {"params": [{"key": "ok", "value": "v"}, {"key": LONG_KEY, "value": "v"}]}),
-        ("runs/log-batch", {"params": [{"key": "ok", "value": "v"}],
-                            "metrics": [{"key": LONG_KEY, "value": 1, "timestamp": 1}]}),
-        ("runs/log-batch", {"tags": [{"key": "ok", "value": "v"}, {"key": LONG_KEY, "value": "v"}]}),
+        (
+            "runs/log-batch",
+            {"params": [{"key": "ok", "value": "v"}, {"key": LONG_KEY, "value": "v"}]},
+        ),
+        (
+            "runs/log-batch",
+            {
+                "params": [{"key": "ok", "value": "v"}],
+                "metrics": [{"key": LONG_KEY, "value": 1, "timestamp": 1}],
+            },
+        ),
+        (
+            "runs/log-batch",
+            {"tags": [{"key": "ok", "value": "v"}, {"key": LONG_KEY, "value": "v"}]},
+        ),
     ],
     ids=["param", "metric", "tag", "batch-param", "batch-metric", "batch-tag"],
 )
 def test_10000_character_keys_are_rejected_and_write_nothing(rest, endpoint, body):
     run_id = rest.new_run()
     before = rest.data(run_id)
-    assert_mlflow_error(rest.post(endpoint, {"run_id": run_id, **body}), 400, "INVALID_PARAMETER_VALUE")
+    assert_mlflow_error(
+        rest.post(endpoint, {"run_id": run_id, **body}), 400, "INVALID_PARAMETER_VALUE"
+    )
     assert rest.data(run_id) == before
 
 
 def test_10000_character_experiment_name_and_tag_key_are_rejected(rest):
-    assert_mlflow_error(rest.post("experiments/create", {"name": "n" * 10_000}), 400, "INVALID_PARAMETER_VALUE")
+    assert_mlflow_error(
+        rest.post("experiments/create", {"name": "n" * 10_000}), 400, "INVALID_PARAMETER_VALUE"
+    )
     exp_id = rest.new_experiment()
     body = {"experiment_id": exp_id, "key": LONG_KEY, "value": "v"}
-    assert_mlflow_error(rest.post("experiments/set-experiment-tag", body), 400, "INVALID_PARAMETER_VALUE")
+    assert_mlflow_error(
+        rest.post("experiments/set-experiment-tag", body), 400, "INVALID_PARAMETER_VALUE"
+    )
     exp = rest.ok(rest.get("experiments/get", {"experiment_id": exp_id}))["experiment"]
     assert "tags" not in exp or exp["tags"] == []
 
@@ -457,9 +551,14 @@ def test_long_param_and_tag_values_are_truncated(rest):
 def test_duplicate_param_keys_in_one_batch_are_rejected_and_write_nothing(rest):
     run_id = rest.new_run()
     before = rest.data(run_id)
-    batch = {"run_id": run_id, "params": [
-        {"key": "other", "value": "1"}, {"key": "dup", "value": "v"}, {"key": "dup", "value": "v"},
-    ]}
+    batch = {
+        "run_id": run_id,
+        "params": [
+            {"key": "other", "value": "1"},
+            {"key": "dup", "value": "v"},
+            {"key": "dup", "value": "v"},
+        ],
+    }
     assert_mlflow_error(rest.post("runs/log-batch", batch), 400, "INVALID_PARAMETER_VALUE")
     assert rest.data(run_id) == before
 
@@ -475,7 +574,12 @@ def test_resent_writes_are_idempotent(rest):
     }
     for _ in range(2):
         rest.ok(rest.post("runs/log-batch", batch))
-        rest.ok(rest.post("runs/log-metric", {"run_id": run_id, "key": "m", "value": 1.5, "timestamp": 5, "step": 1}))
+        rest.ok(
+            rest.post(
+                "runs/log-metric",
+                {"run_id": run_id, "key": "m", "value": 1.5, "timestamp": 5, "step": 1},
+            )
+        )
     history = rest.ok(rest.get("metrics/get-history", {"run_id": run_id, "metric_key": "m"}))
     assert history == {"metrics": [{"key": "m", "value": 1.5, "timestamp": 5, "step": 1}]}
     data = rest.data(run_id)
@@ -496,7 +600,9 @@ def test_writes_to_a_deleted_run_are_rejected_and_write_nothing(rest):
         ("runs/log-batch", {"metrics": [{"key": "m", "value": 1, "timestamp": 1}]}),
         ("runs/update", {"status": "FINISHED", "end_time": 5}),
     ):
-        assert_mlflow_error(rest.post(endpoint, {"run_id": run_id, **body}), 400, "INVALID_PARAMETER_VALUE")
+        assert_mlflow_error(
+            rest.post(endpoint, {"run_id": run_id, **body}), 400, "INVALID_PARAMETER_VALUE"
+        )
     assert rest.run(run_id) == before
 
 
@@ -525,7 +631,9 @@ def test_out_of_range_max_results_is_rejected(rest, max_results):
     runs = {"experiment_ids": [exp_id], "max_results": max_results}
     assert_mlflow_error(rest.post("runs/search", runs), 400, "INVALID_PARAMETER_VALUE")
     experiments = {"max_results": max_results}
-    assert_mlflow_error(rest.post("experiments/search", experiments), 400, "INVALID_PARAMETER_VALUE")
+    assert_mlflow_error(
+        rest.post("experiments/search", experiments), 400, "INVALID_PARAMETER_VALUE"
+    )
 
 
 def test_max_results_at_the_limit_is_accepted(rest):
@@ -550,7 +658,11 @@ def test_garbage_page_token_is_rejected(rest):
 
 def test_bad_search_filter_is_rejected(rest):
     exp_id = rest.new_experiment()
-    for flt in ("metrics.acc > 'abc'", "params.p = 'a' OR params.p = 'b'", "tags.t = 'x'; DROP TABLE runs"):
+    for flt in (
+        "metrics.acc > 'abc'",
+        "params.p = 'a' OR params.p = 'b'",
+        "tags.t = 'x'; DROP TABLE runs",
+    ):
         body = {"experiment_ids": [exp_id], "filter": flt}
         assert_mlflow_error(rest.post("runs/search", body), 400, "INVALID_PARAMETER_VALUE")
     rest.ok(rest.post("runs/search", {"experiment_ids": [exp_id]}))  # the store is intact

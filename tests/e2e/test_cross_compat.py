@@ -1,0 +1,212 @@
+"""ferroflow and `mlflow server` on one database: what one writes, the other reads back equal.
+
+Users migrate both ways (an existing MLflow database under ferroflow, and back out), so the
+schema and the meaning of every row must be MLflow's. Each test writes through one server,
+stops it, starts the other on the same database and artifact directory, compares everything
+through the client, then checks that the second server can keep writing.
+
+The "mlflow" side is always the real `mlflow server`. In reference mode there is nothing to
+compare, so the module is skipped, unless FERROFLOW_E2E_CROSS_SELFTEST=1, which runs the
+reference on both sides to check this test itself.
+"""
+
+import math
+import os
+
+import mlflow
+import pandas as pd
+import pytest
+from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag, ViewType
+
+from conftest import BACKENDS, REFERENCE_MODE, Database, running_server, unique_name
+
+SELFTEST = os.environ.get("FERROFLOW_E2E_CROSS_SELFTEST") == "1"
+
+pytestmark = pytest.mark.skipif(
+    REFERENCE_MODE and not SELFTEST,
+    reason="needs ferroflow on one side (set FERROFLOW_E2E_CROSS_SELFTEST=1 to run mlflow on both)",
+)
+
+
+def _kind(side: str) -> str:
+    return "mlflow" if side == "mlflow" or SELFTEST else "ferroflow"
+
+
+def write_history(client) -> dict:
+    """A bit of everything a tracking database holds; returns what the readers look up."""
+    experiment_name = unique_name("cross")
+    exp_id = client.create_experiment(experiment_name, tags={"team": "ml", "empty": ""})
+    client.set_experiment_tag(exp_id, "stage", "dev")
+
+    parent = client.create_run(exp_id, start_time=1_000, run_name="parent", tags={"kind": "parent"})
+    parent_id = parent.info.run_id
+    client.log_batch(
+        parent_id,
+        metrics=[Metric("loss", 1.0 / (s + 1), 10_000 + s, s) for s in range(300)]
+        + [Metric("acc", 0.5, 20_000, 0), Metric("acc", 0.75, 20_001, 1)]
+        + [Metric("nan", float("nan"), 20_000, 0), Metric("inf", float("inf"), 20_000, 0)],
+        params=[Param("lr", "0.01"), Param("layers", "3"), Param("long", "p" * 500)],
+        tags=[RunTag("note", "hello"), RunTag("empty", "")],
+    )
+    client.log_metric(parent_id, "neg_step", -1.0, timestamp=30_000, step=-5)
+    frame = pd.DataFrame({"x": [1.0, 2.0], "y": ["a", "b"]})
+    dataset = mlflow.data.from_pandas(frame, source="s3://bucket/data.csv", name="cross-ds")
+    client.log_inputs(
+        parent_id,
+        datasets=[
+            DatasetInput(dataset._to_mlflow_entity(), [InputTag("mlflow.data.context", "train")])
+        ],
+    )
+    client.set_terminated(parent_id, status="FINISHED", end_time=50_000)
+
+    child_id = client.create_run(
+        exp_id, start_time=2_000, run_name="child", tags={"mlflow.parentRunId": parent_id}
+    ).info.run_id
+    client.log_metric(child_id, "loss", 0.1, timestamp=40_000, step=0)
+
+    failed_id = client.create_run(exp_id, start_time=3_000, run_name="failed").info.run_id
+    client.set_terminated(failed_id, status="FAILED", end_time=3_500)
+
+    deleted_id = client.create_run(exp_id, start_time=4_000, run_name="deleted").info.run_id
+    client.log_param(deleted_id, "p", "gone")
+    client.delete_run(deleted_id)
+
+    default_run_id = client.create_run("0", start_time=5_000, run_name="in-default").info.run_id
+
+    gone_exp_id = client.create_experiment(unique_name("cross-deleted"))
+    client.create_run(gone_exp_id, start_time=6_000, run_name="in-deleted-exp")
+    client.delete_experiment(gone_exp_id)
+
+    return {
+        "experiment_ids": ["0", exp_id, gone_exp_id],
+        "experiment_id": exp_id,
+        "parent_id": parent_id,
+        "default_run_id": default_run_id,
+    }
+
+
+def _plain(value):
+    """Floats made comparable (NaN != NaN), entities turned into plain data."""
+    if isinstance(value, float) and math.isnan(value):
+        return "NaN"
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def snapshot(client, written) -> dict:
+    """Everything the client can read about the written data, as plain comparable values."""
+    experiments = {}
+    for exp_id in written["experiment_ids"]:
+        e = client.get_experiment(exp_id)
+        experiments[exp_id] = (
+            e.name,
+            e.lifecycle_stage,
+            e.artifact_location,
+            e.tags,
+            e.creation_time,
+            e.last_update_time,
+        )
+    runs = {}
+    for run in client.search_runs(
+        written["experiment_ids"], run_view_type=ViewType.ALL, max_results=1000
+    ):
+        info, data = run.info, run.data
+        if info.experiment_id == "0" and info.run_id != written["default_run_id"]:
+            continue  # other tests may share experiment 0; only our run matters
+        got = client.get_run(info.run_id)
+        assert got.info == info
+        histories = {
+            key: [
+                (m.step, m.timestamp, m.value) for m in client.get_metric_history(info.run_id, key)
+            ]
+            for key in data.metrics
+        }
+        inputs = [
+            (
+                d.dataset.name,
+                d.dataset.digest,
+                d.dataset.source_type,
+                d.dataset.source,
+                d.dataset.schema,
+                d.dataset.profile,
+                [(t.key, t.value) for t in d.tags],
+            )
+            for d in got.inputs.dataset_inputs
+        ]
+        runs[info.run_id] = _plain(
+            {
+                "info": (
+                    info.experiment_id,
+                    info.run_name,
+                    info.user_id,
+                    info.status,
+                    info.start_time,
+                    info.end_time,
+                    info.artifact_uri,
+                    info.lifecycle_stage,
+                ),
+                "metrics": data.metrics,
+                "params": data.params,
+                "tags": data.tags,
+                "histories": histories,
+                "inputs": inputs,
+            }
+        )
+    order = [
+        r.info.run_id
+        for r in client.search_runs([written["experiment_id"]], run_view_type=ViewType.ALL)
+    ]
+    found = client.search_runs(
+        [written["experiment_id"]],
+        "params.lr = '0.01' AND metrics.acc > 0.7 AND tags.note = 'hello'",
+    )
+    return {
+        "experiments": experiments,
+        "runs": runs,
+        "default_order": order,
+        "filtered": [r.info.run_id for r in found],
+    }
+
+
+def keep_writing(client, written) -> None:
+    """The second server extends the first one's data: ids keep counting, histories grow."""
+    parent_id = written["parent_id"]
+    new_exp_id = client.create_experiment(unique_name("cross-after"))
+    assert new_exp_id not in written["experiment_ids"]
+    new_run_id = client.create_run(written["experiment_id"], run_name="after").info.run_id
+    client.log_metric(new_run_id, "loss", 0.5, timestamp=60_000, step=0)
+    client.set_tag(parent_id, "note", "updated")
+    client.log_metric(parent_id, "loss", 0.001, timestamp=70_000, step=300)
+    client.log_param(parent_id, "lr", "0.01")  # same value again: fine
+    assert client.get_run(parent_id).data.tags["note"] == "updated"
+    assert len(client.get_metric_history(parent_id, "loss")) == 301
+    assert client.get_run(parent_id).data.metrics["loss"] == 0.001
+    active = client.search_runs([written["experiment_id"]])
+    assert {"after", "parent", "child", "failed"} == {r.info.run_name for r in active}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize(
+    "writer, reader",
+    [("ferroflow", "mlflow"), ("mlflow", "ferroflow")],
+    ids=["ferroflow-writes-mlflow-reads", "mlflow-writes-ferroflow-reads"],
+)
+def test_one_database_reads_back_equal_through_the_other_server(backend, writer, reader, tmp_path):
+    database = Database(backend, tmp_path)
+    try:
+        with running_server(_kind(writer), database, tmp_path, label=f"writer-{writer}") as first:
+            written = write_history(first.client)
+            expected = snapshot(first.client, written)
+        with running_server(_kind(reader), database, tmp_path, label=f"reader-{reader}") as second:
+            actual = snapshot(second.client, written)
+            assert actual["experiments"] == expected["experiments"]
+            assert actual["runs"].keys() == expected["runs"].keys()
+            for run_id, want in expected["runs"].items():
+                assert actual["runs"][run_id] == want, f"run {run_id} differs"
+            assert actual == expected
+            keep_writing(second.client, written)
+    finally:
+        database.drop()
