@@ -19,7 +19,7 @@ use sqlx::query::Query;
 use sqlx::{Any, AnyPool, Row, Transaction};
 
 use super::names::random_run_name;
-use super::validation::{self, KeyKind, MAX_RESULTS_SEARCH};
+use super::validation::{self, MAX_RESULTS_SEARCH};
 use super::{
     run_not_found, Batch, ExperimentQuery, HistoryInterval, NewDatasetInput, NewRun, RunQuery,
     RunUpdate, TrackingStore,
@@ -284,12 +284,9 @@ impl SqlStore {
             let mut tags: HashMap<String, Vec<Tag>> = HashMap::new();
             for row in query.fetch_all(&self.reader).await? {
                 let id: i64 = row.try_get("experiment_id")?;
-                tags.entry(id.to_string()).or_default().push(Tag {
-                    key: row.try_get("key")?,
-                    value: row
-                        .try_get::<Option<String>, _>("value")?
-                        .unwrap_or_default(),
-                });
+                tags.entry(id.to_string())
+                    .or_default()
+                    .push(tag_from_row(&row, "key")?);
             }
             for experiment in &mut experiments {
                 if let Some(tags) = tags.remove(&experiment.experiment_id) {
@@ -352,15 +349,47 @@ impl SqlStore {
         Ok(run)
     }
 
-    /// Loads whole runs (info, params, tags, latest metrics, inputs) for the
-    /// given ids in bulk, returned in the order of `run_ids`.
-    async fn load_runs(&self, run_ids: &[String]) -> Result<Vec<Run>> {
+    /// Loads whole runs (info, params, tags, latest metrics, inputs) of this
+    /// workspace for the given ids, in the order of `run_ids`; ids that name
+    /// nothing here are left out. The five reads of a chunk run concurrently.
+    async fn load_runs(&self, ws: &Workspace, run_ids: &[String]) -> Result<Vec<Run>> {
         let mut runs: HashMap<String, Run> = HashMap::with_capacity(run_ids.len());
         for chunk in run_ids.chunks(IN_LIST_CHUNK) {
             let list = self.placeholders.list(chunk.len(), 1);
-            let sql = format!("SELECT {RUN_COLUMNS} FROM runs r WHERE r.run_uuid IN ({list})");
-            for row in bind_all(&sql, chunk).fetch_all(&self.reader).await? {
-                let info = run_info_from_row(&row)?;
+            let runs_sql = format!(
+                "SELECT {RUN_COLUMNS} FROM runs r \
+                 JOIN experiments e ON e.experiment_id = r.experiment_id \
+                 WHERE r.run_uuid IN ({list}) AND e.workspace = {}",
+                self.placeholders.param(chunk.len() + 1)
+            );
+            let params_sql = format!(
+                "SELECT run_uuid, key, value FROM params WHERE run_uuid IN ({list}) ORDER BY key"
+            );
+            let tags_sql = format!(
+                "SELECT run_uuid, key, value FROM tags WHERE run_uuid IN ({list}) ORDER BY key"
+            );
+            let metrics_sql = format!(
+                "SELECT run_uuid, key, value, timestamp, step, {IS_NAN} FROM latest_metrics \
+                 WHERE run_uuid IN ({list}) ORDER BY key"
+            );
+            let inputs_sql = format!(
+                "SELECT i.input_uuid, i.destination_id, d.name, d.digest, d.dataset_source_type, \
+                 d.dataset_source, d.dataset_schema, d.dataset_profile \
+                 FROM inputs i JOIN datasets d ON d.dataset_uuid = i.source_id \
+                 WHERE i.source_type = 'DATASET' AND i.destination_type = 'RUN' \
+                 AND i.destination_id IN ({list}) ORDER BY d.name, d.digest"
+            );
+            let (run_rows, param_rows, tag_rows, metric_rows, input_rows) = tokio::try_join!(
+                bind_all(&runs_sql, chunk)
+                    .bind(ws.name())
+                    .fetch_all(&self.reader),
+                bind_all(&params_sql, chunk).fetch_all(&self.reader),
+                bind_all(&tags_sql, chunk).fetch_all(&self.reader),
+                bind_all(&metrics_sql, chunk).fetch_all(&self.reader),
+                bind_all(&inputs_sql, chunk).fetch_all(&self.reader),
+            )?;
+            for row in &run_rows {
+                let info = run_info_from_row(row)?;
                 runs.insert(
                     info.run_id.clone(),
                     Run {
@@ -371,104 +400,74 @@ impl SqlStore {
                     },
                 );
             }
-            let sql = format!(
-                "SELECT run_uuid, key, value FROM params WHERE run_uuid IN ({list}) ORDER BY key"
-            );
-            for row in bind_all(&sql, chunk).fetch_all(&self.reader).await? {
-                let run_id: String = row.try_get("run_uuid")?;
-                if let Some(run) = runs.get_mut(&run_id) {
-                    run.data.params.push(Tag {
-                        key: row.try_get("key")?,
-                        value: row
-                            .try_get::<Option<String>, _>("value")?
-                            .unwrap_or_default(),
-                    });
+            for row in &param_rows {
+                if let Some(run) = runs.get_mut(&row.try_get::<String, _>("run_uuid")?) {
+                    run.data.params.push(tag_from_row(row, "key")?);
                 }
             }
-            let sql = format!(
-                "SELECT run_uuid, key, value FROM tags WHERE run_uuid IN ({list}) ORDER BY key"
-            );
-            for row in bind_all(&sql, chunk).fetch_all(&self.reader).await? {
-                let run_id: String = row.try_get("run_uuid")?;
-                if let Some(run) = runs.get_mut(&run_id) {
-                    run.data.tags.push(Tag {
-                        key: row.try_get("key")?,
-                        value: row
-                            .try_get::<Option<String>, _>("value")?
-                            .unwrap_or_default(),
-                    });
+            for row in &tag_rows {
+                if let Some(run) = runs.get_mut(&row.try_get::<String, _>("run_uuid")?) {
+                    run.data.tags.push(tag_from_row(row, "key")?);
                 }
             }
-            let sql = format!(
-                "SELECT run_uuid, key, value, timestamp, step, {IS_NAN} FROM latest_metrics \
-                 WHERE run_uuid IN ({list}) ORDER BY key"
-            );
-            for row in bind_all(&sql, chunk).fetch_all(&self.reader).await? {
-                let run_id: String = row.try_get("run_uuid")?;
-                if let Some(run) = runs.get_mut(&run_id) {
-                    run.data.metrics.push(metric_from_row(&row, None)?);
+            for row in &metric_rows {
+                if let Some(run) = runs.get_mut(&row.try_get::<String, _>("run_uuid")?) {
+                    run.data.metrics.push(metric_from_row(row, None)?);
                 }
             }
-            let sql = format!(
-                "SELECT i.input_uuid, i.destination_id, d.name, d.digest, d.dataset_source_type, \
-                 d.dataset_source, d.dataset_schema, d.dataset_profile \
-                 FROM inputs i JOIN datasets d ON d.dataset_uuid = i.source_id \
-                 WHERE i.source_type = 'DATASET' AND i.destination_type = 'RUN' \
-                 AND i.destination_id IN ({list}) ORDER BY d.name, d.digest"
+            self.attach_dataset_inputs(&mut runs, &input_rows).await?;
+        }
+        Ok(run_ids.iter().filter_map(|id| runs.remove(id)).collect())
+    }
+
+    /// Adds the dataset inputs in `rows` (and their tags) to their runs.
+    async fn attach_dataset_inputs(
+        &self,
+        runs: &mut HashMap<String, Run>,
+        rows: &[AnyRow],
+    ) -> Result<()> {
+        let mut owner: HashMap<String, (String, usize)> = HashMap::new();
+        for row in rows {
+            let run_id: String = row.try_get("destination_id")?;
+            let Some(run) = runs.get_mut(&run_id) else {
+                continue;
+            };
+            owner.insert(
+                row.try_get("input_uuid")?,
+                (run_id, run.inputs.dataset_inputs.len()),
             );
-            let mut input_owner: HashMap<String, (String, usize)> = HashMap::new();
+            run.inputs.dataset_inputs.push(DatasetInput {
+                tags: Vec::new(),
+                dataset: Dataset {
+                    name: row.try_get("name")?,
+                    digest: row.try_get("digest")?,
+                    source_type: row.try_get("dataset_source_type")?,
+                    source: row.try_get("dataset_source")?,
+                    schema: row.try_get("dataset_schema")?,
+                    profile: row.try_get("dataset_profile")?,
+                },
+            });
+        }
+        let input_uuids: Vec<String> = owner.keys().cloned().collect();
+        for chunk in input_uuids.chunks(IN_LIST_CHUNK) {
+            let sql = format!(
+                "SELECT input_uuid, name, value FROM input_tags WHERE input_uuid IN ({}) ORDER BY name",
+                self.placeholders.list(chunk.len(), 1)
+            );
             for row in bind_all(&sql, chunk).fetch_all(&self.reader).await? {
-                let run_id: String = row.try_get("destination_id")?;
                 let input_uuid: String = row.try_get("input_uuid")?;
-                if let Some(run) = runs.get_mut(&run_id) {
-                    input_owner.insert(
-                        input_uuid,
-                        (run_id.clone(), run.inputs.dataset_inputs.len()),
-                    );
-                    run.inputs.dataset_inputs.push(DatasetInput {
-                        tags: Vec::new(),
-                        dataset: Dataset {
-                            name: row.try_get("name")?,
-                            digest: row.try_get("digest")?,
-                            source_type: row.try_get("dataset_source_type")?,
-                            source: row.try_get("dataset_source")?,
-                            schema: row.try_get("dataset_schema")?,
-                            profile: row.try_get("dataset_profile")?,
-                        },
-                    });
-                }
-            }
-            if !input_owner.is_empty() {
-                let uuids: Vec<&String> = input_owner.keys().collect();
-                for uuid_chunk in uuids.chunks(IN_LIST_CHUNK) {
-                    let sql = format!(
-                        "SELECT input_uuid, name, value FROM input_tags WHERE input_uuid IN ({}) \
-                         ORDER BY name",
-                        self.placeholders.list(uuid_chunk.len(), 1)
-                    );
-                    let mut query = sqlx::query(&sql);
-                    for uuid in uuid_chunk {
-                        query = query.bind(uuid.as_str());
-                    }
-                    for row in query.fetch_all(&self.reader).await? {
-                        let input_uuid: String = row.try_get("input_uuid")?;
-                        let Some((run_id, index)) = input_owner.get(&input_uuid) else {
-                            continue;
-                        };
-                        if let Some(input) = runs
-                            .get_mut(run_id)
-                            .and_then(|run| run.inputs.dataset_inputs.get_mut(*index))
-                        {
-                            input.tags.push(Tag {
-                                key: row.try_get("name")?,
-                                value: row.try_get("value")?,
-                            });
-                        }
-                    }
+                let Some((run_id, index)) = owner.get(&input_uuid) else {
+                    continue;
+                };
+                if let Some(input) = runs
+                    .get_mut(run_id)
+                    .and_then(|run| run.inputs.dataset_inputs.get_mut(*index))
+                {
+                    input.tags.push(tag_from_row(&row, "name")?);
                 }
             }
         }
-        Ok(run_ids.iter().filter_map(|id| runs.remove(id)).collect())
+        Ok(())
     }
 
     /// Writes a validated batch inside `tx`.
@@ -657,6 +656,16 @@ impl SqlStore {
     }
 }
 
+/// A `{key, value}` row; `key_column` names the key (`name` for input tags).
+fn tag_from_row(row: &AnyRow, key_column: &str) -> Result<Tag> {
+    Ok(Tag {
+        key: row.try_get(key_column)?,
+        value: row
+            .try_get::<Option<String>, _>("value")?
+            .unwrap_or_default(),
+    })
+}
+
 fn experiment_from_row(row: &AnyRow) -> Result<Experiment> {
     let id: i64 = row.try_get("experiment_id")?;
     Ok(Experiment {
@@ -752,11 +761,11 @@ impl TrackingStore for SqlStore {
     }
 
     async fn get_experiment(&self, ws: &Workspace, experiment_id: &str) -> Result<Experiment> {
-        let id = self.experiment_row(ws, experiment_id).await?;
-        let id = parse_experiment_id(&id.experiment_id)?;
+        let id = parse_experiment_id(experiment_id)?;
         self.experiments_by_ids(&[id])
             .await?
             .pop()
+            .filter(|experiment| experiment.workspace == ws.name())
             .ok_or_else(|| experiment_not_found(experiment_id))
     }
 
@@ -974,15 +983,14 @@ impl TrackingStore for SqlStore {
         self.write_run_tags(&mut tx, &run_id, &tags).await?;
         tx.commit().await?;
 
-        self.load_runs(std::slice::from_ref(&run_id))
+        self.load_runs(ws, std::slice::from_ref(&run_id))
             .await?
             .pop()
             .ok_or_else(|| run_not_found(&run_id))
     }
 
     async fn get_run(&self, ws: &Workspace, run_id: &str) -> Result<Run> {
-        self.accessible_run(ws, run_id).await?;
-        self.load_runs(&[run_id.to_string()])
+        self.load_runs(ws, &[run_id.to_string()])
             .await?
             .pop()
             .ok_or_else(|| run_not_found(run_id))
@@ -1090,7 +1098,7 @@ impl TrackingStore for SqlStore {
         let next_page_token = next_token(run_ids.len(), query.max_results, offset);
         run_ids.truncate(query.max_results as usize);
         Ok(Page {
-            items: self.load_runs(&run_ids).await?,
+            items: self.load_runs(ws, &run_ids).await?,
             next_page_token,
         })
     }
@@ -1239,7 +1247,6 @@ impl TrackingStore for SqlStore {
         max_results: Option<i64>,
         page_token: Option<&str>,
     ) -> Result<Page<Metric>> {
-        validation::validate_key(KeyKind::Metric, key).ok();
         self.accessible_run(ws, run_id).await?;
         let offset = page_token::decode(page_token)?;
         // `LIMIT -1` means "no limit" to SQLite but is an error on PostgreSQL,
