@@ -983,10 +983,35 @@ impl TrackingStore for SqlStore {
         self.write_run_tags(&mut tx, &run_id, &tags).await?;
         tx.commit().await?;
 
-        self.load_runs(ws, std::slice::from_ref(&run_id))
-            .await?
-            .pop()
-            .ok_or_else(|| run_not_found(&run_id))
+        // A new run has only its tags, so nothing needs reading back. As in
+        // the upsert, the last value of a repeated key wins.
+        let data_tags = tags
+            .into_iter()
+            .map(|tag| (tag.key, tag.value))
+            .collect::<std::collections::BTreeMap<_, _>>()
+            .into_iter()
+            .map(|(key, value)| Tag { key, value })
+            .collect();
+        Ok(Run {
+            info: RunInfo {
+                run_uuid: run_id.clone(),
+                run_id,
+                run_name,
+                experiment_id: experiment.experiment_id,
+                user_id,
+                status: RunStatus::Running,
+                start_time,
+                end_time: None,
+                artifact_uri,
+                lifecycle_stage: ACTIVE.into(),
+            },
+            data: RunData {
+                tags: data_tags,
+                ..RunData::default()
+            },
+            inputs: RunInputs::default(),
+            outputs: RunOutputs::default(),
+        })
     }
 
     async fn get_run(&self, ws: &Workspace, run_id: &str) -> Result<Run> {
