@@ -4,9 +4,8 @@
 //! `postgresql://postgres@127.0.0.1:5432`), in temporary tables, so tests
 //! share the server without seeing each other.
 
-use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
-use sqlx::Row;
+use sqlx::any::AnyPoolOptions;
+use sqlx::{AnyPool, Executor, Row};
 
 use super::*;
 use crate::error::ErrorCode;
@@ -80,86 +79,61 @@ INSERT INTO input_tags VALUES ('i1', 'mlflow.data.context', 'training'),
     ('i2', 'mlflow.data.context', 'eval');
 "#;
 
-/// A fixture database: each test holds one connection, so all its queries
-/// see the same (temporary) tables.
-enum Db {
-    Sqlite(SqlitePool),
-    Postgres(PgPool),
-}
+/// A fixture database through sqlx's Any driver, as the store runs it. Each
+/// test holds one connection, so all its queries see the same (temporary)
+/// tables.
+struct Db(AnyPool);
 
-async fn sqlite() -> Db {
-    let options = "sqlite::memory:"
-        .parse::<SqliteConnectOptions>()
-        .unwrap()
-        .pragma("case_sensitive_like", "ON");
-    let pool = SqlitePoolOptions::new()
+async fn fixture(url: &str, setup: &'static str) -> Db {
+    sqlx::any::install_default_drivers();
+    let pool = AnyPoolOptions::new()
         .max_connections(1)
-        .connect_with(options)
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                conn.execute(setup).await?;
+                Ok(())
+            })
+        })
+        .connect(url)
         .await
         .unwrap();
     sqlx::raw_sql(SCHEMA).execute(&pool).await.unwrap();
     sqlx::raw_sql(FIXTURE).execute(&pool).await.unwrap();
-    Db::Sqlite(pool)
+    Db(pool)
+}
+
+async fn sqlite() -> Db {
+    // The store's SQLite pool sets the same pragma: LIKE matches case.
+    fixture("sqlite::memory:", "PRAGMA case_sensitive_like = ON").await
 }
 
 async fn postgres() -> Db {
     let base = std::env::var("FERROFLOW_TEST_PG_URL")
         .unwrap_or_else(|_| "postgresql://postgres@127.0.0.1:5432".into());
-    let url = format!("{base}/postgres");
-    let pool = PgPoolOptions::new()
-        .max_connections(1)
-        .connect(&url)
-        .await
-        .unwrap();
-    sqlx::raw_sql(SCHEMA).execute(&pool).await.unwrap();
-    sqlx::raw_sql(FIXTURE).execute(&pool).await.unwrap();
-    Db::Postgres(pool)
-}
-
-macro_rules! bind_all {
-    ($query:expr, $binds:expr) => {{
-        let mut query = $query;
-        for bind in $binds {
-            query = match bind {
-                SqlValue::Text(s) => query.bind(s.clone()),
-                SqlValue::Int(i) => query.bind(*i),
-                SqlValue::Float(f) => query.bind(*f),
-            };
-        }
-        query
-    }};
+    fixture(&format!("{base}/postgres"), "SELECT 1").await
 }
 
 impl Db {
     /// The first column of every row, as text.
     async fn fetch(&self, query: &SqlQuery) -> Vec<String> {
-        let fail = |e: sqlx::Error| -> ! { panic!("{e}\n{}", query.sql) };
-        match self {
-            Db::Sqlite(pool) => {
-                let rows = bind_all!(sqlx::query(&query.sql), &query.binds)
-                    .fetch_all(pool)
-                    .await
-                    .unwrap_or_else(|e| fail(e));
-                rows.iter()
-                    .map(|row| match row.try_get::<String, _>(0) {
-                        Ok(s) => s,
-                        Err(_) => row.get::<i64, _>(0).to_string(),
-                    })
-                    .collect()
-            }
-            Db::Postgres(pool) => {
-                let rows = bind_all!(sqlx::query(&query.sql), &query.binds)
-                    .fetch_all(pool)
-                    .await
-                    .unwrap_or_else(|e| fail(e));
-                rows.iter()
-                    .map(|row| match row.try_get::<String, _>(0) {
-                        Ok(s) => s,
-                        Err(_) => row.get::<i32, _>(0).to_string(),
-                    })
-                    .collect()
-            }
+        let mut statement = sqlx::query(&query.sql);
+        for bind in &query.binds {
+            statement = match bind {
+                SqlValue::Text(s) => statement.bind(s.clone()),
+                SqlValue::Int(i) => statement.bind(*i),
+                SqlValue::Float(f) => statement.bind(*f),
+            };
         }
+        let rows = statement
+            .fetch_all(&self.0)
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{}", query.sql));
+        rows.iter()
+            .map(|row| match row.try_get::<String, _>(0) {
+                Ok(s) => s,
+                Err(_) => row.get::<i64, _>(0).to_string(),
+            })
+            .collect()
     }
 }
 
