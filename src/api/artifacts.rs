@@ -317,8 +317,8 @@ fn parse_range(spec: &str, size: u64) -> RangeRequest {
 }
 
 /// MLflow serves text-like artifacts as `text/plain` so the UI can show
-/// them (`mlflow.server.handlers._TEXT_EXTENSIONS`), else guesses from the
-/// extension.
+/// them (`mlflow.utils.mime_type_utils._guess_mime_type`: the extension, or
+/// the whole name when it has none), else guesses from the extension.
 fn content_type(name: &str) -> &'static str {
     const TEXT_EXTENSIONS: &[&str] = &[
         "txt",
@@ -344,8 +344,9 @@ fn content_type(name: &str) -> &'static str {
         "tsv",
         "md",
         "rst",
+        "ipynb",
         "MLmodel",
-        "MLproject",
+        "mlproject",
     ];
     let extension = name.rsplit_once('.').map_or(name, |(_, ext)| ext);
     if TEXT_EXTENSIONS.contains(&extension) || TEXT_EXTENSIONS.contains(&name) {

@@ -222,9 +222,8 @@ impl ArtifactStore {
         Ok(result.into_stream().map_err(std::io::Error::other).boxed())
     }
 
-    /// The immediate children of directory `dir`, by basename, directories
-    /// first then files, each sorted. A file or a missing path lists as
-    /// empty, as in MLflow.
+    /// The immediate children of directory `dir` by basename, sorted. A file
+    /// or a missing path lists as empty, as in MLflow.
     pub async fn list(&self, dir: &ArtifactPath) -> Result<Vec<FileInfo>> {
         self.refuse_symlinks(dir).await?;
         let prefix = location(dir)?;
@@ -236,31 +235,24 @@ impl ArtifactStore {
             Err(_) if self.head(dir).await.is_ok() => return Ok(Vec::new()),
             Err(err) => return Err(store_error(err, dir)),
         };
-        let mut dirs: Vec<FileInfo> = listing
-            .common_prefixes
-            .iter()
-            .filter_map(|p| p.filename())
-            .map(|name| FileInfo {
-                path: name.to_string(),
+        let dirs = listing.common_prefixes.iter().filter_map(|p| {
+            Some(FileInfo {
+                path: p.filename()?.to_string(),
                 is_dir: true,
                 file_size: None,
             })
-            .collect();
-        let mut files: Vec<FileInfo> = listing
-            .objects
-            .iter()
-            .filter_map(|o| {
-                Some(FileInfo {
-                    path: o.location.filename()?.to_string(),
-                    is_dir: false,
-                    file_size: Some(o.size),
-                })
+        });
+        let files = listing.objects.iter().filter_map(|o| {
+            Some(FileInfo {
+                path: o.location.filename()?.to_string(),
+                is_dir: false,
+                file_size: Some(o.size),
             })
-            .collect();
-        dirs.sort_by(|a, b| a.path.cmp(&b.path));
-        files.sort_by(|a, b| a.path.cmp(&b.path));
-        dirs.append(&mut files);
-        Ok(dirs)
+        });
+        let mut entries: Vec<FileInfo> = dirs.chain(files).collect();
+        // MLflow's local repository sorts by path; stores differ otherwise.
+        entries.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(entries)
     }
 
     /// Deletes the file at `path`, or everything under it if it is a
@@ -462,14 +454,14 @@ mod tests {
             listing,
             vec![
                 FileInfo {
-                    path: "d".into(),
-                    is_dir: true,
-                    file_size: None
-                },
-                FileInfo {
                     path: "a.txt".into(),
                     is_dir: false,
                     file_size: Some(6)
+                },
+                FileInfo {
+                    path: "d".into(),
+                    is_dir: true,
+                    file_size: None
                 },
             ]
         );
