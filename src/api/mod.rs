@@ -1,5 +1,6 @@
 //! The HTTP surface: MLflow's REST routes, mounted under `/api/2.0/mlflow`
-//! and `/ajax-api/2.0/mlflow` like MLflow's own server. Handlers parse and
+//! and `/ajax-api/2.0/mlflow` like MLflow's own server, the artifact proxy
+//! under `/api/2.0/mlflow-artifacts` (and `/ajax-api`). Handlers parse and
 //! answer; they hold no SQL and no business rules.
 
 mod artifacts;
@@ -9,8 +10,7 @@ mod runs;
 mod server;
 pub mod wire;
 
-use axum::extract::FromRequestParts;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{Method, StatusCode};
 use axum::middleware::{self, Next};
@@ -98,16 +98,12 @@ fn artifact_routes() -> Router<AppState> {
 /// Every route ferroflow serves, with MLflow's JSON 404 for anything else.
 pub fn routes(state: &AppState) -> Router<AppState> {
     // `--artifacts-only`: tracking answers 503 text, as in MLflow.
-    let tracking = tracking_routes().route_layer(middleware::from_fn_with_state(
-        state.clone(),
-        disable_if_artifacts_only,
-    ));
+    let artifacts_only =
+        || middleware::from_fn_with_state(state.clone(), disable_if_artifacts_only);
+    let tracking = tracking_routes().route_layer(artifacts_only());
     let get_artifact = Router::new()
         .route("/get-artifact", get(artifacts::get_run_artifact))
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            disable_if_artifacts_only,
-        ));
+        .route_layer(artifacts_only());
     Router::new()
         .nest("/api/2.0/mlflow", tracking.clone())
         .nest("/ajax-api/2.0/mlflow", tracking)
