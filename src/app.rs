@@ -9,6 +9,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 
+use crate::artifacts::ArtifactStore;
 use crate::config::Config;
 use crate::store::{self, TrackingStore};
 
@@ -20,11 +21,14 @@ const MAX_REQUEST_BODY: usize = 32 * 1024 * 1024;
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn TrackingStore>,
-    pub serve_artifacts: bool,
+    /// The artifact destination; `None` with `--no-serve-artifacts`.
+    pub artifacts: Option<Arc<ArtifactStore>>,
+    /// `--artifacts-only`: only the artifact proxy is served.
+    pub artifacts_only: bool,
 }
 
 pub fn router(state: AppState) -> Router {
-    crate::api::routes()
+    crate::api::routes(&state)
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BODY))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
@@ -33,9 +37,16 @@ pub fn router(state: AppState) -> Router {
 /// Opens the store named by the config and serves until SIGINT/SIGTERM.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let store = store::open(&config.backend_store_uri, &config.artifact_root()).await?;
+    let artifacts = match config.serve_artifacts || config.artifacts_only {
+        true => Some(Arc::new(ArtifactStore::open(
+            &config.artifacts_destination,
+        )?)),
+        false => None,
+    };
     let state = AppState {
         store: Arc::new(store),
-        serve_artifacts: config.serve_artifacts,
+        artifacts,
+        artifacts_only: config.artifacts_only,
     };
     let listener = TcpListener::bind((config.host.as_str(), config.port)).await?;
     tracing::info!(

@@ -20,6 +20,7 @@ const MLFLOW_ENV: &[&str] = &[
     "MLFLOW_DEFAULT_ARTIFACT_ROOT",
     "MLFLOW_ARTIFACTS_DESTINATION",
     "MLFLOW_SERVE_ARTIFACTS",
+    "MLFLOW_ARTIFACTS_ONLY",
 ];
 
 /// The config keys, also read as `FERROFLOW_<KEY>`; other `FERROFLOW_*`
@@ -31,6 +32,7 @@ const KEYS: &[&str] = &[
     "default_artifact_root",
     "artifacts_destination",
     "serve_artifacts",
+    "artifacts_only",
 ];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -47,6 +49,9 @@ pub struct Config {
     pub artifacts_destination: String,
     /// Serve the artifact proxy (`--serve-artifacts`, on by default).
     pub serve_artifacts: bool,
+    /// Serve only the artifact proxy; tracking routes answer 503
+    /// (`--artifacts-only`).
+    pub artifacts_only: bool,
 }
 
 impl Default for Config {
@@ -58,6 +63,7 @@ impl Default for Config {
             default_artifact_root: None,
             artifacts_destination: "./mlartifacts".into(),
             serve_artifacts: true,
+            artifacts_only: false,
         }
     }
 }
@@ -87,6 +93,9 @@ pub struct ServerArgs {
     /// Do not serve the artifact proxy
     #[arg(long)]
     pub no_serve_artifacts: bool,
+    /// Serve only the artifact proxy; tracking endpoints answer 503
+    #[arg(long)]
+    pub artifacts_only: bool,
     /// TOML config file (also FERROFLOW_CONFIG); see config.example.toml
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -119,6 +128,9 @@ impl ServerArgs {
         }
         if self.no_serve_artifacts {
             set("serve_artifacts", false.into());
+        }
+        if self.artifacts_only {
+            set("artifacts_only", true.into());
         }
         map
     }
@@ -212,6 +224,35 @@ mod tests {
             assert_eq!(config.port, 8000, "flag over env");
             assert!(!config.serve_artifacts);
             assert_eq!(config.default_artifact_root, None);
+            assert!(!config.artifacts_only);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn artifacts_only_from_file_env_and_flag() {
+        Jail::expect_with(|jail| {
+            jail.create_file("ferroflow.toml", "artifacts_only = true")?;
+            let from_file = ServerArgs {
+                config: Some("ferroflow.toml".into()),
+                ..ServerArgs::default()
+            };
+            assert!(Config::load(&from_file).expect("loads").artifacts_only);
+            jail.set_env("MLFLOW_ARTIFACTS_ONLY", "true");
+            assert!(
+                Config::load(&ServerArgs::default())
+                    .expect("loads")
+                    .artifacts_only
+            );
+            jail.set_env("MLFLOW_ARTIFACTS_ONLY", "false");
+            let flag = ServerArgs {
+                artifacts_only: true,
+                ..ServerArgs::default()
+            };
+            assert!(
+                Config::load(&flag).expect("loads").artifacts_only,
+                "flag over env"
+            );
             Ok(())
         });
     }

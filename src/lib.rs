@@ -4,6 +4,8 @@
 pub mod api;
 /// Application state, router, serving and graceful shutdown.
 pub mod app;
+/// Artifact storage behind MLflow's artifact operations; path safety.
+pub mod artifacts;
 /// Typed configuration: defaults < file < environment < flags.
 pub mod config;
 /// MLflow error codes and their HTTP mapping.

@@ -1,17 +1,21 @@
 //! The HTTP surface: MLflow's REST routes, mounted under `/api/2.0/mlflow`
-//! and `/ajax-api/2.0/mlflow` like MLflow's own server. Handlers parse and
+//! and `/ajax-api/2.0/mlflow` like MLflow's own server, the artifact proxy
+//! under `/api/2.0/mlflow-artifacts` (and `/ajax-api`). Handlers parse and
 //! answer; they hold no SQL and no business rules.
 
+mod artifacts;
 mod experiments;
 mod metrics;
 mod runs;
 mod server;
 pub mod wire;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::Method;
-use axum::routing::{get, post};
+use axum::http::{Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
 use axum::Router;
 
 use crate::app::AppState;
@@ -52,6 +56,7 @@ fn tracking_routes() -> Router<AppState> {
         .route("/runs/log-batch", post(runs::log_batch))
         .route("/runs/log-inputs", post(runs::log_inputs))
         .route("/runs/log-model", post(runs::log_model))
+        .route("/artifacts/list", get(artifacts::list_run_artifacts))
         .route("/metrics/get-history", get(metrics::get_history))
         .route(
             "/metrics/get-history-bulk-interval",
@@ -59,18 +64,73 @@ fn tracking_routes() -> Router<AppState> {
         )
 }
 
+/// The artifact proxy, relative to `/api/2.0/mlflow-artifacts`; paths are
+/// relative to `--artifacts-destination`.
+fn artifact_routes() -> Router<AppState> {
+    Router::new()
+        .route("/artifacts", get(artifacts::list))
+        .route(
+            "/artifacts/{*path}",
+            get(artifacts::download)
+                .delete(artifacts::delete)
+                // Uploads are streamed to the store, never held whole: the
+                // JSON body limit does not apply.
+                .merge(put(artifacts::upload).layer(DefaultBodyLimit::disable())),
+        )
+        .route(
+            "/mpu/create/{*path}",
+            post(artifacts::multipart_not_supported),
+        )
+        .route(
+            "/mpu/complete/{*path}",
+            post(artifacts::multipart_not_supported),
+        )
+        .route(
+            "/mpu/abort/{*path}",
+            post(artifacts::multipart_not_supported),
+        )
+        .route(
+            "/presigned/{*path}",
+            get(artifacts::presigned_not_supported),
+        )
+}
+
 /// Every route ferroflow serves, with MLflow's JSON 404 for anything else.
-pub fn routes() -> Router<AppState> {
-    let tracking = tracking_routes();
+pub fn routes(state: &AppState) -> Router<AppState> {
+    // `--artifacts-only`: tracking answers 503 text, as in MLflow.
+    let artifacts_only =
+        || middleware::from_fn_with_state(state.clone(), disable_if_artifacts_only);
+    let tracking = tracking_routes().route_layer(artifacts_only());
+    let get_artifact = Router::new()
+        .route("/get-artifact", get(artifacts::get_run_artifact))
+        .route_layer(artifacts_only());
     Router::new()
         .nest("/api/2.0/mlflow", tracking.clone())
         .nest("/ajax-api/2.0/mlflow", tracking)
+        .nest("/api/2.0/mlflow-artifacts", artifact_routes())
+        .nest("/ajax-api/2.0/mlflow-artifacts", artifact_routes())
+        .merge(get_artifact)
         .route("/health", get(server::health))
         .route("/version", get(server::version))
         .route("/api/3.0/mlflow/server-info", get(server::server_info))
         .route("/ajax-api/3.0/mlflow/server-info", get(server::server_info))
         .fallback(endpoint_not_found)
         .method_not_allowed_fallback(endpoint_not_found)
+}
+
+async fn disable_if_artifacts_only(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if state.artifacts_only {
+        let message = format!(
+            "Endpoint: {} disabled due to the mlflow server running in `--artifacts-only` mode.",
+            req.uri().path()
+        );
+        return (StatusCode::SERVICE_UNAVAILABLE, message).into_response();
+    }
+    next.run(req).await
 }
 
 /// MLflow's own server answers unknown routes with an HTML page; a JSON body

@@ -22,11 +22,15 @@ pub async fn version() -> &'static str {
 /// `GET /api/3.0/mlflow/server-info`, probed by the client before artifact
 /// transfers and workspace use.
 pub async fn server_info(State(state): State<AppState>) -> Json<Value> {
+    // MLflow reports no tracking store in `--artifacts-only` mode.
+    let store_type = (!state.artifacts_only).then_some("SqlStore");
     Json(json!({
-        "store_type": "SqlStore",
+        "store_type": store_type,
         "workspaces_enabled": false,
         "trace_archival_enabled": false,
-        "artifact_serving_enabled": state.serve_artifacts,
+        "artifact_serving_enabled": state.artifacts.is_some(),
+        // No destination offers multipart through the proxy yet; the client
+        // then uploads with one PUT (see api::artifacts).
         "multipart_uploads_enabled": false,
         "multipart_downloads_enabled": false,
         "artifacts_presigned_only": false,

@@ -1,0 +1,432 @@
+//! The artifact proxy (`/api/2.0/mlflow-artifacts/...`), the run artifact
+//! listing (`/api/2.0/mlflow/artifacts/list`) and the UI download route
+//! (`/get-artifact`). HTTP only: storage and path safety are in
+//! `crate::artifacts`.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::wire::{self, Query, QueryFields};
+use crate::app::AppState;
+use crate::artifacts::{from_proxied_uri, ArtifactPath, ArtifactStore, FileInfo};
+use crate::error::{ErrorCode, MlflowError, Result};
+use crate::model::Workspace;
+
+/// The artifact store, or MLflow's plain-text 503 when the server runs with
+/// `--no-serve-artifacts`.
+pub struct Artifacts(Arc<ArtifactStore>);
+
+impl FromRequestParts<AppState> for Artifacts {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        match &state.artifacts {
+            Some(store) => Ok(Self(store.clone())),
+            None => Err((
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "Endpoint: {} disabled due to the mlflow server running with \
+                     `--no-serve-artifacts`. To enable artifacts server functionality, run \
+                     `mlflow server` with `--serve-artifacts`",
+                    parts.uri.path()
+                ),
+            )
+                .into_response()),
+        }
+    }
+}
+
+/// The `<path>` of `/artifacts/<path>`, already percent-decoded once by axum
+/// and validated.
+fn artifact_path(path: std::result::Result<Path<String>, PathRejection>) -> Result<ArtifactPath> {
+    let Path(raw) =
+        path.map_err(|e| MlflowError::invalid_parameter(format!("Invalid path: {e}")))?;
+    ArtifactPath::parse(&raw)
+}
+
+/// `PUT /mlflow-artifacts/artifacts/<path>`: the raw body, any Content-Type,
+/// streamed into the store.
+pub async fn upload(
+    Artifacts(store): Artifacts,
+    path: std::result::Result<Path<String>, PathRejection>,
+    body: Body,
+) -> Result<Json<Value>> {
+    let path = artifact_path(path)?;
+    store.put(&path, body.into_data_stream()).await?;
+    Ok(Json(json!({})))
+}
+
+/// `GET /mlflow-artifacts/artifacts/<path>`.
+pub async fn download(
+    Artifacts(store): Artifacts,
+    path: std::result::Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let path = artifact_path(path)?;
+    serve_file(&store, &path, &headers).await
+}
+
+/// `DELETE /mlflow-artifacts/artifacts/<path>`, recursive.
+pub async fn delete(
+    Artifacts(store): Artifacts,
+    path: std::result::Result<Path<String>, PathRejection>,
+) -> Result<Json<Value>> {
+    let path = artifact_path(path)?;
+    store.delete(&path).await?;
+    Ok(Json(json!({})))
+}
+
+#[derive(Deserialize)]
+pub struct ListArtifacts {
+    path: Option<String>,
+}
+impl QueryFields for ListArtifacts {}
+
+#[derive(Serialize)]
+pub struct ListArtifactsResponse {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    root_uri: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    files: Vec<FileInfo>,
+}
+
+/// `GET /mlflow-artifacts/artifacts?path=<dir>`: basenames; `{}` for a file
+/// or a missing path.
+pub async fn list(
+    Artifacts(store): Artifacts,
+    Query(req): Query<ListArtifacts>,
+) -> Result<Json<ListArtifactsResponse>> {
+    let dir = ArtifactPath::parse(req.path.as_deref().unwrap_or("").trim_end_matches('/'))?;
+    let files = store.list(&dir).await?;
+    Ok(Json(ListArtifactsResponse {
+        root_uri: None,
+        files,
+    }))
+}
+
+/// `POST /mlflow-artifacts/mpu/{create,complete,abort}/<path>`. No
+/// destination offers multipart through the proxy yet; 501 with MLflow's
+/// message makes the client fall back to a plain PUT.
+pub async fn multipart_not_supported(_store: Artifacts) -> MlflowError {
+    MlflowError::new(
+        ErrorCode::NotImplemented,
+        "Multipart upload is not supported for the current artifact repository",
+    )
+}
+
+/// `GET /mlflow-artifacts/presigned/<path>`: 501, so the client falls back
+/// to the proxied GET.
+pub async fn presigned_not_supported(_store: Artifacts) -> MlflowError {
+    MlflowError::new(
+        ErrorCode::NotImplemented,
+        "Presigned URLs are not supported for the current artifact repository",
+    )
+}
+
+#[derive(Deserialize)]
+pub struct RunArtifact {
+    run_id: Option<String>,
+    run_uuid: Option<String>,
+    path: Option<String>,
+}
+impl QueryFields for RunArtifact {}
+
+/// `GET /api/2.0/mlflow/artifacts/list`: run-relative paths and `root_uri`.
+pub async fn list_run_artifacts(
+    State(state): State<AppState>,
+    ws: Workspace,
+    Query(req): Query<RunArtifact>,
+) -> Result<Json<ListArtifactsResponse>> {
+    let (store, root, root_uri) = run_root(&state, &ws, req.run_id, req.run_uuid).await?;
+    let rel = req.path.unwrap_or_default();
+    let rel = ArtifactPath::parse(rel.trim_end_matches('/'))?;
+    let files = store
+        .list(&root.join(&rel))
+        .await?
+        .into_iter()
+        .map(|file| FileInfo {
+            path: match rel.is_root() {
+                true => file.path,
+                false => format!("{}/{}", rel.as_str(), file.path),
+            },
+            ..file
+        })
+        .collect();
+    Ok(Json(ListArtifactsResponse {
+        root_uri: Some(root_uri),
+        files,
+    }))
+}
+
+/// `GET /get-artifact?run_id=&path=`: the UI's download of a run artifact.
+pub async fn get_run_artifact(
+    State(state): State<AppState>,
+    ws: Workspace,
+    headers: HeaderMap,
+    Query(req): Query<RunArtifact>,
+) -> Result<Response> {
+    let (store, root, _) = run_root(&state, &ws, req.run_id, req.run_uuid).await?;
+    let path = ArtifactPath::parse(&wire::required(req.path, "path")?)?;
+    let mut response = serve_file(&store, &root.join(&path), &headers).await?;
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    Ok(response)
+}
+
+/// The store and destination path holding a run's artifacts, and its
+/// `artifact_uri`. Only `mlflow-artifacts:` roots are read: a user-supplied
+/// `file:` or cloud location must not make the server read its own disk or
+/// an arbitrary network address.
+async fn run_root(
+    state: &AppState,
+    ws: &Workspace,
+    run_id: Option<String>,
+    run_uuid: Option<String>,
+) -> Result<(Arc<ArtifactStore>, ArtifactPath, String)> {
+    let run_id = wire::run_id(run_id, run_uuid)?;
+    let run = state.store.get_run(ws, &run_id).await?;
+    let uri = run.info.artifact_uri;
+    let not_served = || {
+        MlflowError::invalid_parameter(format!(
+            "The artifacts of run '{run_id}' are at '{uri}', which this server does not \
+             serve; read them from there directly"
+        ))
+    };
+    let store = state.artifacts.clone().ok_or_else(not_served)?;
+    let root = from_proxied_uri(&uri).ok_or_else(not_served)??;
+    Ok((store, root, uri))
+}
+
+/// Streams a file with MLflow's download headers, honouring a single-range
+/// `Range` header (206, or 416 when unsatisfiable).
+async fn serve_file(
+    store: &ArtifactStore,
+    path: &ArtifactPath,
+    headers: &HeaderMap,
+) -> Result<Response> {
+    let meta = store.head(path).await?;
+    let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+        Some(spec) => match parse_range(spec, meta.size) {
+            RangeRequest::Ignored => None,
+            RangeRequest::Satisfiable(range) => Some(range),
+            RangeRequest::Unsatisfiable => {
+                return Ok((
+                    StatusCode::RANGE_NOT_SATISFIABLE,
+                    [(header::CONTENT_RANGE, format!("bytes */{}", meta.size))],
+                )
+                    .into_response());
+            }
+        },
+        None => None,
+    };
+    let stream = store.get(path, range.clone()).await?;
+    let name = path.file_name().unwrap_or_default();
+    let mut response = Response::new(Body::from_stream(stream));
+    let out = response.headers_mut();
+    out.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type(name)),
+    );
+    if let Ok(value) = HeaderValue::from_str(&content_disposition(name)) {
+        out.insert(header::CONTENT_DISPOSITION, value);
+    }
+    out.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    out.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if let Ok(value) = HeaderValue::from_str(&httpdate::fmt_http_date(meta.last_modified)) {
+        out.insert(header::LAST_MODIFIED, value);
+    }
+    if let Some(etag) = meta.etag.as_deref().and_then(quoted_etag) {
+        out.insert(header::ETAG, etag);
+    }
+    let length = match &range {
+        Some(range) => {
+            *response.status_mut() = StatusCode::PARTIAL_CONTENT;
+            let content_range = format!("bytes {}-{}/{}", range.start, range.end - 1, meta.size);
+            response.headers_mut().insert(
+                header::CONTENT_RANGE,
+                HeaderValue::from_str(&content_range).map_err(MlflowError::internal)?,
+            );
+            range.end - range.start
+        }
+        None => meta.size,
+    };
+    response
+        .headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    Ok(response)
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum RangeRequest {
+    /// Absent, malformed or multi-range: RFC 9110 lets the server send it all.
+    Ignored,
+    Satisfiable(Range<u64>),
+    Unsatisfiable,
+}
+
+/// One `bytes=` range against a file of `size` bytes.
+fn parse_range(spec: &str, size: u64) -> RangeRequest {
+    let Some(set) = spec.trim().strip_prefix("bytes=") else {
+        return RangeRequest::Ignored;
+    };
+    if set.contains(',') {
+        return RangeRequest::Ignored;
+    }
+    let Some((start, end)) = set.trim().split_once('-') else {
+        return RangeRequest::Ignored;
+    };
+    let (start, end) = (start.trim(), end.trim());
+    let parse = |s: &str| s.parse::<u64>().ok();
+    let range = match (start.is_empty(), end.is_empty()) {
+        // `bytes=-N`: the last N bytes.
+        (true, false) => match parse(end) {
+            Some(0) => return RangeRequest::Unsatisfiable,
+            Some(n) => size.saturating_sub(n)..size,
+            None => return RangeRequest::Ignored,
+        },
+        (false, true) => match parse(start) {
+            Some(first) => first..size,
+            None => return RangeRequest::Ignored,
+        },
+        (false, false) => match (parse(start), parse(end)) {
+            (Some(first), Some(last)) if first <= last => first..(last.saturating_add(1)).min(size),
+            _ => return RangeRequest::Ignored,
+        },
+        (true, true) => return RangeRequest::Ignored,
+    };
+    if range.start >= size {
+        RangeRequest::Unsatisfiable
+    } else {
+        RangeRequest::Satisfiable(range)
+    }
+}
+
+/// MLflow serves text-like artifacts as `text/plain` so the UI can show
+/// them (`mlflow.utils.mime_type_utils._guess_mime_type`: the extension, or
+/// the whole name when it has none), else guesses from the extension.
+fn content_type(name: &str) -> &'static str {
+    const TEXT_EXTENSIONS: &[&str] = &[
+        "txt",
+        "log",
+        "err",
+        "cfg",
+        "conf",
+        "cnf",
+        "cf",
+        "ini",
+        "properties",
+        "prop",
+        "hocon",
+        "toml",
+        "yaml",
+        "yml",
+        "xml",
+        "json",
+        "js",
+        "py",
+        "py3",
+        "csv",
+        "tsv",
+        "md",
+        "rst",
+        "ipynb",
+        "MLmodel",
+        "mlproject",
+    ];
+    let extension = name.rsplit_once('.').map_or(name, |(_, ext)| ext);
+    if TEXT_EXTENSIONS.contains(&extension) || TEXT_EXTENSIONS.contains(&name) {
+        return "text/plain";
+    }
+    mime_guess::from_path(name)
+        .first_raw()
+        .unwrap_or("application/octet-stream")
+}
+
+/// `attachment; filename="a.txt"`, with RFC 5987 `filename*` for names a
+/// plain quoted string cannot carry.
+fn content_disposition(name: &str) -> String {
+    if name.chars().all(|c| c.is_ascii_graphic() || c == ' ') && !name.contains(['"', '\\']) {
+        format!("attachment; filename=\"{name}\"")
+    } else {
+        let encoded = utf8_percent_encode(name, NON_ALPHANUMERIC);
+        format!("attachment; filename*=UTF-8''{encoded}")
+    }
+}
+
+/// Stores report ETags bare (local) or quoted (S3); HTTP wants them quoted.
+fn quoted_etag(etag: &str) -> Option<HeaderValue> {
+    if etag.starts_with('"') || etag.starts_with("W/") {
+        HeaderValue::from_str(etag).ok()
+    } else {
+        HeaderValue::from_str(&format!("\"{etag}\"")).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        use RangeRequest::*;
+        let cases = [
+            ("bytes=0-9", 100, Satisfiable(0..10)),
+            ("bytes=90-", 100, Satisfiable(90..100)),
+            ("bytes=-10", 100, Satisfiable(90..100)),
+            ("bytes=-1000", 100, Satisfiable(0..100)),
+            ("bytes=95-200", 100, Satisfiable(95..100)),
+            ("bytes=100-", 100, Unsatisfiable),
+            ("bytes=100-200", 100, Unsatisfiable),
+            ("bytes=-0", 100, Unsatisfiable),
+            ("bytes=0-", 0, Unsatisfiable),
+            ("bytes=9-0", 100, Ignored),
+            ("bytes=0-1,5-6", 100, Ignored),
+            ("items=0-1", 100, Ignored),
+            ("bytes=x-1", 100, Ignored),
+        ];
+        for (spec, size, expected) in cases {
+            assert_eq!(parse_range(spec, size), expected, "{spec} of {size}");
+        }
+    }
+
+    #[test]
+    fn content_types_follow_mlflow() {
+        assert_eq!(content_type("a.txt"), "text/plain");
+        assert_eq!(content_type("conf.yaml"), "text/plain");
+        assert_eq!(content_type("MLmodel"), "text/plain");
+        assert_eq!(content_type("plot.png"), "image/png");
+        assert_eq!(content_type("model.pkl"), "application/octet-stream");
+        assert_eq!(content_type("noext"), "application/octet-stream");
+    }
+
+    #[test]
+    fn content_disposition_quotes_or_encodes() {
+        assert_eq!(
+            content_disposition("a b.txt"),
+            "attachment; filename=\"a b.txt\""
+        );
+        assert_eq!(
+            content_disposition("é.txt"),
+            "attachment; filename*=UTF-8''%C3%A9%2Etxt"
+        );
+        assert_eq!(
+            content_disposition("a\"b"),
+            "attachment; filename*=UTF-8''a%22b"
+        );
+    }
+}

@@ -1,0 +1,214 @@
+//! Artifact path safety: the only way to name an artifact is an
+//! [`ArtifactPath`], which cannot reach outside the artifact root.
+//!
+//! Mirrors `mlflow.server.handlers.validate_path_is_safe` (reject `..`,
+//! absolute paths, Windows drives, after percent-decoding until stable) and is
+//! stricter where MLflow leans on the filesystem: backslashes, NUL and other
+//! control characters, `.` and empty segments are refused too.
+
+use std::borrow::Cow;
+
+use percent_encoding::percent_decode_str;
+
+use crate::error::{MlflowError, Result};
+
+/// A path relative to the artifact root: `/`-separated, non-empty segments,
+/// none of them `.` or `..`. The empty path is the root itself.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ArtifactPath(String);
+
+/// Rounds of percent-decoding before a path that keeps changing is refused;
+/// `%252e%252e` needs two.
+const MAX_DECODE_ROUNDS: usize = 4;
+
+impl ArtifactPath {
+    /// The root of the artifact destination.
+    pub fn root() -> Self {
+        Self::default()
+    }
+
+    /// Validates a path as received (axum has already percent-decoded the URL
+    /// once). The path is checked in that form and in its fully decoded form,
+    /// so `%2e%2e` is refused like `..`; the form received is what is stored,
+    /// as MLflow does, so a file named `a%20b.txt` keeps its name.
+    pub fn parse(raw: &str) -> Result<Self> {
+        let invalid =
+            |why: &str| MlflowError::invalid_parameter(format!("Invalid path {raw:?}: {why}"));
+        let decoded = fully_decode(raw).ok_or_else(|| invalid("bad percent-encoding"))?;
+        for form in [raw, decoded.as_ref()] {
+            check(form).map_err(invalid)?;
+        }
+        Ok(Self(raw.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_root(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn segments(&self) -> impl Iterator<Item = &str> {
+        self.0.split('/').filter(|s| !s.is_empty())
+    }
+
+    /// The last segment, `None` for the root.
+    pub fn file_name(&self) -> Option<&str> {
+        self.segments().last()
+    }
+
+    /// `self/other`; both are already safe, so the result is too.
+    pub fn join(&self, other: &ArtifactPath) -> ArtifactPath {
+        match (self.is_root(), other.is_root()) {
+            (_, true) => self.clone(),
+            (true, false) => other.clone(),
+            (false, false) => Self(format!("{}/{}", self.0, other.0)),
+        }
+    }
+}
+
+/// The destination-relative path an `mlflow-artifacts:` URI names, mapped as
+/// MLflow's server does (any `//netloc` is ignored); `None` for other schemes.
+pub fn from_proxied_uri(uri: &str) -> Option<Result<ArtifactPath>> {
+    let rest = uri.strip_prefix("mlflow-artifacts:")?;
+    let rest = match rest.strip_prefix("//") {
+        Some(netloc_and_path) => netloc_and_path
+            .find('/')
+            .map_or("", |i| &netloc_and_path[i..]),
+        None => rest,
+    };
+    Some(ArtifactPath::parse(rest.trim_matches('/')))
+}
+
+/// Percent-decodes until the text stops changing; `None` if it is not UTF-8
+/// or is still changing after [`MAX_DECODE_ROUNDS`].
+fn fully_decode(raw: &str) -> Option<Cow<'_, str>> {
+    let mut current = Cow::Borrowed(raw);
+    for _ in 0..MAX_DECODE_ROUNDS {
+        let next = percent_decode_str(&current).decode_utf8().ok()?;
+        if next == current {
+            return Some(current);
+        }
+        current = Cow::Owned(next.into_owned());
+    }
+    None
+}
+
+fn check(path: &str) -> std::result::Result<(), &'static str> {
+    if path.is_empty() {
+        return Ok(());
+    }
+    if path.chars().any(|c| c.is_control()) {
+        return Err("control characters are not allowed");
+    }
+    if path.contains('\\') {
+        return Err("backslashes are not allowed");
+    }
+    if path.starts_with('/') {
+        return Err("absolute paths are not allowed");
+    }
+    // `C:` or `C:\...`: an absolute path on Windows, as MLflow also refuses.
+    let bytes = path.as_bytes();
+    if bytes.len() >= 2 && bytes[0].is_ascii_alphabetic() && bytes[1] == b':' {
+        return Err("absolute paths are not allowed");
+    }
+    for segment in path.split('/') {
+        match segment {
+            "" => return Err("empty path segments are not allowed"),
+            "." | ".." => return Err("'.' and '..' are not allowed"),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_paths_are_refused() {
+        let hostile = [
+            "..",
+            "../etc/passwd",
+            "1/../../etc/passwd",
+            "1/run/artifacts/..",
+            "%2e%2e/etc/passwd",
+            "1/%2E%2E/%2e%2e/x",
+            "%252e%252e/x",
+            "%25252525252e%25252525252e/x",
+            "/etc/passwd",
+            "//etc/passwd",
+            "%2fetc/passwd",
+            "a\\..\\b",
+            "a%5c..%5cb",
+            "C:/Windows/win.ini",
+            "c:evil",
+            "a\0b",
+            "a%00b",
+            "a\nb",
+            "a//b",
+            "a/",
+            "./a",
+            "a/./b",
+            "a/%2e/b",
+            "%ff",
+        ];
+        for raw in hostile {
+            let err = ArtifactPath::parse(raw).expect_err(raw);
+            assert_eq!(
+                err.code,
+                crate::error::ErrorCode::InvalidParameterValue,
+                "{raw}"
+            );
+        }
+    }
+
+    #[test]
+    fn ordinary_paths_are_kept_as_received() {
+        for raw in [
+            "",
+            "a.txt",
+            "1/0123abcd/artifacts/dir/a.txt",
+            "a%20b.txt",
+            "weird..name",
+            "..hidden",
+            "ünïcode/файл.txt",
+        ] {
+            let path = ArtifactPath::parse(raw).expect(raw);
+            assert_eq!(path.as_str(), raw);
+        }
+    }
+
+    #[test]
+    fn proxied_uris_map_to_destination_paths() {
+        let path = |uri| from_proxied_uri(uri).map(|p| p.unwrap().as_str().to_string());
+        assert_eq!(
+            path("mlflow-artifacts:/1/r/artifacts").as_deref(),
+            Some("1/r/artifacts")
+        );
+        assert_eq!(
+            path("mlflow-artifacts://host:5000/1/r/artifacts/").as_deref(),
+            Some("1/r/artifacts")
+        );
+        assert_eq!(path("mlflow-artifacts:/").as_deref(), Some(""));
+        assert_eq!(path("s3://bucket/1/r/artifacts"), None);
+        assert_eq!(path("/tmp/mlruns/1/r/artifacts"), None);
+        assert!(from_proxied_uri("mlflow-artifacts:/1/../../etc")
+            .unwrap()
+            .is_err());
+    }
+
+    #[test]
+    fn join_and_file_name() {
+        let root = ArtifactPath::root();
+        let run = ArtifactPath::parse("1/r/artifacts").unwrap();
+        let file = ArtifactPath::parse("d/a.txt").unwrap();
+        assert_eq!(root.join(&run), run);
+        assert_eq!(run.join(&root), run);
+        assert_eq!(run.join(&file).as_str(), "1/r/artifacts/d/a.txt");
+        assert_eq!(file.file_name(), Some("a.txt"));
+        assert_eq!(root.file_name(), None);
+    }
+}

@@ -1,0 +1,428 @@
+"""Artifacts through the proxy: MLFLOW_API.md §2.6, §2.9 (`/get-artifact`), §5.3, §7, §8 items 7, 13.
+
+The server's `--artifacts-destination` is `server.artifacts_dir`; runs' artifact URIs are
+`mlflow-artifacts:/<exp>/<run>/artifacts`, so everything goes through the proxy endpoints.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import mlflow
+import pytest
+import requests
+
+from conftest import (
+    Database,
+    REFERENCE_MODE,
+    SERVER_KIND,
+    Server,
+    only_ferroflow,
+    unique_name,
+)
+
+PROXY = "/api/2.0/mlflow-artifacts/artifacts"
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def tree(root: Path) -> dict[str, str]:
+    """Relative path -> sha256 of every file under `root`."""
+    return {
+        str(p.relative_to(root)): sha256(p) for p in sorted(root.rglob("*")) if p.is_file()
+    }
+
+
+def run_dir(server, run) -> Path:
+    """Where the server stores a run's artifacts inside its destination."""
+    prefix = "mlflow-artifacts:/"
+    assert run.info.artifact_uri.startswith(prefix), run.info.artifact_uri
+    return server.artifacts_dir / run.info.artifact_uri[len(prefix) :]
+
+
+@pytest.fixture
+def source_tree(tmp_path) -> Path:
+    """A nested directory with text, binary and empty files."""
+    root = tmp_path / "src"
+    (root / "sub" / "deeper").mkdir(parents=True)
+    (root / "a.txt").write_text("alpha\n")
+    (root / "data.bin").write_bytes(os.urandom(70_000))
+    (root / "sub" / "b.json").write_text(json.dumps({"b": [1, 2, 3]}))
+    (root / "sub" / "deeper" / "empty.dat").write_bytes(b"")
+    (root / "sub" / "deeper" / "ünï côde.txt").write_text("unicode name\n")
+    return root
+
+
+def test_log_and_download_artifacts_byte_for_byte(fluent, client, source_tree, tmp_path):
+    mlflow.set_experiment(unique_name("art"))
+    with mlflow.start_run() as run:
+        mlflow.log_artifact(str(source_tree / "a.txt"))
+        mlflow.log_artifact(str(source_tree / "data.bin"), artifact_path="x/y")
+        mlflow.log_artifacts(str(source_tree), artifact_path="tree")
+    run_id = run.info.run_id
+
+    top = client.list_artifacts(run_id)
+    assert [(f.path, f.is_dir, f.file_size) for f in top] == [
+        ("a.txt", False, 6),
+        ("tree", True, None),
+        ("x", True, None),
+    ]
+    # With a path, MlflowClient.list_artifacts first checks for a logged model of that name
+    # (logged-models/search, not served yet); the artifact URI form lists the same way.
+    nested = mlflow.artifacts.list_artifacts(artifact_uri=f"{run.info.artifact_uri}/tree/sub")
+    assert [(f.path, f.is_dir) for f in nested] == [("sub/b.json", False), ("sub/deeper", True)]
+
+    # A single file, then whole directories, compared by hash with what was logged. Through the
+    # run's mlflow-artifacts: URI: `runs:/` downloads first call logged-models/search (§5.3),
+    # which ferroflow does not serve yet.
+    uri = run.info.artifact_uri
+
+    def download(rel: str, dst: str) -> Path:
+        return Path(
+            mlflow.artifacts.download_artifacts(artifact_uri=f"{uri}/{rel}", dst_path=str(tmp_path / dst))
+        )
+
+    assert sha256(download("x/y/data.bin", "one")) == sha256(source_tree / "data.bin")
+    assert tree(download("tree", "whole")) == tree(source_tree)
+    assert tree(download("tree/sub", "sub")) == tree(source_tree / "sub")
+
+    # What the server stored is exactly what was sent, where MLflow's layout puts it.
+    assert tree(run_dir(fluent, run) / "tree") == tree(source_tree)
+
+
+def test_log_text_dict_and_figure(fluent, tmp_path):
+    mlflow.set_experiment(unique_name("art-text"))
+    with mlflow.start_run() as run:
+        mlflow.log_text("some notes\n", "notes/t.txt")
+        mlflow.log_dict({"k": [1, 2], "n": None}, "conf/d.json")
+        mlflow.log_dict({"k": "v"}, "conf/d.yaml")
+    uri = run.info.artifact_uri
+    assert mlflow.artifacts.load_text(f"{uri}/notes/t.txt") == "some notes\n"
+    assert mlflow.artifacts.load_dict(f"{uri}/conf/d.json") == {"k": [1, 2], "n": None}
+    assert mlflow.artifacts.load_text(f"{uri}/conf/d.yaml") == "k: v\n"
+
+
+def test_log_figure(fluent):
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    mlflow.set_experiment(unique_name("art-fig"))
+    with mlflow.start_run() as run:
+        mlflow.log_figure(fig, "plots/fig.png")
+    plt.close(fig)
+    stored = run_dir(fluent, run) / "plots" / "fig.png"
+    assert stored.read_bytes().startswith(b"\x89PNG")
+    resp = requests.get(
+        f"{fluent.url}{PROXY}/{run.info.artifact_uri.split(':/', 1)[1]}/plots/fig.png"
+    )
+    assert resp.status_code == 200
+    assert resp.headers["Content-Type"] == "image/png"
+    assert resp.content == stored.read_bytes()
+
+
+def test_large_artifact_streams_through(fluent, tmp_path):
+    """~50 MB up and down; the server must not hold it in memory."""
+    big = tmp_path / "big.bin"
+    with open(big, "wb") as f:
+        for _ in range(50):
+            f.write(os.urandom(1 << 20))
+    mlflow.set_experiment(unique_name("art-big"))
+    rss_before = _peak_rss_mib(fluent)
+    with mlflow.start_run() as run:
+        mlflow.log_artifact(str(big), "blobs")
+    got = mlflow.artifacts.download_artifacts(
+        artifact_uri=f"{run.info.artifact_uri}/blobs/big.bin", dst_path=str(tmp_path / "dl")
+    )
+    assert sha256(Path(got)) == sha256(big)
+    rss_after = _peak_rss_mib(fluent)
+    if rss_before is not None and rss_after is not None:
+        assert rss_after - rss_before < 45, f"peak RSS grew {rss_after - rss_before} MiB"
+
+
+def _peak_rss_mib(server) -> int | None:
+    """The server's peak resident memory, from /proc (ferroflow only: one process)."""
+    if REFERENCE_MODE or server._proc is None:
+        return None
+    try:
+        status = Path(f"/proc/{server._proc.pid}/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) // 1024
+    return None
+
+
+def test_proxy_rest_shapes(server):
+    base = f"{server.url}{PROXY}"
+    root = unique_name("shapes")
+    put = requests.put(f"{base}/{root}/d/a.txt", data=b"hello world", headers={"Content-Type": "application/x-anything"})
+    assert put.status_code == 200
+    requests.put(f"{base}/{root}/d/e/b.bin", data=b"\x00\x01").raise_for_status()
+
+    listing = requests.get(base, params={"path": f"{root}/d"}).json()
+    assert listing == {
+        "files": [
+            {"path": "a.txt", "is_dir": False, "file_size": 11},
+            {"path": "e", "is_dir": True},
+        ]
+    }
+    # A file or a missing path lists as {}.
+    assert requests.get(base, params={"path": f"{root}/d/a.txt"}).json() == {}
+    assert requests.get(base, params={"path": f"{root}/missing"}).json() == {}
+
+    got = requests.get(f"{base}/{root}/d/a.txt")
+    assert got.status_code == 200
+    assert got.content == b"hello world"
+    assert got.headers["Content-Type"].startswith("text/plain")
+    assert got.headers["Content-Disposition"] == 'attachment; filename="a.txt"'
+    assert got.headers["X-Content-Type-Options"] == "nosniff"
+
+    ranged = requests.get(f"{base}/{root}/d/a.txt", headers={"Range": "bytes=6-"})
+    assert ranged.status_code == 206
+    assert ranged.content == b"world"
+    assert ranged.headers["Content-Range"] == "bytes 6-10/11"
+    assert requests.get(f"{base}/{root}/d/a.txt", headers={"Range": "bytes=50-"}).status_code == 416
+
+    missing = requests.get(f"{base}/{root}/d/nope.txt")
+    assert missing.status_code == 404
+    assert missing.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+    assert requests.get(f"{base}/{root}/d").status_code == 400
+
+    # The same service under /ajax-api.
+    ajax = requests.get(f"{server.url}/ajax-api/2.0/mlflow-artifacts/artifacts/{root}/d/a.txt")
+    assert ajax.content == b"hello world"
+
+    assert requests.delete(f"{base}/{root}/d").status_code == 200
+    assert requests.get(base, params={"path": f"{root}/d"}).json() == {}
+    assert not (server.artifacts_dir / root / "d").exists()
+
+
+def test_multipart_upload_is_not_implemented_on_local_storage(server):
+    resp = requests.post(
+        f"{server.url}/api/2.0/mlflow-artifacts/mpu/create/1/run/artifacts",
+        json={"path": "big.bin", "num_parts": 2},
+    )
+    assert resp.status_code == 501
+    assert resp.json()["error_code"] == "NOT_IMPLEMENTED"
+    info = requests.get(f"{server.url}/api/3.0/mlflow/server-info").json()
+    assert info["artifact_serving_enabled"] is True
+    assert info.get("multipart_uploads_enabled", False) is False
+
+
+def test_run_artifact_listing_and_ui_download(server, client, experiment_id):
+    run_id = client.create_run(experiment_id).info.run_id
+    client.log_text(run_id, "t\n", "dir/t.txt")
+    client.log_text(run_id, "top\n", "top.txt")
+    uri = client.get_run(run_id).info.artifact_uri
+
+    listing = requests.get(
+        f"{server.url}/api/2.0/mlflow/artifacts/list", params={"run_id": run_id, "path": "dir"}
+    ).json()
+    assert listing == {
+        "root_uri": uri,
+        "files": [{"path": "dir/t.txt", "is_dir": False, "file_size": 2}],
+    }
+    top = requests.get(f"{server.url}/api/2.0/mlflow/artifacts/list", params={"run_id": run_id}).json()
+    assert [(f["path"], f["is_dir"]) for f in top["files"]] == [("dir", True), ("top.txt", False)]
+
+    ui = requests.get(f"{server.url}/get-artifact", params={"run_uuid": run_id, "path": "dir/t.txt"})
+    assert ui.status_code == 200
+    assert ui.content == b"t\n"
+    assert ui.headers["Content-Disposition"] == 'attachment; filename="t.txt"'
+
+
+@only_ferroflow
+def test_user_supplied_locations_are_not_read_by_the_server(server, client, tmp_path):
+    """A run whose root is a server path or a cloud URL is not listed or served by the server."""
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    (secret / "passwd").write_text("root:x:0:0\n")
+    for location in (str(secret), f"file://{secret}", "s3://bucket/prefix", "http://169.254.169.254/x"):
+        exp = client.create_experiment(unique_name("loc"), artifact_location=location)
+        run_id = client.create_run(exp).info.run_id
+        listing = requests.get(f"{server.url}/api/2.0/mlflow/artifacts/list", params={"run_id": run_id})
+        assert listing.status_code == 400, (location, listing.text)
+        assert listing.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+        ui = requests.get(f"{server.url}/get-artifact", params={"run_id": run_id, "path": "passwd"})
+        assert ui.status_code == 400, (location, ui.text)
+        assert "root:x" not in ui.text
+
+
+# ------------------------------------------------------------------------------------------
+# Hostile paths and bodies
+# ------------------------------------------------------------------------------------------
+
+
+def raw_request(server, method: str, path: str, body: bytes | None = None):
+    """Send `path` byte for byte: requests/urllib3 would normalise `..` away."""
+    netloc = urlsplit(server.url).netloc
+    conn = http.client.HTTPConnection(netloc, timeout=30)
+    try:
+        conn.putrequest(method, path, skip_accept_encoding=True)
+        conn.putheader("Content-Type", "application/octet-stream")
+        conn.putheader("Content-Length", str(len(body or b"")))
+        conn.endheaders(body)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+def files_outside(root: Path, name: str) -> list[Path]:
+    """Files called `name` in the test session's directory but not inside the destination
+    `root`, or directly in /tmp or /etc (where the hostile paths below aim)."""
+    session_dir = root.parent.parent
+    found = [p for p in session_dir.rglob(name) if root not in p.parents]
+    return found + [p for p in (Path("/tmp") / name, Path("/etc") / name) if p.exists()]
+
+
+HOSTILE_PUTS = [
+    "{root}/../../{marker}",
+    "1/../../../../tmp/{marker}",
+    "%2e%2e/%2e%2e/{marker}",
+    "%2E%2E%2F%2E%2E%2F{marker}",
+    "%252e%252e/%252e%252e/{marker}",
+    "/tmp/{marker}",
+    "%2Ftmp%2F{marker}",
+    "..%5C..%5C{marker}",
+    "a%00/../../{marker}",
+]
+
+
+@pytest.mark.parametrize("template", HOSTILE_PUTS)
+def test_hostile_upload_paths_are_refused(server, template):
+    marker = unique_name("pwned")
+    path = template.format(root="1", marker=marker)
+    status, body = raw_request(server, "PUT", f"{PROXY}/{path}", b"owned")
+    assert 400 <= status < 500, (path, status, body)
+    assert files_outside(server.artifacts_dir, marker) == []
+
+
+@only_ferroflow
+@pytest.mark.parametrize(
+    "path", ["a\\..\\..\\{marker}", "a%5Cb/{marker}", "a/{marker}%00.txt", "a//{marker}", "C:/{marker}"]
+)
+def test_stricter_than_mlflow_paths_are_refused(server, path):
+    """Backslashes, NUL, empty segments and drive letters: MLflow leaves these to the OS."""
+    marker = unique_name("pwned")
+    status, body = raw_request(server, "PUT", f"{PROXY}/{path.format(marker=marker)}", b"x")
+    assert status == 400, (path, status, body)
+    assert json.loads(body)["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert not list(server.artifacts_dir.rglob(f"*{marker}*"))
+
+
+@pytest.mark.parametrize(
+    "method,path",
+    [
+        ("GET", PROXY + "/../../../../etc/passwd"),
+        ("GET", PROXY + "/%2e%2e/%2e%2e/%2e%2e/%2e%2e/etc/passwd"),
+        ("GET", PROXY + "//etc/passwd"),
+        ("GET", PROXY + "?path=../../../../etc"),
+        ("GET", PROXY + "?path=%2Fetc"),
+        ("DELETE", PROXY + "/1/../../../victim"),
+        ("GET", "/get-artifact?run_id=x&path=../../../../etc/passwd"),
+    ],
+)
+def test_hostile_reads_and_deletes_are_refused(server, method, path):
+    status, body = raw_request(server, method, path)
+    assert 400 <= status < 500, (method, path, status, body)
+    assert b"root:" not in body
+
+
+@only_ferroflow
+def test_symlinks_in_the_destination_are_not_followed(server, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("secret")
+    link = server.artifacts_dir / unique_name("link")
+    link.symlink_to(outside, target_is_directory=True)
+    try:
+        base = f"{server.url}{PROXY}/{link.name}"
+        for resp in (
+            requests.get(f"{base}/secret.txt"),
+            requests.put(f"{base}/new.txt", data=b"x"),
+            requests.delete(f"{base}/secret.txt"),
+            requests.get(f"{server.url}{PROXY}", params={"path": link.name}),
+        ):
+            assert resp.status_code == 400, resp.text
+            assert resp.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+        assert sorted(p.name for p in outside.iterdir()) == ["secret.txt"]
+    finally:
+        link.unlink()
+
+
+@only_ferroflow
+def test_interrupted_upload_leaves_nothing_under_the_final_name(server):
+    """A client that hangs up mid-body: no partial object is visible."""
+    name = f"{unique_name('cut')}/partial.bin"
+    netloc = urlsplit(server.url).netloc
+    conn = http.client.HTTPConnection(netloc, timeout=30)
+    conn.putrequest("PUT", f"{PROXY}/{name}")
+    conn.putheader("Content-Length", str(20 << 20))
+    conn.endheaders()
+    conn.send(os.urandom(8 << 20))  # 8 of the promised 20 MiB, then hang up
+    conn.close()
+    listing = requests.get(f"{server.url}{PROXY}", params={"path": name.split("/")[0]}).json()
+    assert listing == {}
+    assert requests.get(f"{server.url}{PROXY}/{name}").status_code == 404
+
+
+# ------------------------------------------------------------------------------------------
+# Server modes (one extra server each, SQLite only)
+# ------------------------------------------------------------------------------------------
+
+
+class ModeServer(Server):
+    def __init__(self, extra: list[str], *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.extra = extra
+
+    def _command(self):
+        cmd, env = super()._command()
+        return [*cmd, *self.extra], env
+
+
+@pytest.fixture(params=["--no-serve-artifacts", "--artifacts-only"])
+def mode_server(request, tmp_path, server):
+    if server.backend != "sqlite":
+        pytest.skip("server modes do not depend on the backend")
+    srv = ModeServer([request.param], SERVER_KIND, Database("sqlite", tmp_path), tmp_path, f"{SERVER_KIND}-mode")
+    srv.start()
+    try:
+        yield request.param, srv
+    finally:
+        srv.stop()
+
+
+def test_server_modes(mode_server):
+    mode, srv = mode_server
+    proxy = requests.get(f"{srv.url}{PROXY}", params={"path": "1"})
+    tracking = requests.get(f"{srv.url}/api/2.0/mlflow/experiments/get", params={"experiment_id": "0"})
+    info = requests.get(f"{srv.url}/api/3.0/mlflow/server-info").json()
+    if mode == "--no-serve-artifacts":
+        assert proxy.status_code == 503
+        assert "--no-serve-artifacts" in proxy.text
+        assert tracking.status_code == 200
+        assert info["artifact_serving_enabled"] is False
+    else:
+        assert proxy.status_code == 200
+        assert tracking.status_code == 503
+        assert "--artifacts-only" in tracking.text
+        assert info["artifact_serving_enabled"] is True
