@@ -37,11 +37,12 @@ pub fn router(state: AppState) -> Router {
 /// Opens the store named by the config and serves until SIGINT/SIGTERM.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let store = store::open(&config.backend_store_uri, &config.artifact_root()).await?;
-    let artifacts = match config.serve_artifacts || config.artifacts_only {
-        true => Some(Arc::new(ArtifactStore::open(
+    let artifacts = if config.serve_artifacts || config.artifacts_only {
+        Some(Arc::new(ArtifactStore::open(
             &config.artifacts_destination,
-        )?)),
-        false => None,
+        )?))
+    } else {
+        None
     };
     let state = AppState {
         store: Arc::new(store),
