@@ -357,10 +357,15 @@ fn content_type(name: &str) -> &'static str {
         .unwrap_or("application/octet-stream")
 }
 
-/// `attachment; filename="a.txt"`, with RFC 5987 `filename*` for names a
-/// plain quoted string cannot carry.
+/// `attachment; filename=a.txt` as MLflow sends it; quoted when the name is
+/// not an HTTP token (spaces, separators), RFC 5987 `filename*` for names a
+/// quoted string cannot carry.
 fn content_disposition(name: &str) -> String {
-    if name.chars().all(|c| c.is_ascii_graphic() || c == ' ') && !name.contains(['"', '\\']) {
+    let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    if !name.is_empty() && name.chars().all(token) {
+        format!("attachment; filename={name}")
+    } else if name.chars().all(|c| c.is_ascii_graphic() || c == ' ') && !name.contains(['"', '\\'])
+    {
         format!("attachment; filename=\"{name}\"")
     } else {
         let encoded = utf8_percent_encode(name, NON_ALPHANUMERIC);
@@ -416,6 +421,7 @@ mod tests {
 
     #[test]
     fn content_disposition_quotes_or_encodes() {
+        assert_eq!(content_disposition("a.txt"), "attachment; filename=a.txt");
         assert_eq!(
             content_disposition("a b.txt"),
             "attachment; filename=\"a b.txt\""

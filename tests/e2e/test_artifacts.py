@@ -191,7 +191,7 @@ def test_proxy_rest_shapes(server):
     assert got.status_code == 200
     assert got.content == b"hello world"
     assert got.headers["Content-Type"].startswith("text/plain")
-    assert got.headers["Content-Disposition"] == 'attachment; filename="a.txt"'
+    assert got.headers["Content-Disposition"] == "attachment; filename=a.txt"
     assert got.headers["X-Content-Type-Options"] == "nosniff"
 
     ranged = requests.get(f"{base}/{root}/d/a.txt", headers={"Range": "bytes=6-"})
@@ -222,7 +222,7 @@ def test_multipart_upload_is_not_implemented_on_local_storage(server):
     assert resp.status_code == 501
     assert resp.json()["error_code"] == "NOT_IMPLEMENTED"
     info = requests.get(f"{server.url}/api/3.0/mlflow/server-info").json()
-    assert info["artifact_serving_enabled"] is True
+    assert serving_flag(info) in (True, None)
     assert info.get("multipart_uploads_enabled", False) is False
 
 
@@ -245,7 +245,7 @@ def test_run_artifact_listing_and_ui_download(server, client, experiment_id):
     ui = requests.get(f"{server.url}/get-artifact", params={"run_uuid": run_id, "path": "dir/t.txt"})
     assert ui.status_code == 200
     assert ui.content == b"t\n"
-    assert ui.headers["Content-Disposition"] == 'attachment; filename="t.txt"'
+    assert ui.headers["Content-Disposition"] == "attachment; filename=t.txt"
 
 
 @only_ferroflow
@@ -293,6 +293,14 @@ def files_outside(root: Path, name: str) -> list[Path]:
     return found + [p for p in (Path("/tmp") / name, Path("/etc") / name) if p.exists()]
 
 
+def serving_flag(info):
+    """server-info's `artifact_serving_enabled`; MLflow 3.17.2 does not send it
+    (3.18 does), so the reference may answer None. ferroflow always sends it."""
+    flag = info.get("artifact_serving_enabled")
+    assert flag is not None or REFERENCE_MODE, info
+    return flag
+
+
 HOSTILE_PUTS = [
     "{root}/../../{marker}",
     "1/../../../../tmp/{marker}",
@@ -301,7 +309,6 @@ HOSTILE_PUTS = [
     "%252e%252e/%252e%252e/{marker}",
     "/tmp/{marker}",
     "%2Ftmp%2F{marker}",
-    "..%5C..%5C{marker}",
     "a%00/../../{marker}",
 ]
 
@@ -317,7 +324,8 @@ def test_hostile_upload_paths_are_refused(server, template):
 
 @only_ferroflow
 @pytest.mark.parametrize(
-    "path", ["a\\..\\..\\{marker}", "a%5Cb/{marker}", "a/{marker}%00.txt", "a//{marker}", "C:/{marker}"]
+    "path",
+    ["a\\..\\..\\{marker}", "..%5C..%5C{marker}", "a%5Cb/{marker}", "a/{marker}%00.txt", "a//{marker}", "C:/{marker}"]
 )
 def test_stricter_than_mlflow_paths_are_refused(server, path):
     """Backslashes, NUL, empty segments and drive letters: MLflow leaves these to the OS."""
@@ -396,6 +404,10 @@ class ModeServer(Server):
 
     def _command(self):
         cmd, env = super()._command()
+        if self.kind == "mlflow" and "--artifacts-only" in self.extra:
+            # MLflow refuses a backend store in this mode; ferroflow ignores it.
+            at = cmd.index("--backend-store-uri")
+            del cmd[at : at + 2]
         return [*cmd, *self.extra], env
 
 
@@ -420,9 +432,9 @@ def test_server_modes(mode_server):
         assert proxy.status_code == 503
         assert "--no-serve-artifacts" in proxy.text
         assert tracking.status_code == 200
-        assert info["artifact_serving_enabled"] is False
+        assert serving_flag(info) in (False, None)
     else:
         assert proxy.status_code == 200
         assert tracking.status_code == 503
         assert "--artifacts-only" in tracking.text
-        assert info["artifact_serving_enabled"] is True
+        assert serving_flag(info) in (True, None)
