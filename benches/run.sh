@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The one command for the benchmark: prepares what it needs on a fresh machine, then runs
+# benches/bench.py with the arguments given (see `benches/run.sh --help`).
+#
+#   benches/run.sh --quick
+#   benches/run.sh --servers ferroflow,mlflow --backends sqlite --workloads runs_create,log_batch
+#
+# Set BENCH_NO_BUILD=1 to skip `cargo build --release` (it is a no-op when up to date anyway).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+FASTTRACKML=fasttrackml==0.6.0
+venv=benches/.venv
+stamp=$venv/.requirements.sha256
+want=$( (cat benches/requirements.txt; echo "$FASTTRACKML") | sha256sum | cut -d' ' -f1)
+if [ ! -x $venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "== installing benchmark dependencies into $venv"
+  python3 -m venv $venv
+  $venv/bin/pip install --quiet --upgrade pip
+  $venv/bin/pip install --quiet -r benches/requirements.txt
+  $venv/bin/pip install --quiet --no-deps "$FASTTRACKML"
+  echo "$want" > "$stamp"
+fi
+
+if ! command -v wrk >/dev/null; then
+  echo "== installing wrk"
+  apt-get update -qq
+  apt-get install -y -qq wrk >/dev/null
+fi
+
+if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
+  echo "== cargo build --release"
+  cargo build --release --quiet
+fi
+
+exec $venv/bin/python benches/bench.py "$@"
