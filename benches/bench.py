@@ -764,6 +764,25 @@ def cpu_delta(server: Server | None, db_cpu: PgBackendCpu | None, before) -> dic
                 machine_cpu_s=machine - before[2])
 
 
+def run_clients(n: int, client: Callable, seconds: float, server, db_cpu):
+    """Runs `client(c, start, stop_at)` in n threads released together by `start`; each loops
+    until `time.perf_counter() >= stop_at[0]`. Returns wall seconds, this process's CPU seconds
+    and the CPU used meanwhile by the server and its database connections."""
+    start = threading.Barrier(n + 1)
+    stop_at = [0.0]
+    threads = [threading.Thread(target=client, args=(c, start, stop_at)) for c in range(n)]
+    for t in threads:
+        t.start()
+    before = cpu_snapshot(server, db_cpu)
+    cpu0 = time.process_time()
+    t0 = time.perf_counter()
+    stop_at[0] = t0 + seconds
+    start.wait()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - t0, time.process_time() - cpu0, cpu_delta(server, db_cpu, before)
+
+
 def drive_py(server: Server, row: Row, seconds: float, max_ops: int | None) -> dict:
     w, n = row.workload, row.clients
     ctx = server.ctx
@@ -775,13 +794,11 @@ def drive_py(server: Server, row: Row, seconds: float, max_ops: int | None) -> d
     errors = [0] * n
     first_error: list = []
     cap = math.ceil(max_ops / n) if max_ops else None
-    barrier = threading.Barrier(n + 1)
-    stop_at = [0.0]
 
-    def client(c):
+    def client(c, start, stop_at):
         s, run, i = server.sessions[c], runs[c], 0
         # Bounded: stops by time (at least one op) or by count.
-        barrier.wait()
+        start.wait()
         while (i == 0 or time.perf_counter() < stop_at[0]) and (cap is None or i < cap):
             if reqs:
                 method, path, body = reqs[(c + i) % len(reqs)]
@@ -804,19 +821,7 @@ def drive_py(server: Server, row: Row, seconds: float, max_ops: int | None) -> d
                     break
             i += 1
 
-    threads = [threading.Thread(target=client, args=(c,)) for c in range(n)]
-    for t in threads:
-        t.start()
-    before = cpu_snapshot(server, server.db_cpu)
-    cpu0 = time.process_time()
-    t0 = time.perf_counter()
-    stop_at[0] = t0 + seconds
-    barrier.wait()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - t0
-    client_cpu = time.process_time() - cpu0
-    cpu = cpu_delta(server, server.db_cpu, before)
+    wall, client_cpu, cpu = run_clients(n, client, seconds, server, server.db_cpu)
 
     ops = sum(len(x) for x in lat)
     errs = sum(errors)
@@ -1059,12 +1064,10 @@ class DbLimit:
         if self.backend == "postgres":
             conns[0].commit()
         lat: list[list[float]] = [[] for _ in range(clients)]
-        barrier = threading.Barrier(clients + 1)
-        stop_at = [0.0]
         ts = now_ms()
 
-        def client(c):
-            barrier.wait()
+        def client(c, start, stop_at):
+            start.wait()
             i = 0
             while i == 0 or time.perf_counter() < stop_at[0]:
                 t0 = time.perf_counter()
@@ -1072,19 +1075,7 @@ class DbLimit:
                 lat[c].append(time.perf_counter() - t0)
                 i += 1
 
-        threads = [threading.Thread(target=client, args=(c,)) for c in range(clients)]
-        for t in threads:
-            t.start()
-        before = cpu_snapshot(None, self.db_cpu)
-        cpu0 = time.process_time()
-        t0 = time.perf_counter()
-        stop_at[0] = t0 + seconds
-        barrier.wait()
-        for t in threads:
-            t.join()
-        wall = time.perf_counter() - t0
-        client_cpu = time.process_time() - cpu0
-        cpu = cpu_delta(None, self.db_cpu, before)
+        wall, client_cpu, cpu = run_clients(clients, client, seconds, None, self.db_cpu)
         for conn in set(conns):
             conn.close()
         ops = sum(len(x) for x in lat)
