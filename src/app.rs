@@ -11,7 +11,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::artifacts::ArtifactStore;
 use crate::config::Config;
-use crate::store::{self, TrackingStore};
+use crate::store::{self, Store};
 
 /// Largest JSON request body; a full log-batch is far below it, dataset
 /// profiles (≤16 MB in MLflow) fit.
@@ -20,7 +20,7 @@ const MAX_REQUEST_BODY: usize = 32 * 1024 * 1024;
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
-    pub store: Arc<dyn TrackingStore>,
+    pub store: Arc<dyn Store>,
     /// The artifact destination; `None` with `--no-serve-artifacts`.
     pub artifacts: Option<Arc<ArtifactStore>>,
     /// `--artifacts-only`: only the artifact proxy is served.

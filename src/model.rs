@@ -140,11 +140,29 @@ pub struct DatasetInput {
 pub struct RunInputs {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub dataset_inputs: Vec<DatasetInput>,
+    /// Logged models the run consumed (`runs/log-inputs` `models`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub model_inputs: Vec<ModelInput>,
 }
 
-/// `RunOutputs`; emitted as `{}` until logged models land.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ModelInput {
+    pub model_id: String,
+}
+
+/// `RunOutputs`; MLflow emits `outputs: {}` even when a run has none.
 #[derive(Debug, Clone, Serialize, Default)]
-pub struct RunOutputs {}
+pub struct RunOutputs {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub model_outputs: Vec<ModelOutput>,
+}
+
+/// A logged model a run produced (`runs/outputs`), at a training step.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ModelOutput {
+    pub model_id: String,
+    pub step: i64,
+}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Run {
@@ -156,7 +174,7 @@ pub struct Run {
 
 /// One metric point. `value` carries NaN; ±Infinity never reaches the store
 /// (MLflow clamps it to ±f64::MAX on the way in).
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Default)]
 pub struct Metric {
     pub key: String,
     #[serde(serialize_with = "serialize_double")]
@@ -165,6 +183,93 @@ pub struct Metric {
     pub step: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub run_id: Option<String>,
+    /// MLflow 3: the logged model and dataset a metric was computed for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dataset_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dataset_digest: Option<String>,
+}
+
+/// `LoggedModelStatus`, serialized by name; stored as its proto number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum LoggedModelStatus {
+    #[serde(rename = "LOGGED_MODEL_STATUS_UNSPECIFIED")]
+    Unspecified,
+    #[serde(rename = "LOGGED_MODEL_PENDING")]
+    Pending,
+    #[serde(rename = "LOGGED_MODEL_READY")]
+    Ready,
+    #[serde(rename = "LOGGED_MODEL_UPLOAD_FAILED")]
+    UploadFailed,
+}
+
+impl LoggedModelStatus {
+    pub fn number(self) -> i64 {
+        match self {
+            Self::Unspecified => 0,
+            Self::Pending => 1,
+            Self::Ready => 2,
+            Self::UploadFailed => 3,
+        }
+    }
+
+    pub fn from_number(number: i64) -> Option<Self> {
+        Some(match number {
+            0 => Self::Unspecified,
+            1 => Self::Pending,
+            2 => Self::Ready,
+            3 => Self::UploadFailed,
+            _ => return None,
+        })
+    }
+
+    /// Accepts the proto name or number, as protobuf's JSON parser does; the
+    /// short names (`READY`) are what MLflow's Python enum prints.
+    pub fn parse(value: &str) -> Option<Self> {
+        match value.trim() {
+            "LOGGED_MODEL_STATUS_UNSPECIFIED" | "UNSPECIFIED" => Some(Self::Unspecified),
+            "LOGGED_MODEL_PENDING" | "PENDING" => Some(Self::Pending),
+            "LOGGED_MODEL_READY" | "READY" => Some(Self::Ready),
+            "LOGGED_MODEL_UPLOAD_FAILED" | "FAILED" | "UPLOAD_FAILED" => Some(Self::UploadFailed),
+            other => other.parse().ok().and_then(Self::from_number),
+        }
+    }
+}
+
+/// An MLflow 3 logged model: `{info, data}` as `LoggedModel` in service.proto.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoggedModel {
+    pub info: LoggedModelInfo,
+    pub data: LoggedModelData,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LoggedModelInfo {
+    pub experiment_id: String,
+    pub model_id: String,
+    pub name: String,
+    pub artifact_uri: String,
+    pub creation_timestamp_ms: i64,
+    pub last_updated_timestamp_ms: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_run_id: Option<String>,
+    pub status: LoggedModelStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_message: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<Tag>,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct LoggedModelData {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub params: Vec<Param>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub metrics: Vec<Metric>,
 }
 
 /// A page of results and the token for the next one, if any.
@@ -201,7 +306,7 @@ mod tests {
             value,
             timestamp: 1,
             step: 0,
-            run_id: None,
+            ..Metric::default()
         };
         let json = |value| serde_json::to_value(metric(value)).unwrap()["value"].clone();
         assert_eq!(json(f64::NAN), "NaN");

@@ -6,11 +6,11 @@
 //! database named `ff_test_<uuid>`.
 
 use ferroflow::error::ErrorCode;
-use ferroflow::model::{Metric, RunStatus, Tag, Workspace};
+use ferroflow::model::{LoggedModelStatus, Metric, ModelOutput, RunStatus, Tag, Workspace};
 use ferroflow::search::ViewType;
 use ferroflow::store::{
-    self, Batch, ExperimentQuery, HistoryInterval, NewDatasetInput, NewRun, RunQuery, RunUpdate,
-    SqlStore, TrackingStore,
+    self, Batch, ExperimentQuery, HistoryInterval, LoggedModelQuery, LoggedModelStore,
+    NewDatasetInput, NewLoggedModel, NewRun, RunQuery, RunUpdate, SqlStore, TrackingStore,
 };
 use sqlx::Connection;
 
@@ -109,6 +109,7 @@ store_suite!(
     dataset_inputs_are_deduplicated,
     workspaces_are_isolated,
     concurrent_batches_keep_every_point,
+    logged_models_link_runs_metrics_and_workspaces,
 );
 
 fn ws() -> Workspace {
@@ -128,7 +129,7 @@ fn metric(key: &str, value: f64, timestamp: i64, step: i64) -> Metric {
         value,
         timestamp,
         step,
-        run_id: None,
+        ..Metric::default()
     }
 }
 
@@ -666,10 +667,13 @@ async fn dataset_inputs_are_deduplicated(store: &SqlStore) {
         tags: vec![tag("mlflow.data.context", "training")],
     };
     store
-        .log_inputs(&ws(), &run_id, vec![input.clone(), input.clone()])
+        .log_inputs(&ws(), &run_id, vec![input.clone(), input.clone()], vec![])
         .await
         .unwrap();
-    store.log_inputs(&ws(), &run_id, vec![input]).await.unwrap();
+    store
+        .log_inputs(&ws(), &run_id, vec![input], vec![])
+        .await
+        .unwrap();
     let run = store.get_run(&ws(), &run_id).await.unwrap();
     assert_eq!(run.inputs.dataset_inputs.len(), 1);
     let input = &run.inputs.dataset_inputs[0];
@@ -742,4 +746,95 @@ async fn concurrent_batches_keep_every_point(store: &SqlStore) {
     assert_eq!(history.items.len(), 800);
     let run = store.get_run(&ws(), &run_id).await.unwrap();
     assert_eq!(run.data.metrics[0].step, 799);
+}
+
+async fn logged_models_link_runs_metrics_and_workspaces(store: &SqlStore) {
+    let exp = new_experiment(store, "models").await;
+    let run_id = new_run(store, &exp).await;
+    let model = store
+        .create_logged_model(
+            &ws(),
+            NewLoggedModel {
+                experiment_id: exp.clone(),
+                name: Some("clf".into()),
+                source_run_id: Some(run_id.clone()),
+                params: vec![tag("a", "1"), tag("a", "2")],
+                ..NewLoggedModel::default()
+            },
+        )
+        .await
+        .unwrap();
+    let model_id = model.info.model_id.clone();
+    assert_eq!(
+        model.data.params,
+        vec![tag("a", "2")],
+        "a repeated key keeps its last value"
+    );
+    assert_eq!(
+        model.info.artifact_uri,
+        format!("mlflow-artifacts:/{exp}/models/{model_id}/artifacts")
+    );
+
+    // A batch naming the model records its metrics on the model too; resent, nothing doubles.
+    let batch = Batch {
+        metrics: vec![Metric {
+            model_id: Some(model_id.clone()),
+            dataset_name: Some("train".into()),
+            ..metric("acc", 0.9, 10, 1)
+        }],
+        ..Batch::default()
+    };
+    store
+        .log_batch(&ws(), &run_id, batch.clone())
+        .await
+        .unwrap();
+    store.log_batch(&ws(), &run_id, batch).await.unwrap();
+    let outputs = [ModelOutput {
+        model_id: model_id.clone(),
+        step: 1,
+    }];
+    store.log_outputs(&ws(), &run_id, &outputs).await.unwrap();
+    store.log_outputs(&ws(), &run_id, &outputs).await.unwrap();
+
+    let got = store
+        .finalize_logged_model(&ws(), &model_id, LoggedModelStatus::Ready)
+        .await
+        .unwrap();
+    assert_eq!(got.info.status, LoggedModelStatus::Ready);
+    assert_eq!(got.data.metrics.len(), 1);
+    assert_eq!(got.data.metrics[0].run_id.as_deref(), Some(run_id.as_str()));
+    assert_eq!(got.data.metrics[0].dataset_name.as_deref(), Some("train"));
+    let run = store.get_run(&ws(), &run_id).await.unwrap();
+    assert_eq!(run.outputs.model_outputs, outputs);
+
+    let query = LoggedModelQuery {
+        experiment_ids: vec![exp.clone()],
+        filter: Some("metrics.acc > 0.5 AND status = 'READY'".into()),
+        ..LoggedModelQuery::default()
+    };
+    let found = store.search_logged_models(&ws(), &query).await.unwrap();
+    assert_eq!(found.items.len(), 1);
+
+    let other = Workspace::new("other");
+    assert_eq!(
+        store
+            .get_logged_model(&other, &model_id, true)
+            .await
+            .unwrap_err()
+            .code,
+        ErrorCode::ResourceDoesNotExist
+    );
+    assert!(store
+        .search_logged_models(&other, &query)
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+
+    store.delete_logged_model(&ws(), &model_id).await.unwrap();
+    assert!(store
+        .get_logged_model(&ws(), &model_id, false)
+        .await
+        .is_err());
+    assert!(store.get_logged_model(&ws(), &model_id, true).await.is_ok());
 }

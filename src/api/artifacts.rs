@@ -148,8 +148,22 @@ pub async fn list_run_artifacts(
     ws: Workspace,
     Query(req): Query<RunArtifact>,
 ) -> Result<Json<ListArtifactsResponse>> {
-    let (store, root, root_uri) = run_root(&state, &ws, req.run_id, req.run_uuid).await?;
-    let rel = req.path.unwrap_or_default();
+    let run_id = wire::run_id(req.run_id, req.run_uuid)?;
+    let run = state.store.get_run(&ws, &run_id).await?;
+    let root_uri = run.info.artifact_uri;
+    list_under(&state, &format!("run '{run_id}'"), root_uri, req.path).await
+}
+
+/// Lists `rel` (a directory under `root_uri`, which `owner` owns) with
+/// paths relative to the root.
+async fn list_under(
+    state: &AppState,
+    owner: &str,
+    root_uri: String,
+    rel: Option<String>,
+) -> Result<Json<ListArtifactsResponse>> {
+    let (store, root) = served_root(state, owner, &root_uri)?;
+    let rel = rel.unwrap_or_default();
     let rel = ArtifactPath::parse(rel.trim_end_matches('/'))?;
     let files = store
         .list(&root.join(&rel))
@@ -176,37 +190,109 @@ pub async fn get_run_artifact(
     headers: HeaderMap,
     Query(req): Query<RunArtifact>,
 ) -> Result<Response> {
-    let (store, root, _) = run_root(&state, &ws, req.run_id, req.run_uuid).await?;
-    let path = ArtifactPath::parse(&wire::required(req.path, "path")?)?;
-    let mut response = serve_file(&store, &root.join(&path), &headers).await?;
+    let run_id = wire::run_id(req.run_id, req.run_uuid)?;
+    let run = state.store.get_run(&ws, &run_id).await?;
+    let owner = format!("run '{run_id}'");
+    download_under(&state, &owner, &run.info.artifact_uri, req.path, &headers).await
+}
+
+/// Streams the file `rel` under `root_uri` (owned by `owner`), uncached.
+async fn download_under(
+    state: &AppState,
+    owner: &str,
+    root_uri: &str,
+    rel: Option<String>,
+    headers: &HeaderMap,
+) -> Result<Response> {
+    let (store, root) = served_root(state, owner, root_uri)?;
+    let path = ArtifactPath::parse(&wire::required(rel, "path")?)?;
+    let mut response = serve_file(&store, &root.join(&path), headers).await?;
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     Ok(response)
 }
 
-/// The store and destination path holding a run's artifacts, and its
-/// `artifact_uri`. Only `mlflow-artifacts:` roots are read: a user-supplied
-/// `file:` or cloud location must not make the server read its own disk or
-/// an arbitrary network address.
-async fn run_root(
+/// The store and destination path behind an artifact root URI of a run or
+/// logged model (`owner`). Only `mlflow-artifacts:` roots are read: a
+/// user-supplied `file:` or cloud location must not make the server read
+/// its own disk or an arbitrary network address.
+fn served_root(
     state: &AppState,
-    ws: &Workspace,
-    run_id: Option<String>,
-    run_uuid: Option<String>,
-) -> Result<(Arc<ArtifactStore>, ArtifactPath, String)> {
-    let run_id = wire::run_id(run_id, run_uuid)?;
-    let run = state.store.get_run(ws, &run_id).await?;
-    let uri = run.info.artifact_uri;
+    owner: &str,
+    uri: &str,
+) -> Result<(Arc<ArtifactStore>, ArtifactPath)> {
     let not_served = || {
         MlflowError::invalid_parameter(format!(
-            "The artifacts of run '{run_id}' are at '{uri}', which this server does not \
+            "The artifacts of {owner} are at '{uri}', which this server does not \
              serve; read them from there directly"
         ))
     };
     let store = state.artifacts.clone().ok_or_else(not_served)?;
-    let root = from_proxied_uri(&uri).ok_or_else(not_served)??;
-    Ok((store, root, uri))
+    let root = from_proxied_uri(uri).ok_or_else(not_served)??;
+    Ok((store, root))
+}
+
+#[derive(Deserialize)]
+pub struct LoggedModelDirectory {
+    #[serde(alias = "artifactDirectoryPath")]
+    artifact_directory_path: Option<String>,
+}
+impl QueryFields for LoggedModelDirectory {}
+
+/// `GET /mlflow/logged-models/{id}/artifacts/directories`: the UI's listing
+/// of a logged model's files, relative to its root.
+pub async fn list_logged_model_artifacts(
+    State(state): State<AppState>,
+    ws: Workspace,
+    Path(model_id): Path<String>,
+    Query(req): Query<LoggedModelDirectory>,
+) -> Result<Json<ListArtifactsResponse>> {
+    let model = state.store.get_logged_model(&ws, &model_id, false).await?;
+    let owner = format!("logged model '{model_id}'");
+    list_under(
+        &state,
+        &owner,
+        model.info.artifact_uri,
+        req.artifact_directory_path,
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+pub struct LoggedModelFile {
+    #[serde(alias = "artifactFilePath")]
+    artifact_file_path: Option<String>,
+}
+impl QueryFields for LoggedModelFile {}
+
+/// `GET /ajax-api/2.0/mlflow/logged-models/{id}/artifacts/files`: the UI's
+/// download of one file of a logged model.
+pub async fn get_logged_model_artifact(
+    State(state): State<AppState>,
+    ws: Workspace,
+    Path(model_id): Path<String>,
+    headers: HeaderMap,
+    Query(req): Query<LoggedModelFile>,
+) -> Result<Response> {
+    let rel = req
+        .artifact_file_path
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| {
+            MlflowError::bad_request(
+                "Request must include the \"artifact_file_path\" query parameter.",
+            )
+        })?;
+    let model = state.store.get_logged_model(&ws, &model_id, false).await?;
+    let owner = format!("logged model '{model_id}'");
+    download_under(
+        &state,
+        &owner,
+        &model.info.artifact_uri,
+        Some(rel),
+        &headers,
+    )
+    .await
 }
 
 /// Streams a file with MLflow's download headers, honouring a single-range

@@ -5,6 +5,7 @@
 
 mod artifacts;
 mod experiments;
+mod logged_models;
 mod metrics;
 mod runs;
 mod server;
@@ -15,7 +16,7 @@ use axum::http::request::Parts;
 use axum::http::{Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, patch, post, put};
 use axum::Router;
 
 use crate::app::AppState;
@@ -56,6 +57,35 @@ fn tracking_routes() -> Router<AppState> {
         .route("/runs/log-batch", post(runs::log_batch))
         .route("/runs/log-inputs", post(runs::log_inputs))
         .route("/runs/log-model", post(runs::log_model))
+        .route("/runs/outputs", post(runs::log_outputs))
+        .route("/logged-models", post(logged_models::create))
+        .route("/logged-models/search", post(logged_models::search))
+        .route(
+            "/logged-models/{model_id}",
+            get(logged_models::get)
+                .patch(logged_models::finalize)
+                .delete(logged_models::delete),
+        )
+        .route(
+            "/logged-models/{model_id}/tags",
+            patch(logged_models::set_tags),
+        )
+        .route(
+            "/logged-models/{model_id}/tags/{tag_key}",
+            delete(logged_models::delete_tag),
+        )
+        .route(
+            "/logged-models/{model_id}/params",
+            post(logged_models::log_params),
+        )
+        .route(
+            "/logged-models/{model_id}/artifacts/directories",
+            get(artifacts::list_logged_model_artifacts),
+        )
+        .route(
+            "/logged-models/{model_id}/artifacts/files",
+            get(artifacts::get_logged_model_artifact),
+        )
         .route("/artifacts/list", get(artifacts::list_run_artifacts))
         .route("/metrics/get-history", get(metrics::get_history))
         .route(

@@ -9,7 +9,9 @@ use serde_json::{json, Value};
 use super::wire::{self, key_values, required, Body, KeyValue, Query, QueryFields};
 use crate::app::AppState;
 use crate::error::{MlflowError, Result};
-use crate::model::{Dataset, Metric, Run, RunInfo, RunStatus, Tag, Workspace};
+use crate::model::{
+    Dataset, Metric, ModelInput, ModelOutput, Run, RunInfo, RunStatus, Tag, Workspace,
+};
 use crate::search::ViewType;
 use crate::store::{Batch, NewDatasetInput, NewRun, RunQuery, RunUpdate};
 
@@ -194,6 +196,12 @@ pub struct MetricInput {
     timestamp: Option<i64>,
     #[serde(default, deserialize_with = "wire::opt_i64")]
     step: Option<i64>,
+    #[serde(alias = "modelId")]
+    model_id: Option<String>,
+    #[serde(alias = "datasetName")]
+    dataset_name: Option<String>,
+    #[serde(alias = "datasetDigest")]
+    dataset_digest: Option<String>,
 }
 
 impl MetricInput {
@@ -210,6 +218,10 @@ impl MetricInput {
                 .ok_or_else(|| MlflowError::missing_parameter(&format!("{prefix}timestamp")))?,
             step: self.step.unwrap_or(0),
             run_id: None,
+            // Empty strings are proto's "unset".
+            model_id: self.model_id.filter(|id| !id.is_empty()),
+            dataset_name: self.dataset_name.filter(|name| !name.is_empty()),
+            dataset_digest: self.dataset_digest.filter(|digest| !digest.is_empty()),
         })
     }
 }
@@ -358,6 +370,30 @@ pub struct LogInputs {
     run_uuid: Option<String>,
     #[serde(default)]
     datasets: Vec<DatasetInputMessage>,
+    #[serde(default)]
+    models: Vec<ModelIdMessage>,
+}
+
+#[derive(Deserialize)]
+pub struct ModelIdMessage {
+    #[serde(alias = "modelId")]
+    model_id: Option<String>,
+    #[serde(default, deserialize_with = "wire::opt_i64")]
+    step: Option<i64>,
+}
+
+/// The model ids of `models`, each required.
+fn model_ids(models: Vec<ModelIdMessage>) -> Result<Vec<(String, Option<i64>)>> {
+    models
+        .into_iter()
+        .enumerate()
+        .map(|(i, m)| {
+            Ok((
+                required(m.model_id, &format!("models[{i}].model_id"))?,
+                m.step,
+            ))
+        })
+        .collect()
 }
 
 pub async fn log_inputs(
@@ -388,7 +424,42 @@ pub async fn log_inputs(
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    state.store.log_inputs(&ws, &run_id, inputs).await?;
+    let models = model_ids(req.models)?
+        .into_iter()
+        .map(|(model_id, _)| ModelInput { model_id })
+        .collect();
+    state.store.log_inputs(&ws, &run_id, inputs, models).await?;
+    Ok(empty())
+}
+
+#[derive(Deserialize)]
+pub struct LogOutputs {
+    #[serde(alias = "runId")]
+    run_id: Option<String>,
+    models: Option<Vec<ModelIdMessage>>,
+}
+
+/// `POST runs/outputs`: the logged models a run produced, called by every
+/// MLflow 3 `log_model`.
+pub async fn log_outputs(
+    State(state): State<AppState>,
+    ws: Workspace,
+    Body(req): Body<LogOutputs>,
+) -> Result<Json<Value>> {
+    let run_id = required(req.run_id, "run_id")?;
+    let models = req
+        .models
+        .ok_or_else(|| MlflowError::missing_parameter("models"))?;
+    let models: Vec<ModelOutput> = model_ids(models)?
+        .into_iter()
+        .enumerate()
+        .map(|(i, (model_id, step))| {
+            let step =
+                step.ok_or_else(|| MlflowError::missing_parameter(&format!("models[{i}].step")))?;
+            Ok(ModelOutput { model_id, step })
+        })
+        .collect::<Result<_>>()?;
+    state.store.log_outputs(&ws, &run_id, &models).await?;
     Ok(empty())
 }
 

@@ -3,8 +3,8 @@
 //!
 //! filter.rs has no SQL. It knows MLflow's grammar (mlflow/utils/search_utils.py)
 //! and which keys, comparators and value types each search accepts, described
-//! as data in a [`Grammar`] ([`RUNS`], [`EXPERIMENTS`]; registered models, model
-//! versions and logged models can add their own). `sql.rs` renders the result.
+//! as data in a [`Grammar`] ([`RUNS`], [`EXPERIMENTS`], [`LOGGED_MODELS`];
+//! registered models and model versions can add their own). `sql.rs` renders the result.
 //! Every error is a 400 INVALID_PARAMETER_VALUE worded as MLflow words it.
 
 use crate::error::{MlflowError, Result};
@@ -187,6 +187,14 @@ const KEY_VALUE_COMPARATORS: &[Comparator] = &[
     Comparator::IsNotNull,
 ];
 
+/// Param and tag comparators of the logged-model search (no lists, no NULL tests).
+const KEY_VALUE_STRING_COMPARATORS: &[Comparator] = &[
+    Comparator::Eq,
+    Comparator::NotEq,
+    Comparator::Like,
+    Comparator::ILike,
+];
+
 /// `runs/search` (SearchUtils).
 pub static RUNS: Grammar = Grammar {
     prefixes: &[
@@ -286,6 +294,49 @@ pub static EXPERIMENTS: Grammar = Grammar {
         ),
     ],
     order_by_entities: &[EntityType::Attribute],
+    reject_duplicate_order_by: false,
+};
+
+/// `logged-models/search` (mlflow/utils/search_logged_model_utils.py). Its
+/// order_by is a list of objects, parsed in `search::logged_models`.
+pub static LOGGED_MODELS: Grammar = Grammar {
+    prefixes: &[
+        ("attributes", EntityType::Attribute),
+        ("metrics", EntityType::Metric),
+        ("params", EntityType::Param),
+        ("tags", EntityType::Tag),
+    ],
+    prefixes_hint: "['attributes', 'metrics', 'params', 'tags']",
+    string_attributes: &[
+        "name",
+        "model_id",
+        "model_type",
+        "status",
+        "source_run_id",
+        "experiment_id",
+    ],
+    numeric_attributes: &["creation_timestamp_ms", "last_updated_timestamp_ms"],
+    filter_aliases: &[
+        ("creation_time", "creation_timestamp_ms"),
+        ("creation_timestamp", "creation_timestamp_ms"),
+        ("last_updated_time", "last_updated_timestamp_ms"),
+        ("last_updated_timestamp", "last_updated_timestamp_ms"),
+    ],
+    order_by_aliases: &[],
+    list_attributes: &["name", "model_id", "model_type", "status", "source_run_id"],
+    integer_attributes: &["experiment_id"],
+    integer_only_numeric_attributes: false,
+    dataset_keys: &[],
+    null_check_entities: &[],
+    null_check_label: "nothing in a logged model search",
+    metric_comparators: NUMERIC_COMPARATORS,
+    param_comparators: KEY_VALUE_STRING_COMPARATORS,
+    tag_comparators: KEY_VALUE_STRING_COMPARATORS,
+    string_attribute_comparators: STRING_COMPARATORS,
+    numeric_attribute_comparators: NUMERIC_COMPARATORS,
+    dataset_comparators: &[],
+    attribute_comparators: &[("experiment_id", &[Comparator::Eq, Comparator::NotEq])],
+    order_by_entities: &[],
     reject_duplicate_order_by: false,
 };
 

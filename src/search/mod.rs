@@ -6,6 +6,7 @@
 //! errors into responses. Every error is a 400 INVALID_PARAMETER_VALUE.
 
 pub mod filter;
+pub mod logged_models;
 pub mod page_token;
 pub mod sql;
 

@@ -6,6 +6,7 @@
 //! Validation that MLflow performs in its store (name rules, value limits,
 //! state checks) happens behind this trait so every backend enforces it alike.
 
+pub mod logged_models;
 mod names;
 mod postgres;
 mod sql;
@@ -16,11 +17,18 @@ use async_trait::async_trait;
 
 use crate::error::{MlflowError, Result};
 use crate::model::{
-    Dataset, Experiment, Metric, Page, Param, Run, RunInfo, RunStatus, Tag, Workspace,
+    Dataset, Experiment, Metric, ModelInput, ModelOutput, Page, Param, Run, RunInfo, RunStatus,
+    Tag, Workspace,
 };
 use crate::search::ViewType;
 
+pub use logged_models::{LoggedModelQuery, LoggedModelStore, NewLoggedModel};
 pub use sql::SqlStore;
+
+/// Everything the HTTP layer stores: one object, one trait per MLflow service.
+pub trait Store: TrackingStore + LoggedModelStore {}
+
+impl<T: TrackingStore + LoggedModelStore> Store for T {}
 
 /// Arguments of `experiments/search`.
 #[derive(Debug, Clone, Default)]
@@ -139,12 +147,17 @@ pub trait TrackingStore: Send + Sync {
     /// batch is a no-op, so client retries are safe.
     async fn log_batch(&self, ws: &Workspace, run_id: &str, batch: Batch) -> Result<()>;
     async fn delete_tag(&self, ws: &Workspace, run_id: &str, key: &str) -> Result<()>;
+    /// Links datasets and logged models the run consumed.
     async fn log_inputs(
         &self,
         ws: &Workspace,
         run_id: &str,
         inputs: Vec<NewDatasetInput>,
+        models: Vec<ModelInput>,
     ) -> Result<()>;
+    /// Links logged models the run produced (`runs/outputs`).
+    async fn log_outputs(&self, ws: &Workspace, run_id: &str, models: &[ModelOutput])
+        -> Result<()>;
     /// Appends to the `mlflow.log-model.history` tag (pre-MLflow-3 clients).
     async fn log_model(&self, ws: &Workspace, run_id: &str, model_json: &str) -> Result<()>;
 

@@ -11,6 +11,8 @@
 //! one transaction, and a search page loads its runs' params, tags, metrics
 //! and inputs with one query each.
 
+mod logged_models;
+
 use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
@@ -26,8 +28,8 @@ use super::{
 };
 use crate::error::{ErrorCode, MlflowError, Result};
 use crate::model::{
-    Dataset, DatasetInput, Experiment, Metric, Page, Run, RunData, RunInfo, RunInputs, RunOutputs,
-    RunStatus, Tag, Workspace,
+    Dataset, DatasetInput, Experiment, Metric, ModelInput, ModelOutput, Page, Run, RunData,
+    RunInfo, RunInputs, RunOutputs, RunStatus, Tag, Workspace,
 };
 use crate::search::{self, page_token, SqlQuery, SqlValue};
 
@@ -208,7 +210,7 @@ fn metric_from_row(row: &AnyRow, key: Option<&str>) -> Result<Metric> {
         value: if is_nan(row)? { f64::NAN } else { value },
         timestamp: row.try_get("timestamp")?,
         step: row.try_get("step")?,
-        run_id: None,
+        ..Metric::default()
     })
 }
 
@@ -351,7 +353,7 @@ impl SqlStore {
 
     /// Loads whole runs (info, params, tags, latest metrics, inputs) of this
     /// workspace for the given ids, in the order of `run_ids`; ids that name
-    /// nothing here are left out. The five reads of a chunk run concurrently.
+    /// nothing here are left out. The six reads of a chunk run concurrently.
     async fn load_runs(&self, ws: &Workspace, run_ids: &[String]) -> Result<Vec<Run>> {
         let mut runs: HashMap<String, Run> = HashMap::with_capacity(run_ids.len());
         for chunk in run_ids.chunks(IN_LIST_CHUNK) {
@@ -379,7 +381,12 @@ impl SqlStore {
                  WHERE i.source_type = 'DATASET' AND i.destination_type = 'RUN' \
                  AND i.destination_id IN ({list}) ORDER BY d.name, d.digest"
             );
-            let (run_rows, param_rows, tag_rows, metric_rows, input_rows) = tokio::try_join!(
+            let models_sql = format!(
+                "SELECT source_type, source_id, destination_id, step FROM inputs \
+                 WHERE source_type IN ('RUN_INPUT', 'RUN_OUTPUT') AND source_id IN ({list}) \
+                 ORDER BY destination_id"
+            );
+            let (run_rows, param_rows, tag_rows, metric_rows, input_rows, model_rows) = tokio::try_join!(
                 bind_all(&runs_sql, chunk)
                     .bind(ws.name())
                     .fetch_all(&self.reader),
@@ -387,6 +394,7 @@ impl SqlStore {
                 bind_all(&tags_sql, chunk).fetch_all(&self.reader),
                 bind_all(&metrics_sql, chunk).fetch_all(&self.reader),
                 bind_all(&inputs_sql, chunk).fetch_all(&self.reader),
+                bind_all(&models_sql, chunk).fetch_all(&self.reader),
             )?;
             for row in &run_rows {
                 let info = run_info_from_row(row)?;
@@ -413,6 +421,20 @@ impl SqlStore {
             for row in &metric_rows {
                 if let Some(run) = runs.get_mut(&row.try_get::<String, _>("run_uuid")?) {
                     run.data.metrics.push(metric_from_row(row, None)?);
+                }
+            }
+            for row in &model_rows {
+                let Some(run) = runs.get_mut(&row.try_get::<String, _>("source_id")?) else {
+                    continue;
+                };
+                let model_id: String = row.try_get("destination_id")?;
+                if row.try_get::<String, _>("source_type")? == "RUN_INPUT" {
+                    run.inputs.model_inputs.push(ModelInput { model_id });
+                } else {
+                    let step = row.try_get::<Option<i64>, _>("step")?.unwrap_or(0);
+                    run.outputs
+                        .model_outputs
+                        .push(ModelOutput { model_id, step });
                 }
             }
             self.attach_dataset_inputs(&mut runs, &input_rows).await?;
@@ -646,6 +668,39 @@ impl SqlStore {
                 .bind(metric.step)
                 .bind(metric.value.is_nan())
                 .bind(run_id);
+        }
+        query.execute(&mut **tx).await?;
+        Ok(())
+    }
+
+    /// Records edges run -> logged model in `inputs` (MLflow's lineage table:
+    /// `RUN_INPUT`/`MODEL_INPUT` for models a run used, `RUN_OUTPUT`/
+    /// `MODEL_OUTPUT` for models it produced); an edge logged again is kept once.
+    async fn link_models(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        run_id: &str,
+        source_type: &str,
+        destination_type: &str,
+        models: &[(&str, i64)],
+    ) -> Result<()> {
+        if models.is_empty() {
+            return Ok(());
+        }
+        let sql = format!(
+            "INSERT INTO inputs (input_uuid, source_type, source_id, destination_type, \
+             destination_id, step) VALUES {} ON CONFLICT DO NOTHING",
+            self.placeholders.values(models.len(), 6, 1)
+        );
+        let mut query = sqlx::query(&sql);
+        for (model_id, step) in models {
+            query = query
+                .bind(uuid::Uuid::new_v4().simple().to_string())
+                .bind(source_type)
+                .bind(run_id)
+                .bind(destination_type)
+                .bind(*model_id)
+                .bind(*step);
         }
         query.execute(&mut **tx).await?;
         Ok(())
@@ -1131,8 +1186,11 @@ impl TrackingStore for SqlStore {
     async fn log_batch(&self, ws: &Workspace, run_id: &str, mut batch: Batch) -> Result<()> {
         validation::normalize_batch(&mut batch)?;
         let mut tx = self.writer.begin().await?;
-        self.active_run_in(&mut tx, ws, run_id).await?;
+        let run = self.active_run_in(&mut tx, ws, run_id).await?;
         self.write_batch(&mut tx, run_id, &batch).await?;
+        let experiment_id = parse_experiment_id(&run.experiment_id)?;
+        self.write_model_metrics(&mut tx, run_id, experiment_id, &batch.metrics)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -1159,6 +1217,7 @@ impl TrackingStore for SqlStore {
         ws: &Workspace,
         run_id: &str,
         inputs: Vec<NewDatasetInput>,
+        models: Vec<ModelInput>,
     ) -> Result<()> {
         for input in &inputs {
             validation::validate_dataset_input(input)?;
@@ -1233,6 +1292,27 @@ impl TrackingStore for SqlStore {
                     .await?;
             }
         }
+        let models: Vec<(&str, i64)> = models.iter().map(|m| (m.model_id.as_str(), 0)).collect();
+        self.link_models(&mut tx, run_id, "RUN_INPUT", "MODEL_INPUT", &models)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn log_outputs(
+        &self,
+        ws: &Workspace,
+        run_id: &str,
+        models: &[ModelOutput],
+    ) -> Result<()> {
+        let mut tx = self.writer.begin().await?;
+        self.active_run_in(&mut tx, ws, run_id).await?;
+        let models: Vec<(&str, i64)> = models
+            .iter()
+            .map(|m| (m.model_id.as_str(), m.step))
+            .collect();
+        self.link_models(&mut tx, run_id, "RUN_OUTPUT", "MODEL_OUTPUT", &models)
+            .await?;
         tx.commit().await?;
         Ok(())
     }

@@ -291,7 +291,7 @@ mod tests {
                 value: f64::NEG_INFINITY,
                 timestamp: 0,
                 step: -1,
-                run_id: None,
+                ..Metric::default()
             }],
             ..Default::default()
         };

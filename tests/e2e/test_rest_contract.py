@@ -342,11 +342,7 @@ def test_get_reads_repeated_query_keys_and_ignores_unknown_ones(rest):
 
 def test_get_reads_python_style_booleans(rest, client):
     exp_id = rest.new_experiment()
-    # The only GET with a bool field is the logged-model read; until ferroflow
-    # serves logged models (issue 5) there is nothing to read it from.
-    probe = rest.post("logged-models", {"experiment_id": exp_id, "name": "probe"})
-    if probe.status_code == 404 and probe.json().get("error_code") == "ENDPOINT_NOT_FOUND":
-        pytest.skip("logged models are not served yet")
+    # The only GET with a bool field is the logged-model read.
     model_id = client.create_logged_model(exp_id, name="bool-model").model_id
     client.delete_logged_model(model_id)
     # `requests` turns Python booleans into "True"/"False".
