@@ -210,3 +210,65 @@ def test_one_database_reads_back_equal_through_the_other_server(backend, writer,
             keep_writing(second.client, written)
     finally:
         database.drop()
+
+
+def write_models(url: str) -> dict:
+    """A logged sklearn model, registered twice, with an alias, a stage and tags."""
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    mlflow.set_tracking_uri(url)
+    client = mlflow.MlflowClient(url)
+    X, y = load_iris(return_X_y=True, as_frame=True)
+    model = LogisticRegression(max_iter=500).fit(X, y)
+    exp_id = client.create_experiment(unique_name("cross-models"))
+    with mlflow.start_run(experiment_id=exp_id) as run:
+        info = mlflow.sklearn.log_model(model, name="model")
+    name = unique_name("cross-reg")
+    client.create_registered_model(name, tags={"owner": "ml"}, description="churn")
+    mlflow.register_model(info.model_uri, name)
+    mlflow.register_model(f"runs:/{run.info.run_id}/model", name)
+    client.set_registered_model_alias(name, "champion", "1")
+    client.set_model_version_tag(name, "1", "validated", "yes")
+    client.transition_model_version_stage(name, "2", "Staging")
+    return {"name": name, "model_id": info.model_id, "experiment_id": exp_id, "X": X,
+            "predictions": model.predict(X).tolist()}
+
+
+def snapshot_models(url: str, written) -> dict:
+    client = mlflow.MlflowClient(url)
+    name = written["name"]
+    rm = client.get_registered_model(name)
+    versions = {
+        v.version: (v.source, v.run_id, v.status, v.current_stage, v.tags, v.aliases,
+                    v.creation_timestamp, client.get_model_version_download_uri(name, v.version))
+        for v in client.search_model_versions(f"name = '{name}'")
+    }
+    lm = client.get_logged_model(written["model_id"])
+    return {
+        "registered": (rm.name, rm.description, rm.tags, rm.aliases, rm.creation_timestamp),
+        "versions": versions,
+        "logged": (lm.name, lm.status, lm.params, lm.tags, lm.artifact_location,
+                   lm.source_run_id, lm.creation_timestamp),
+        "searched": [m.model_id for m in client.search_logged_models([written["experiment_id"]])],
+    }
+
+
+@pytest.mark.parametrize(
+    "writer, reader",
+    [("ferroflow", "mlflow"), ("mlflow", "ferroflow")],
+    ids=["ferroflow-writes-mlflow-reads", "mlflow-writes-ferroflow-reads"],
+)
+def test_models_registered_through_one_server_load_through_the_other(writer, reader, tmp_path):
+    database = Database("sqlite", tmp_path)
+    with running_server(_kind(writer), database, tmp_path, label=f"writer-{writer}") as first:
+        written = write_models(first.url)
+        expected = snapshot_models(first.url, written)
+    with running_server(_kind(reader), database, tmp_path, label=f"reader-{reader}") as second:
+        assert snapshot_models(second.url, written) == expected
+        mlflow.set_tracking_uri(second.url)
+        loaded = mlflow.pyfunc.load_model(f"models:/{written['name']}@champion")
+        assert loaded.predict(written["X"]).tolist() == written["predictions"]
+        # Numbering continues where the other server stopped.
+        again = mlflow.register_model(f"models:/{written['model_id']}", written["name"])
+        assert again.version == "3"
