@@ -11,7 +11,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::artifacts::ArtifactStore;
 use crate::config::Config;
-use crate::store::{self, TrackingStore};
+use crate::store::{self, RegistryStore, TrackingStore};
 
 /// Largest JSON request body; a full log-batch is far below it, dataset
 /// profiles (≤16 MB in MLflow) fit.
@@ -21,6 +21,8 @@ const MAX_REQUEST_BODY: usize = 32 * 1024 * 1024;
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn TrackingStore>,
+    /// The model registry; the same database (and store) as tracking.
+    pub registry: Arc<dyn RegistryStore>,
     /// The artifact destination; `None` with `--no-serve-artifacts`.
     pub artifacts: Option<Arc<ArtifactStore>>,
     /// `--artifacts-only`: only the artifact proxy is served.
@@ -44,8 +46,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     } else {
         None
     };
+    let store = Arc::new(store);
     let state = AppState {
-        store: Arc::new(store),
+        store: store.clone(),
+        registry: store,
         artifacts,
         artifacts_only: config.artifacts_only,
     };

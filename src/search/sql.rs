@@ -17,24 +17,24 @@ const DATASET_CONTEXT_TAG: &str = "mlflow.data.context";
 
 /// The bound values of a query under construction; each push returns its placeholder.
 #[derive(Default)]
-struct Binds(Vec<SqlValue>);
+pub(super) struct Binds(Vec<SqlValue>);
 
 impl Binds {
-    fn push(&mut self, value: SqlValue) -> String {
+    pub(super) fn push(&mut self, value: SqlValue) -> String {
         self.0.push(value);
         format!("${}", self.0.len())
     }
 
-    fn text(&mut self, text: &str) -> String {
+    pub(super) fn text(&mut self, text: &str) -> String {
         self.push(SqlValue::Text(text.to_string()))
     }
 
-    fn int(&mut self, value: i64) -> String {
+    pub(super) fn int(&mut self, value: i64) -> String {
         self.push(SqlValue::Int(value))
     }
 
     /// Placeholders for a filter value: one, or a comma-separated list.
-    fn value(&mut self, value: &Value) -> String {
+    pub(super) fn value(&mut self, value: &Value) -> String {
         match value {
             Value::Null => "NULL".to_string(),
             Value::Str(s) => self.text(s),
@@ -52,7 +52,11 @@ impl Binds {
     }
 
     /// `column IN ($a, $b)` for fixed values; an empty set matches nothing.
-    fn in_list(&mut self, column: &str, values: impl IntoIterator<Item = SqlValue>) -> String {
+    pub(super) fn in_list(
+        &mut self,
+        column: &str,
+        values: impl IntoIterator<Item = SqlValue>,
+    ) -> String {
         let placeholders: Vec<_> = values.into_iter().map(|v| self.push(v)).collect();
         if placeholders.is_empty() {
             "1 = 0".to_string()
@@ -66,7 +70,7 @@ impl Binds {
         self.in_list(column, stages.map(|s| SqlValue::Text(s.to_string())))
     }
 
-    fn finish(mut self, mut sql: String, limit: i64, offset: i64) -> SqlQuery {
+    pub(super) fn finish(mut self, mut sql: String, limit: i64, offset: i64) -> SqlQuery {
         let limit = self.int(limit);
         let offset = self.int(offset);
         sql.push_str(&format!(" LIMIT {limit} OFFSET {offset}"));
@@ -76,7 +80,12 @@ impl Binds {
 
 /// `column <comparator> value`. LIKE is case-sensitive on both databases (the
 /// SQLite pool sets `case_sensitive_like`); ILIKE lowers both sides.
-fn compare(column: &str, comparator: Comparator, value: &Value, binds: &mut Binds) -> String {
+pub(super) fn compare(
+    column: &str,
+    comparator: Comparator,
+    value: &Value,
+    binds: &mut Binds,
+) -> String {
     let operator = match comparator {
         Comparator::Eq => "=",
         Comparator::NotEq => "<>",
@@ -96,7 +105,7 @@ fn compare(column: &str, comparator: Comparator, value: &Value, binds: &mut Bind
 
 /// Sort terms for one key: rows without a value last in both directions
 /// (MLflow sorts on `CASE WHEN value IS NULL THEN 1 ELSE 0 END` first).
-fn nulls_last(column: &str, ascending: bool) -> [String; 2] {
+pub(super) fn nulls_last(column: &str, ascending: bool) -> [String; 2] {
     let direction = if ascending { "ASC" } else { "DESC" };
     [
         format!("CASE WHEN {column} IS NULL THEN 1 ELSE 0 END"),

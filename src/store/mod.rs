@@ -8,6 +8,7 @@
 
 mod names;
 mod postgres;
+pub mod registry;
 mod sql;
 mod sqlite;
 pub mod validation;
@@ -20,6 +21,7 @@ use crate::model::{
 };
 use crate::search::ViewType;
 
+pub use registry::{NewModelVersion, RegistryQuery, RegistryStore};
 pub use sql::SqlStore;
 
 /// Arguments of `experiments/search`.

@@ -11,6 +11,8 @@
 //! one transaction, and a search page loads its runs' params, tags, metrics
 //! and inputs with one query each.
 
+mod registry;
+
 use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
