@@ -341,7 +341,8 @@ fn unquote_fully(value: &str, plus: bool) -> String {
     }
 }
 
-fn invalid_source_for(source: &str, id_name: &str) -> MlflowError {
+/// The error for a source that the given run or model id does not contain.
+pub fn invalid_source(source: &str, id_name: &str) -> MlflowError {
     MlflowError::invalid_parameter(format!(
         "Invalid model version source: '{source}'. The {id_name} request parameter must \
          identify the resource that contains the source."
@@ -588,11 +589,6 @@ pub fn parse_models_uri(uri: &str) -> Result<ModelUri> {
         };
     }
     Ok(ModelUri::LoggedModel(pieces[0].into()))
-}
-
-/// The error for a `models:/` source whose run or model id does not match.
-pub fn invalid_source(source: &str, id_name: &str) -> MlflowError {
-    invalid_source_for(source, id_name)
 }
 
 /// The message MLflow gives a local source that is not inside the run's (or
