@@ -272,6 +272,64 @@ pub struct LoggedModelData {
     pub metrics: Vec<Metric>,
 }
 
+/// `ModelVersion` (model_registry.proto). `version` is a string on the wire;
+/// `status` is always present because the client reads a missing status as
+/// PENDING_REGISTRATION and polls for five minutes. Fields MLflow's SQL store
+/// writes as `""` (description, run_id, run_link of a version created without
+/// them) are emitted as `""`, like MLflow does.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ModelVersion {
+    pub name: String,
+    pub version: String,
+    pub creation_timestamp: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_updated_timestamp: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    pub current_stage: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_message: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<Tag>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_link: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+}
+
+/// `RegisteredModelAlias`: an alias and the version it points to (a string).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct RegisteredModelAlias {
+    pub alias: String,
+    pub version: String,
+}
+
+/// `RegisteredModel`. MLflow omits an empty description and a zero
+/// last-updated time; `latest_versions` holds the newest version per stage.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct RegisteredModel {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub creation_timestamp: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_updated_timestamp: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub latest_versions: Vec<ModelVersion>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<Tag>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<RegisteredModelAlias>,
+}
+
 /// A page of results and the token for the next one, if any.
 #[derive(Debug, Clone)]
 pub struct Page<T> {

@@ -10,7 +10,8 @@ use ferroflow::model::{LoggedModelStatus, Metric, ModelOutput, RunStatus, Tag, W
 use ferroflow::search::ViewType;
 use ferroflow::store::{
     self, Batch, ExperimentQuery, HistoryInterval, LoggedModelQuery, LoggedModelStore,
-    NewDatasetInput, NewLoggedModel, NewRun, RunQuery, RunUpdate, SqlStore, TrackingStore,
+    NewDatasetInput, NewLoggedModel, NewModelVersion, NewRun, RegistryQuery, RegistryStore,
+    RunQuery, RunUpdate, SqlStore, TrackingStore,
 };
 use sqlx::Connection;
 
@@ -109,6 +110,10 @@ store_suite!(
     dataset_inputs_are_deduplicated,
     workspaces_are_isolated,
     concurrent_batches_keep_every_point,
+    registry_versions_number_concurrently_without_gaps,
+    registry_rename_and_delete_carry_children,
+    registry_search_filters_orders_and_pages,
+    registry_sources_are_validated,
     logged_models_link_runs_metrics_and_workspaces,
 );
 
@@ -746,6 +751,226 @@ async fn concurrent_batches_keep_every_point(store: &SqlStore) {
     assert_eq!(history.items.len(), 800);
     let run = store.get_run(&ws(), &run_id).await.unwrap();
     assert_eq!(run.data.metrics[0].step, 799);
+}
+
+async fn new_model_version(store: &SqlStore, name: &str, run_id: &str) -> String {
+    let run = store.get_run(&ws(), run_id).await.unwrap();
+    let version = NewModelVersion {
+        name: name.into(),
+        source: format!("{}/model", run.info.artifact_uri),
+        run_id: Some(run_id.into()),
+        ..NewModelVersion::default()
+    };
+    store
+        .create_model_version(&ws(), version)
+        .await
+        .unwrap()
+        .version
+}
+
+async fn registry_versions_number_concurrently_without_gaps(store: &SqlStore) {
+    let exp = new_experiment(store, "registry-concurrent").await;
+    let run_id = new_run(store, &exp).await;
+    store
+        .create_registered_model(&ws(), "concurrent", &[], None)
+        .await
+        .unwrap();
+    let creators = (0..12).map(|_| new_model_version(store, "concurrent", &run_id));
+    let mut versions: Vec<i64> = futures::future::join_all(creators)
+        .await
+        .iter()
+        .map(|v| v.parse().unwrap())
+        .collect();
+    versions.sort();
+    assert_eq!(versions, (1..=12).collect::<Vec<_>>());
+}
+
+async fn registry_rename_and_delete_carry_children(store: &SqlStore) {
+    let exp = new_experiment(store, "registry-rename").await;
+    let run_id = new_run(store, &exp).await;
+    store
+        .create_registered_model(&ws(), "old", &[tag("team", "ml")], Some("desc"))
+        .await
+        .unwrap();
+    new_model_version(store, "old", &run_id).await;
+    new_model_version(store, "old", &run_id).await;
+    store
+        .set_model_version_tag(&ws(), "old", "1", &tag("k", "v"))
+        .await
+        .unwrap();
+    store
+        .set_registered_model_alias(&ws(), "old", "champ", "2")
+        .await
+        .unwrap();
+    let renamed = store
+        .rename_registered_model(&ws(), "old", "new")
+        .await
+        .unwrap();
+    assert_eq!(renamed.tags, vec![tag("team", "ml")]);
+    assert_eq!(renamed.aliases[0].version, "2");
+    assert_eq!(renamed.latest_versions[0].version, "2");
+    let v1 = store.get_model_version(&ws(), "new", "1").await.unwrap();
+    assert_eq!(v1.tags, vec![tag("k", "v")]);
+    let err = store.get_registered_model(&ws(), "old").await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::ResourceDoesNotExist);
+    // A rename onto an existing name is "already exists" and changes nothing.
+    store
+        .create_registered_model(&ws(), "taken", &[], None)
+        .await
+        .unwrap();
+    let err = store
+        .rename_registered_model(&ws(), "new", "taken")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::ResourceAlreadyExists);
+
+    // A deleted version keeps its number; a deleted model takes everything along.
+    store.delete_model_version(&ws(), "new", "2").await.unwrap();
+    let model = store.get_registered_model(&ws(), "new").await.unwrap();
+    assert!(model.aliases.is_empty());
+    assert_eq!(model.latest_versions[0].version, "1");
+    assert_eq!(new_model_version(store, "new", &run_id).await, "3");
+    store.delete_registered_model(&ws(), "new").await.unwrap();
+    store
+        .create_registered_model(&ws(), "new", &[], None)
+        .await
+        .unwrap();
+    assert_eq!(new_model_version(store, "new", &run_id).await, "1");
+    let v1 = store.get_model_version(&ws(), "new", "1").await.unwrap();
+    assert!(v1.tags.is_empty());
+    // Other workspaces see nothing.
+    let other = Workspace::new("other");
+    let err = store.get_registered_model(&other, "new").await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::ResourceDoesNotExist);
+}
+
+async fn registry_search_filters_orders_and_pages(store: &SqlStore) {
+    let exp = new_experiment(store, "registry-search").await;
+    let run_id = new_run(store, &exp).await;
+    for (name, tags) in [
+        ("a", vec![tag("flavor", "x")]),
+        ("b", vec![]),
+        ("c", vec![tag("flavor", "y")]),
+        ("p", vec![tag("mlflow.prompt.is_prompt", "true")]),
+    ] {
+        store
+            .create_registered_model(&ws(), name, &tags, None)
+            .await
+            .unwrap();
+        new_model_version(store, name, &run_id).await;
+    }
+    let names = |page: &ferroflow::model::Page<ferroflow::model::RegisteredModel>| {
+        page.items
+            .iter()
+            .map(|m| m.name.clone())
+            .collect::<Vec<_>>()
+    };
+    let query = |filter: &str, max_results: i64| RegistryQuery {
+        filter: filter.into(),
+        max_results,
+        ..RegistryQuery::default()
+    };
+    let all = store
+        .search_registered_models(
+            &ws(),
+            &query("tag.`mlflow.prompt.is_prompt` != 'true'", 100),
+        )
+        .await
+        .unwrap();
+    assert_eq!(names(&all), ["a", "b", "c"]);
+    assert_eq!(all.items[0].latest_versions.len(), 1);
+    let tagged = store
+        .search_registered_models(&ws(), &query("tags.flavor != 'x'", 100))
+        .await
+        .unwrap();
+    assert_eq!(names(&tagged), ["c"]);
+    let prompts = store
+        .search_registered_models(
+            &ws(),
+            &query("tags.`mlflow.prompt.is_prompt` = 'true'", 100),
+        )
+        .await
+        .unwrap();
+    assert_eq!(names(&prompts), ["p"]);
+    let first = store
+        .search_registered_models(&ws(), &query("", 2))
+        .await
+        .unwrap();
+    assert_eq!(names(&first), ["a", "b"]);
+    let second = store
+        .search_registered_models(
+            &ws(),
+            &RegistryQuery {
+                page_token: first.next_page_token,
+                ..query("", 2)
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(names(&second), ["c"]);
+    assert!(second.next_page_token.is_none());
+
+    let versions = store
+        .search_model_versions(
+            &ws(),
+            &RegistryQuery {
+                order_by: vec!["name DESC".into()],
+                ..query("name IN ('a', 'c') AND version_number = 1", 10)
+            },
+        )
+        .await
+        .unwrap();
+    let found: Vec<_> = versions.items.iter().map(|v| v.name.as_str()).collect();
+    assert_eq!(found, ["c", "a"]);
+    let err = store
+        .search_model_versions(&ws(), &query("", 200_001))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::InvalidParameterValue);
+}
+
+async fn registry_sources_are_validated(store: &SqlStore) {
+    let exp = new_experiment(store, "registry-sources").await;
+    let run_id = new_run(store, &exp).await;
+    let other = new_run(store, &exp).await;
+    store
+        .create_registered_model(&ws(), "m", &[], None)
+        .await
+        .unwrap();
+    let create = |source: String, run: Option<&str>| NewModelVersion {
+        name: "m".into(),
+        source,
+        run_id: run.map(str::to_string),
+        ..NewModelVersion::default()
+    };
+    let run = store.get_run(&ws(), &run_id).await.unwrap();
+    for (source, run) in [
+        (format!("runs:/{other}/model"), Some(run_id.as_str())),
+        (format!("{}/../x", run.info.artifact_uri), Some(&run_id)),
+        (format!("{}/%2E%2E/x", run.info.artifact_uri), Some(&run_id)),
+        ("mlflow-artifacts:/0/elsewhere".to_string(), Some(&run_id)),
+        ("/etc/passwd".to_string(), Some(&run_id)),
+        ("http://example.com/x".to_string(), None),
+    ] {
+        let err = store
+            .create_model_version(&ws(), create(source.clone(), run))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code, ErrorCode::InvalidParameterValue, "{source}");
+    }
+    let created = store
+        .create_model_version(
+            &ws(),
+            create(format!("runs:/{run_id}/model"), Some(&run_id)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(created.version, "1");
+    let uri = store
+        .get_model_version_download_uri(&ws(), "m", "1")
+        .await
+        .unwrap();
+    assert_eq!(uri, format!("{}/model", run.info.artifact_uri));
 }
 
 async fn logged_models_link_runs_metrics_and_workspaces(store: &SqlStore) {

@@ -7,6 +7,7 @@ mod artifacts;
 mod experiments;
 mod logged_models;
 mod metrics;
+mod registry;
 mod runs;
 mod server;
 pub mod wire;
@@ -91,6 +92,88 @@ fn tracking_routes() -> Router<AppState> {
         .route(
             "/metrics/get-history-bulk-interval",
             get(metrics::get_history_bulk_interval),
+        )
+        .merge(registry_routes())
+}
+
+/// The model registry routes, relative to `/api/2.0/mlflow`. The client sends
+/// JSON bodies on DELETE and PATCH.
+fn registry_routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/registered-models/create",
+            post(registry::create_registered_model),
+        )
+        .route(
+            "/registered-models/rename",
+            post(registry::rename_registered_model),
+        )
+        .route(
+            "/registered-models/update",
+            patch(registry::update_registered_model),
+        )
+        .route(
+            "/registered-models/delete",
+            delete(registry::delete_registered_model),
+        )
+        .route(
+            "/registered-models/get",
+            get(registry::get_registered_model),
+        )
+        .route(
+            "/registered-models/search",
+            get(registry::search_registered_models),
+        )
+        .route(
+            "/registered-models/get-latest-versions",
+            post(registry::get_latest_versions_post).get(registry::get_latest_versions_get),
+        )
+        .route(
+            "/registered-models/set-tag",
+            post(registry::set_registered_model_tag),
+        )
+        .route(
+            "/registered-models/delete-tag",
+            delete(registry::delete_registered_model_tag),
+        )
+        .route(
+            "/registered-models/alias",
+            post(registry::set_alias)
+                .delete(registry::delete_alias)
+                .get(registry::get_by_alias),
+        )
+        .route(
+            "/model-versions/create",
+            post(registry::create_model_version),
+        )
+        .route(
+            "/model-versions/update",
+            patch(registry::update_model_version),
+        )
+        .route(
+            "/model-versions/delete",
+            delete(registry::delete_model_version),
+        )
+        .route("/model-versions/get", get(registry::get_model_version))
+        .route(
+            "/model-versions/search",
+            get(registry::search_model_versions),
+        )
+        .route(
+            "/model-versions/transition-stage",
+            post(registry::transition_stage),
+        )
+        .route(
+            "/model-versions/set-tag",
+            post(registry::set_model_version_tag),
+        )
+        .route(
+            "/model-versions/delete-tag",
+            delete(registry::delete_model_version_tag),
+        )
+        .route(
+            "/model-versions/get-download-uri",
+            get(registry::get_download_uri),
         )
 }
 

@@ -3,8 +3,8 @@
 //!
 //! filter.rs has no SQL. It knows MLflow's grammar (mlflow/utils/search_utils.py)
 //! and which keys, comparators and value types each search accepts, described
-//! as data in a [`Grammar`] ([`RUNS`], [`EXPERIMENTS`], [`LOGGED_MODELS`];
-//! registered models and model versions can add their own). `sql.rs` renders the result.
+//! as data in a [`Grammar`] ([`RUNS`], [`EXPERIMENTS`], [`LOGGED_MODELS`],
+//! [`REGISTERED_MODELS`], [`MODEL_VERSIONS`]). `sql.rs` renders the result.
 //! Every error is a 400 INVALID_PARAMETER_VALUE worded as MLflow words it.
 
 use crate::error::{MlflowError, Result};
@@ -338,6 +338,75 @@ pub static LOGGED_MODELS: Grammar = Grammar {
     attribute_comparators: &[("experiment_id", &[Comparator::Eq, Comparator::NotEq])],
     order_by_entities: &[],
     reject_duplicate_order_by: false,
+};
+
+const REGISTRY_TAG_COMPARATORS: &[Comparator] = &[
+    Comparator::Eq,
+    Comparator::NotEq,
+    Comparator::Like,
+    Comparator::ILike,
+];
+
+/// `registered-models/search` filters (SearchModelUtils): `name` and tags.
+/// Its order_by keys differ from the filter keys, so `search::registry`
+/// parses them itself.
+pub static REGISTERED_MODELS: Grammar = Grammar {
+    prefixes: &[
+        ("attribute", EntityType::Attribute),
+        ("tag", EntityType::Tag),
+        ("tags", EntityType::Tag),
+    ],
+    prefixes_hint: "('attribute', 'tag', 'tags')",
+    string_attributes: &["name"],
+    numeric_attributes: &[],
+    filter_aliases: &[],
+    order_by_aliases: &[],
+    list_attributes: &["name"],
+    integer_attributes: &[],
+    integer_only_numeric_attributes: true,
+    dataset_keys: &[],
+    null_check_entities: &[],
+    null_check_label: "tags and params",
+    metric_comparators: &[],
+    param_comparators: &[],
+    tag_comparators: REGISTRY_TAG_COMPARATORS,
+    string_attribute_comparators: STRING_COMPARATORS,
+    numeric_attribute_comparators: NUMERIC_COMPARATORS,
+    dataset_comparators: &[],
+    attribute_comparators: &[],
+    order_by_entities: &[EntityType::Attribute],
+    reject_duplicate_order_by: true,
+};
+
+/// `model-versions/search` filters (SearchModelVersionUtils): `name`,
+/// `run_id` (both with lists), `source_path`, the integer `version_number`,
+/// and tags.
+pub static MODEL_VERSIONS: Grammar = Grammar {
+    prefixes: &[
+        ("attribute", EntityType::Attribute),
+        ("tag", EntityType::Tag),
+        ("tags", EntityType::Tag),
+    ],
+    prefixes_hint: "('attribute', 'tag', 'tags')",
+    string_attributes: &["name", "run_id", "source_path"],
+    numeric_attributes: &["version_number"],
+    filter_aliases: &[],
+    order_by_aliases: &[],
+    list_attributes: &["name", "run_id"],
+    integer_attributes: &[],
+    integer_only_numeric_attributes: true,
+    dataset_keys: &[],
+    null_check_entities: &[],
+    null_check_label: "tags and params",
+    metric_comparators: &[],
+    param_comparators: &[],
+    tag_comparators: REGISTRY_TAG_COMPARATORS,
+    string_attribute_comparators: STRING_COMPARATORS,
+    numeric_attribute_comparators: NUMERIC_COMPARATORS,
+    dataset_comparators: &[],
+    attribute_comparators: &[],
+    order_by_entities: &[EntityType::Attribute],
+    reject_duplicate_order_by: true,
 };
 
 fn invalid(message: impl Into<String>) -> MlflowError {

@@ -8,11 +8,13 @@
 pub mod filter;
 pub mod logged_models;
 pub mod page_token;
+pub mod registry;
 pub mod sql;
 
 #[cfg(test)]
 mod tests;
 
+pub use registry::{model_versions_search_query, registered_models_search_query};
 pub use sql::{experiments_search_query, runs_search_query};
 
 use crate::error::{MlflowError, Result};

@@ -20,7 +20,7 @@ const DATASET_CONTEXT_TAG: &str = "mlflow.data.context";
 pub(super) struct Binds(Vec<SqlValue>);
 
 impl Binds {
-    fn push(&mut self, value: SqlValue) -> String {
+    pub(super) fn push(&mut self, value: SqlValue) -> String {
         self.0.push(value);
         format!("${}", self.0.len())
     }
@@ -29,12 +29,12 @@ impl Binds {
         self.push(SqlValue::Text(text.to_string()))
     }
 
-    fn int(&mut self, value: i64) -> String {
+    pub(super) fn int(&mut self, value: i64) -> String {
         self.push(SqlValue::Int(value))
     }
 
     /// Placeholders for a filter value: one, or a comma-separated list.
-    fn value(&mut self, value: &Value) -> String {
+    pub(super) fn value(&mut self, value: &Value) -> String {
         match value {
             Value::Null => "NULL".to_string(),
             Value::Str(s) => self.text(s),

@@ -9,6 +9,7 @@
 pub mod logged_models;
 mod names;
 mod postgres;
+pub mod registry;
 mod sql;
 mod sqlite;
 pub mod validation;
@@ -23,12 +24,13 @@ use crate::model::{
 use crate::search::ViewType;
 
 pub use logged_models::{LoggedModelQuery, LoggedModelStore, NewLoggedModel};
+pub use registry::{NewModelVersion, RegistryQuery, RegistryStore};
 pub use sql::SqlStore;
 
 /// Everything the HTTP layer stores: one object, one trait per MLflow service.
-pub trait Store: TrackingStore + LoggedModelStore {}
+pub trait Store: TrackingStore + LoggedModelStore + RegistryStore {}
 
-impl<T: TrackingStore + LoggedModelStore> Store for T {}
+impl<T: TrackingStore + LoggedModelStore + RegistryStore> Store for T {}
 
 /// Arguments of `experiments/search`.
 #[derive(Debug, Clone, Default)]

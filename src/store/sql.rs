@@ -12,6 +12,7 @@
 //! and inputs with one query each.
 
 mod logged_models;
+mod registry;
 
 use std::collections::{HashMap, HashSet};
 

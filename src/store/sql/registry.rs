@@ -1,0 +1,1455 @@
+//! The SQL implementation of [`RegistryStore`] over MLflow's registry tables
+//! (`registered_models`, `model_versions`, their tags, aliases).
+//!
+//! Mirrors MLflow's SQLAlchemy registry store: deleted versions stay as rows
+//! in stage `Deleted_Internal` (so numbers are never reused), renames rely on
+//! the schema's `ON UPDATE CASCADE`, and a search page loads its tags,
+//! aliases and latest versions with one query per table.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+
+use super::{is_unique_violation, now_millis, tag_from_row, Placeholders, SqlStore};
+use crate::error::{MlflowError, Result};
+use crate::model::{ModelVersion, Page, RegisteredModel, RegisteredModelAlias, Tag, Workspace};
+use crate::search::registry::MODEL_VERSION_COLUMNS;
+use crate::search::{self, page_token};
+use crate::store::registry::{
+    self as rules, canonical_stage, parse_version, validate_alias, validate_alias_not_reserved,
+    validate_model_name, validate_registry_tag, ModelUri, NewModelVersion, RegistryQuery,
+    RegistryStore, ACTIVE_STAGES, ALL_STAGES, IS_PROMPT_TAG, MODEL_VERSIONS_TAG,
+    SEARCH_MODEL_VERSIONS_MAX, SEARCH_REGISTERED_MODELS_MAX, STAGE_DELETED_INTERNAL,
+};
+
+/// Attempts at numbering a new version before giving up, as MLflow's store.
+const CREATE_VERSION_ATTEMPTS: usize = 3;
+/// (name, version) pairs per child-table read of a search page.
+const VERSION_CHUNK: usize = 500;
+
+fn model_not_found(name: &str) -> MlflowError {
+    MlflowError::not_found(format!("Registered Model with name={name} not found"))
+}
+
+fn version_not_found(name: &str, version: impl std::fmt::Display) -> MlflowError {
+    MlflowError::not_found(format!(
+        "Model Version (name={name}, version={version}) not found"
+    ))
+}
+
+/// A version row and the storage location the wire never shows.
+struct VersionRow {
+    version: ModelVersion,
+    storage_location: Option<String>,
+}
+
+fn version_from_row(row: &AnyRow) -> Result<VersionRow> {
+    let number: i64 = row.try_get("version")?;
+    Ok(VersionRow {
+        version: ModelVersion {
+            name: row.try_get("name")?,
+            version: number.to_string(),
+            creation_timestamp: row.try_get::<Option<i64>, _>("creation_time")?.unwrap_or(0),
+            last_updated_timestamp: row.try_get("last_updated_time")?,
+            user_id: row.try_get("user_id")?,
+            current_stage: row
+                .try_get::<Option<String>, _>("current_stage")?
+                .unwrap_or_else(|| "None".into()),
+            description: row.try_get("description")?,
+            source: row.try_get("source")?,
+            run_id: row.try_get("run_id")?,
+            // Registration is synchronous: every stored version is READY.
+            status: row
+                .try_get::<Option<String>, _>("status")?
+                .unwrap_or_else(|| "READY".into()),
+            status_message: row
+                .try_get::<Option<String>, _>("status_message")?
+                .filter(|m| !m.is_empty()),
+            tags: Vec::new(),
+            run_link: row.try_get("run_link")?,
+            aliases: Vec::new(),
+        },
+        storage_location: row.try_get("storage_location")?,
+    })
+}
+
+/// `json.dumps` of a JSON value: `", "` and `": "` separators, non-ASCII
+/// escaped, so a tag written here reads as MLflow's own.
+fn python_json(value: &serde_json::Value, out: &mut String) {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => {
+            out.push('"');
+            for c in s.chars() {
+                match c {
+                    '"' => out.push_str("\\\""),
+                    '\\' => out.push_str("\\\\"),
+                    '\n' => out.push_str("\\n"),
+                    '\r' => out.push_str("\\r"),
+                    '\t' => out.push_str("\\t"),
+                    c if (c as u32) < 0x20 || (c as u32) > 0x7e => {
+                        let mut units = [0u16; 2];
+                        for unit in c.encode_utf16(&mut units) {
+                            out.push_str(&format!("\\u{unit:04x}"));
+                        }
+                    }
+                    c => out.push(c),
+                }
+            }
+            out.push('"');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                python_json(item, out);
+            }
+            out.push(']');
+        }
+        Value::Object(map) => {
+            out.push('{');
+            for (i, (key, item)) in map.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                python_json(&Value::String(key.clone()), out);
+                out.push_str(": ");
+                python_json(item, out);
+            }
+            out.push('}');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+/// The last value of each key wins, as MLflow builds its tag dict.
+fn dedup_tags(tags: &[Tag]) -> Vec<Tag> {
+    let mut latest: Vec<Tag> = Vec::with_capacity(tags.len());
+    for tag in tags {
+        match latest.iter_mut().find(|t| t.key == tag.key) {
+            Some(existing) => existing.value = tag.value.clone(),
+            None => latest.push(tag.clone()),
+        }
+    }
+    latest
+}
+
+fn is_prompt(tags: &[Tag]) -> bool {
+    tags.iter()
+        .rev()
+        .find(|t| t.key == IS_PROMPT_TAG)
+        .is_some_and(|t| t.value.eq_ignore_ascii_case("true"))
+}
+
+/// A logged model's row, as model-version creation needs it.
+struct LoggedModelRow {
+    experiment_id: i64,
+    artifact_location: String,
+    source_run_id: Option<String>,
+}
+
+impl SqlStore {
+    /// Fails with MLflow's 404 unless the model exists in this workspace.
+    async fn require_model<'e, E>(&self, executor: E, ws: &Workspace, name: &str) -> Result<()>
+    where
+        E: sqlx::Executor<'e, Database = Any>,
+    {
+        validate_model_name(name)?;
+        sqlx::query("SELECT 1 FROM registered_models WHERE workspace = $1 AND name = $2")
+            .bind(ws.name())
+            .bind(name)
+            .fetch_optional(executor)
+            .await?
+            .map(drop)
+            .ok_or_else(|| model_not_found(name))
+    }
+
+    /// Whole registered models (tags, aliases, latest versions with their
+    /// tags) in the order of `names`; names that are not stored are left out.
+    async fn load_registered_models(
+        &self,
+        ws: &Workspace,
+        names: &[String],
+    ) -> Result<Vec<RegisteredModel>> {
+        let mut models: HashMap<String, RegisteredModel> = HashMap::with_capacity(names.len());
+        for chunk in names.chunks(super::IN_LIST_CHUNK) {
+            let list = Placeholders::Numbered.list(chunk.len(), 2);
+            let models_sql = format!(
+                "SELECT name, creation_time, last_updated_time, description FROM \
+                 registered_models WHERE workspace = $1 AND name IN ({list})"
+            );
+            let tags_sql = format!(
+                "SELECT name, key, value FROM registered_model_tags WHERE workspace = $1 \
+                 AND name IN ({list}) ORDER BY key"
+            );
+            let aliases_sql = format!(
+                "SELECT name, alias, version FROM registered_model_aliases WHERE workspace = $1 \
+                 AND name IN ({list}) ORDER BY alias"
+            );
+            // Newest version per (name, stage); stages in the order of their
+            // first version, which is the order MLflow's store builds them in.
+            let latest_sql = format!(
+                "SELECT {MODEL_VERSION_COLUMNS} FROM model_versions v JOIN ( \
+                   SELECT name, current_stage, MAX(version) AS latest, MIN(version) AS first \
+                   FROM model_versions WHERE workspace = $1 AND name IN ({list}) \
+                   AND current_stage <> '{STAGE_DELETED_INTERNAL}' GROUP BY name, current_stage \
+                 ) l ON l.name = v.name AND l.latest = v.version \
+                 WHERE v.workspace = $1 ORDER BY l.first"
+            );
+            // Numbered placeholders throughout: `$1` appears twice in the latest query.
+            let query = |sql| bind_names(sql, ws.name(), chunk);
+            let (model_rows, tag_rows, alias_rows, latest_rows) = tokio::try_join!(
+                query(&models_sql).fetch_all(&self.reader),
+                query(&tags_sql).fetch_all(&self.reader),
+                query(&aliases_sql).fetch_all(&self.reader),
+                query(&latest_sql).fetch_all(&self.reader),
+            )?;
+            for row in &model_rows {
+                let name: String = row.try_get("name")?;
+                models.insert(
+                    name.clone(),
+                    RegisteredModel {
+                        name,
+                        creation_timestamp: row.try_get("creation_time")?,
+                        last_updated_timestamp: row
+                            .try_get::<Option<i64>, _>("last_updated_time")?
+                            .filter(|t| *t != 0),
+                        description: row
+                            .try_get::<Option<String>, _>("description")?
+                            .filter(|d| !d.is_empty()),
+                        latest_versions: Vec::new(),
+                        tags: Vec::new(),
+                        aliases: Vec::new(),
+                    },
+                );
+            }
+            for row in &tag_rows {
+                if let Some(model) = models.get_mut(&row.try_get::<String, _>("name")?) {
+                    model.tags.push(tag_from_row(row, "key")?);
+                }
+            }
+            for row in &alias_rows {
+                if let Some(model) = models.get_mut(&row.try_get::<String, _>("name")?) {
+                    let version: i64 = row.try_get("version")?;
+                    model.aliases.push(RegisteredModelAlias {
+                        alias: row.try_get("alias")?,
+                        version: version.to_string(),
+                    });
+                }
+            }
+            let mut latest = latest_rows
+                .iter()
+                .map(|row| version_from_row(row).map(|r| r.version))
+                .collect::<Result<Vec<_>>>()?;
+            self.attach_version_tags(ws, &mut latest).await?;
+            for version in latest {
+                if let Some(model) = models.get_mut(&version.name) {
+                    model.latest_versions.push(version);
+                }
+            }
+        }
+        Ok(names.iter().filter_map(|n| models.remove(n)).collect())
+    }
+
+    /// Loads the tags of `versions` (one query per chunk of versions).
+    async fn attach_version_tags(
+        &self,
+        ws: &Workspace,
+        versions: &mut [ModelVersion],
+    ) -> Result<()> {
+        for chunk in versions.chunks_mut(VERSION_CHUNK) {
+            let pairs: Vec<(String, i64)> = chunk
+                .iter()
+                .map(|v| Ok((v.name.clone(), parse_version(&v.version)?)))
+                .collect::<Result<_>>()?;
+            let mut sql = String::from(
+                "SELECT name, version, key, value FROM model_version_tags WHERE workspace = $1 AND (",
+            );
+            for i in 0..pairs.len() {
+                if i > 0 {
+                    sql.push_str(" OR ");
+                }
+                sql.push_str(&format!(
+                    "(name = ${} AND version = ${})",
+                    2 * i + 2,
+                    2 * i + 3
+                ));
+            }
+            sql.push_str(") ORDER BY key");
+            let mut query = sqlx::query(&sql).bind(ws.name());
+            for (name, version) in &pairs {
+                query = query.bind(name.as_str()).bind(*version);
+            }
+            let mut tags: HashMap<(String, i64), Vec<Tag>> = HashMap::new();
+            for row in query.fetch_all(&self.reader).await? {
+                tags.entry((row.try_get("name")?, row.try_get("version")?))
+                    .or_default()
+                    .push(tag_from_row(&row, "key")?);
+            }
+            for (version, key) in chunk.iter_mut().zip(pairs) {
+                version.tags = tags.remove(&key).unwrap_or_default();
+            }
+        }
+        Ok(())
+    }
+
+    /// Loads the aliases of `versions` (one query per chunk of model names).
+    async fn attach_version_aliases(
+        &self,
+        ws: &Workspace,
+        versions: &mut [ModelVersion],
+    ) -> Result<()> {
+        let mut names: Vec<String> = versions.iter().map(|v| v.name.clone()).collect();
+        names.sort();
+        names.dedup();
+        let mut aliases: HashMap<(String, String), Vec<String>> = HashMap::new();
+        for chunk in names.chunks(super::IN_LIST_CHUNK) {
+            let sql = format!(
+                "SELECT name, alias, version FROM registered_model_aliases WHERE workspace = $1 \
+                 AND name IN ({}) ORDER BY alias",
+                Placeholders::Numbered.list(chunk.len(), 2)
+            );
+            let query = chunk
+                .iter()
+                .fold(sqlx::query(&sql).bind(ws.name()), |q, n| q.bind(n.as_str()));
+            for row in query.fetch_all(&self.reader).await? {
+                let version: i64 = row.try_get("version")?;
+                aliases
+                    .entry((row.try_get("name")?, version.to_string()))
+                    .or_default()
+                    .push(row.try_get("alias")?);
+            }
+        }
+        for version in versions {
+            version.aliases = aliases
+                .remove(&(version.name.clone(), version.version.clone()))
+                .unwrap_or_default();
+        }
+        Ok(())
+    }
+
+    /// A live (not deleted) version row of this workspace.
+    async fn version_row<'e, E>(
+        &self,
+        executor: E,
+        ws: &Workspace,
+        name: &str,
+        version: &str,
+    ) -> Result<VersionRow>
+    where
+        E: sqlx::Executor<'e, Database = Any>,
+    {
+        validate_model_name(name)?;
+        let number = parse_version(version)?;
+        let sql = format!(
+            "SELECT {MODEL_VERSION_COLUMNS} FROM model_versions v WHERE v.workspace = $1 \
+             AND v.name = $2 AND v.version = $3 AND v.current_stage <> $4"
+        );
+        let row = sqlx::query(&sql)
+            .bind(ws.name())
+            .bind(name)
+            .bind(number)
+            .bind(STAGE_DELETED_INTERNAL)
+            .fetch_optional(executor)
+            .await?
+            .ok_or_else(|| version_not_found(name, number))?;
+        version_from_row(&row)
+    }
+
+    /// A version with its tags and aliases, as `model-versions/get` returns it.
+    async fn full_version(
+        &self,
+        ws: &Workspace,
+        name: &str,
+        version: &str,
+    ) -> Result<ModelVersion> {
+        let mut versions = vec![
+            self.version_row(&self.reader, ws, name, version)
+                .await?
+                .version,
+        ];
+        self.attach_version_tags(ws, &mut versions).await?;
+        self.attach_version_aliases(ws, &mut versions).await?;
+        Ok(versions.remove(0))
+    }
+
+    async fn logged_model(&self, ws: &Workspace, model_id: &str) -> Result<Option<LoggedModelRow>> {
+        let row = sqlx::query(
+            "SELECT lm.experiment_id, lm.artifact_location, lm.source_run_id FROM logged_models lm \
+             JOIN experiments e ON e.experiment_id = lm.experiment_id \
+             WHERE lm.model_id = $1 AND e.workspace = $2",
+        )
+        .bind(model_id)
+        .bind(ws.name())
+        .fetch_optional(&self.reader)
+        .await?;
+        row.map(|row| {
+            Ok(LoggedModelRow {
+                experiment_id: row.try_get("experiment_id")?,
+                artifact_location: row.try_get("artifact_location")?,
+                source_run_id: row.try_get("source_run_id")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// The newest live version of `name`, optionally within one stage.
+    async fn latest_version_number(
+        &self,
+        ws: &Workspace,
+        name: &str,
+        stage: Option<&str>,
+    ) -> Result<i64> {
+        let stages: Vec<String> = stage.map(|s| vec![s.to_string()]).unwrap_or_default();
+        let latest = self.get_latest_versions(ws, name, &stages).await?;
+        latest
+            .iter()
+            .filter_map(|v| v.version.parse::<i64>().ok())
+            .max()
+            .ok_or_else(|| {
+                let stage = stage
+                    .map(|s| format!(" and stage '{s}'"))
+                    .unwrap_or_default();
+                MlflowError::invalid_parameter(format!(
+                    "No versions of model with name '{name}'{stage} found"
+                ))
+            })
+    }
+
+    /// `_resolve_registered_model_source_lineage`: a `models:/<name>/...`
+    /// source becomes `models:/<name>/<version>` of an existing version, and
+    /// the run id defaults to that version's.
+    async fn resolve_registered_source(
+        &self,
+        ws: &Workspace,
+        new: &mut NewModelVersion,
+    ) -> Result<()> {
+        let parts = rules::split_uri(&new.source);
+        if parts.scheme != "models" {
+            return Ok(());
+        }
+        if !parts.netloc.is_empty() {
+            return Err(MlflowError::invalid_parameter(format!(
+                "Invalid model version source: '{}'. Registered model sources must use the \
+                 active model registry.",
+                new.source
+            )));
+        }
+        let parsed = rules::parse_models_uri(&new.source)
+            .map_err(|_| rules::invalid_source(&new.source, "model_id"))?;
+        let (name, number) = match parsed {
+            ModelUri::LoggedModel(_) => return Ok(()),
+            ModelUri::Version(name, version) => {
+                let model = self.get_registered_model(ws, &name).await?;
+                check_not_prompt(&model, &new.source)?;
+                (name, parse_version(&version)?)
+            }
+            ModelUri::Alias(name, alias) => {
+                let model = self.get_registered_model(ws, &name).await?;
+                check_not_prompt(&model, &new.source)?;
+                let version = self.get_model_version_by_alias(ws, &name, &alias).await?;
+                (name, parse_version(&version.version)?)
+            }
+            ModelUri::Stage(name, stage) => {
+                let model = self.get_registered_model(ws, &name).await?;
+                check_not_prompt(&model, &new.source)?;
+                let number = self
+                    .latest_version_number(ws, &name, stage.as_deref())
+                    .await?;
+                (name, number)
+            }
+        };
+        let referenced = self
+            .version_row(&self.reader, ws, &name, &number.to_string())
+            .await?
+            .version;
+        let referenced_run = referenced.run_id.clone().unwrap_or_default();
+        // Versions carry no model id in MLflow's SQL schema.
+        let run_mismatch = new.run_id.as_ref().is_some_and(|r| *r != referenced_run);
+        let model_mismatch = new.model_id.as_ref().is_some_and(|m| !m.is_empty());
+        if run_mismatch || model_mismatch {
+            return Err(MlflowError::invalid_parameter(format!(
+                "Invalid model version source: '{}'. The run_id and model_id request parameters \
+                 must match the referenced model version.",
+                new.source
+            )));
+        }
+        new.source = format!("models:/{name}/{number}");
+        if new.run_id.is_none() {
+            new.run_id = referenced.run_id;
+        }
+        Ok(())
+    }
+
+    /// The artifact URI of the source's run; an unknown run makes the source invalid.
+    async fn run_artifact_root(
+        &self,
+        ws: &Workspace,
+        run_id: &str,
+        source: &str,
+    ) -> Result<String> {
+        match self.accessible_run(ws, run_id).await {
+            Ok(run) => Ok(run.artifact_uri),
+            Err(err) if err.code == crate::error::ErrorCode::ResourceDoesNotExist => {
+                Err(rules::invalid_source(source, "run_id"))
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    /// `_validate_source_run`: where a source may point given its run.
+    async fn validate_source_run(&self, ws: &Workspace, source: &str, run_id: &str) -> Result<()> {
+        if rules::is_local_uri(source)? {
+            if !run_id.is_empty()
+                && rules::local_source_within(
+                    source,
+                    &self.run_artifact_root(ws, run_id, source).await?,
+                )?
+            {
+                return Ok(());
+            }
+            return Err(rules::invalid_local_source(source, "run_id"));
+        }
+        rules::validate_no_relative_paths(source)?;
+        let parts = rules::split_uri(source);
+        if parts.scheme == "runs" {
+            if !parts.netloc.is_empty() {
+                return Err(rules::invalid_source(source, "run_id"));
+            }
+            let (source_run, _) = rules::parse_runs_uri(source)?;
+            if !run_id.is_empty() && source_run == run_id {
+                return Ok(());
+            }
+            return Err(rules::invalid_source(source, "run_id"));
+        }
+        if parts.scheme == "models"
+            && (!parts.netloc.is_empty()
+                || !matches!(
+                    rules::parse_models_uri(source),
+                    Ok(ModelUri::Version(..) | ModelUri::Alias(..) | ModelUri::Stage(..))
+                ))
+        {
+            return Err(rules::invalid_source(source, "model_id"));
+        }
+        if rules::is_mlflow_artifacts_source(source) {
+            if !run_id.is_empty()
+                && rules::uri_within_root(
+                    source,
+                    &self.run_artifact_root(ws, run_id, source).await?,
+                )
+            {
+                return Ok(());
+            }
+            return Err(rules::invalid_source(source, "run_id"));
+        }
+        Ok(())
+    }
+
+    /// `_validate_source_model`: where a source may point given its logged model.
+    async fn validate_source_model(
+        &self,
+        ws: &Workspace,
+        source: &str,
+        model_id: &str,
+    ) -> Result<()> {
+        let model_root = || async move {
+            self.logged_model(ws, model_id)
+                .await?
+                .map(|m| m.artifact_location)
+                .ok_or_else(|| rules::invalid_source(source, "model_id"))
+        };
+        if rules::is_local_uri(source)? {
+            if rules::local_source_within(source, &model_root().await?)? {
+                return Ok(());
+            }
+            return Err(rules::invalid_local_source(source, "model_id"));
+        }
+        rules::validate_no_relative_paths(source)?;
+        let parts = rules::split_uri(source);
+        if parts.scheme == "models" {
+            if !parts.netloc.is_empty() {
+                return Err(rules::invalid_source(source, "model_id"));
+            }
+            match rules::parse_models_uri(source) {
+                Ok(ModelUri::LoggedModel(id)) if id == model_id => return Ok(()),
+                Ok(ModelUri::LoggedModel(_)) | Err(_) => {
+                    return Err(rules::invalid_source(source, "model_id"))
+                }
+                Ok(_) => {}
+            }
+        }
+        if parts.scheme == "runs" {
+            return Err(rules::invalid_source(source, "model_id"));
+        }
+        if rules::is_mlflow_artifacts_source(source) {
+            if rules::uri_within_root(source, &model_root().await?) {
+                return Ok(());
+            }
+            return Err(rules::invalid_source(source, "model_id"));
+        }
+        Ok(())
+    }
+
+    /// Where the version's files are: a logged model's artifact location, a
+    /// referenced version's location, a run's artifact URI plus the path, or
+    /// the source itself. Also fills in the run id from a logged model.
+    async fn storage_location(&self, ws: &Workspace, new: &mut NewModelVersion) -> Result<String> {
+        let source = new.source.clone();
+        let parts = rules::split_uri(&source);
+        match parts.scheme.as_str() {
+            "models" => match rules::parse_models_uri(&source)? {
+                ModelUri::LoggedModel(id) => {
+                    let model = self.logged_model(ws, &id).await?.ok_or_else(|| {
+                        MlflowError::invalid_parameter(format!(
+                            "Unable to fetch model from model URI source artifact location \
+                             '{source}'.Error: Logged model with ID '{id}' not found."
+                        ))
+                    })?;
+                    if new.run_id.as_deref().unwrap_or_default().is_empty() {
+                        new.run_id = model.source_run_id;
+                    }
+                    Ok(model.artifact_location)
+                }
+                ModelUri::Version(name, version) => {
+                    self.get_model_version_download_uri(ws, &name, &version)
+                        .await
+                }
+                _ => Ok(source),
+            },
+            // The client resolves `runs:/` itself; the run's artifact URI saves
+            // it the round trips (MLflow 3.17 keeps `runs:/...` here).
+            "runs" => {
+                let (run_id, path) = rules::parse_runs_uri(&source)?;
+                match self.accessible_run(ws, &run_id).await {
+                    Ok(run) if path.is_empty() => Ok(run.artifact_uri),
+                    Ok(run) => Ok(super::append_to_uri(&run.artifact_uri, &[&path])),
+                    Err(_) => Ok(source),
+                }
+            }
+            _ => Ok(source),
+        }
+    }
+
+    /// Appends `{name, version}` to the logged model's `mlflow.modelVersions`
+    /// tag (a JSON list), as MLflow's `set_model_versions_tags`.
+    async fn record_version_on_logged_model(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        model: &LoggedModelRow,
+        model_id: &str,
+        name: &str,
+        version: i64,
+    ) -> Result<()> {
+        let current: Option<String> = sqlx::query(
+            "SELECT tag_value FROM logged_model_tags WHERE model_id = $1 AND tag_key = $2",
+        )
+        .bind(model_id)
+        .bind(MODEL_VERSIONS_TAG)
+        .fetch_optional(&mut **tx)
+        .await?
+        .map(|row| row.try_get("tag_value"))
+        .transpose()?;
+        let entry = serde_json::json!({ "name": name, "version": version });
+        let mut list: Vec<serde_json::Value> = current
+            .and_then(|v| serde_json::from_str(&v).ok())
+            .unwrap_or_default();
+        if !list.contains(&entry) {
+            list.push(entry);
+        }
+        let mut value = String::new();
+        python_json(&serde_json::Value::Array(list), &mut value);
+        sqlx::query(
+            "INSERT INTO logged_model_tags (model_id, experiment_id, tag_key, tag_value) \
+             VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (model_id, tag_key) DO UPDATE SET tag_value = excluded.tag_value",
+        )
+        .bind(model_id)
+        .bind(model.experiment_id)
+        .bind(MODEL_VERSIONS_TAG)
+        .bind(value)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Inserts the next version of `new.name` (max + 1) and its tags.
+    async fn insert_version(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        ws: &Workspace,
+        new: &NewModelVersion,
+        storage_location: &str,
+        tags: &[Tag],
+        now: i64,
+    ) -> std::result::Result<i64, sqlx::Error> {
+        // Touching the model first locks its row on PostgreSQL, so concurrent
+        // creators queue here and each sees the previous one's version.
+        let touched = sqlx::query(
+            "UPDATE registered_models SET last_updated_time = $1 WHERE workspace = $2 AND name = $3",
+        )
+        .bind(now)
+        .bind(ws.name())
+        .bind(new.name.as_str())
+        .execute(&mut **tx)
+        .await?;
+        if touched.rows_affected() == 0 {
+            return Err(sqlx::Error::RowNotFound);
+        }
+        let row = sqlx::query(
+            "INSERT INTO model_versions (workspace, name, version, creation_time, \
+             last_updated_time, description, user_id, current_stage, source, run_id, status, \
+             status_message, run_link, storage_location) \
+             SELECT $1, $2, COALESCE(MAX(version), 0) + 1, $3, $3, $4, NULL, 'None', $5, $6, \
+             'READY', NULL, $7, $8 FROM model_versions WHERE workspace = $1 AND name = $2 \
+             RETURNING version",
+        )
+        .bind(ws.name())
+        .bind(new.name.as_str())
+        .bind(now)
+        .bind(new.description.as_deref().unwrap_or_default())
+        .bind(new.source.as_str())
+        .bind(new.run_id.as_deref())
+        .bind(new.run_link.as_deref().unwrap_or_default())
+        .bind(storage_location)
+        .fetch_one(&mut **tx)
+        .await?;
+        let version: i64 = row.try_get("version")?;
+        for tag in tags {
+            sqlx::query(
+                "INSERT INTO model_version_tags (workspace, key, name, version, value) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(ws.name())
+            .bind(tag.key.as_str())
+            .bind(new.name.as_str())
+            .bind(version)
+            .bind(tag.value.as_str())
+            .execute(&mut **tx)
+            .await?;
+        }
+        Ok(version)
+    }
+}
+
+/// A query whose `$1` is the workspace and `$2..` are `names`.
+fn bind_names<'q>(
+    sql: &'q str,
+    workspace: &'q str,
+    names: &'q [String],
+) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>> {
+    names
+        .iter()
+        .fold(sqlx::query(sql).bind(workspace), |q, name| {
+            q.bind(name.as_str())
+        })
+}
+
+fn check_not_prompt(model: &RegisteredModel, source: &str) -> Result<()> {
+    if is_prompt(&model.tags) {
+        return Err(MlflowError::invalid_parameter(format!(
+            "Invalid model version source: '{source}'. Prompt versions cannot be used as model \
+             version sources."
+        )));
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl RegistryStore for SqlStore {
+    async fn create_registered_model(
+        &self,
+        ws: &Workspace,
+        name: &str,
+        tags: &[Tag],
+        description: Option<&str>,
+    ) -> Result<RegisteredModel> {
+        validate_model_name(name)?;
+        for tag in tags {
+            validate_registry_tag(tag)?;
+        }
+        let tags = dedup_tags(tags);
+        let now = now_millis();
+        let mut tx = self.writer.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO registered_models (workspace, name, creation_time, last_updated_time, \
+             description) VALUES ($1, $2, $3, $3, $4)",
+        )
+        .bind(ws.name())
+        .bind(name)
+        .bind(now)
+        .bind(description.unwrap_or_default())
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Ok(_) => {}
+            Err(err) if is_unique_violation(&err) => {
+                drop(tx);
+                let existing = self.get_registered_model(ws, name).await?;
+                let (old, new) = (is_prompt(&existing.tags), is_prompt(&tags));
+                let entity = |prompt: bool| if prompt { "Prompt" } else { "Registered Model" };
+                if old != new {
+                    return Err(MlflowError::already_exists(format!(
+                        "Tried to create a {} with name '{name}', but the name is already taken \
+                         by a {}. MLflow does not allow creating a model and a prompt with the \
+                         same name.",
+                        entity(new).to_lowercase(),
+                        entity(old).to_lowercase()
+                    )));
+                }
+                return Err(MlflowError::already_exists(format!(
+                    "{} (name={name}) already exists.",
+                    entity(new)
+                )));
+            }
+            Err(err) => return Err(err.into()),
+        }
+        for tag in &tags {
+            sqlx::query(
+                "INSERT INTO registered_model_tags (workspace, key, value, name) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(ws.name())
+            .bind(tag.key.as_str())
+            .bind(tag.value.as_str())
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        let mut tags = tags;
+        tags.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(RegisteredModel {
+            name: name.to_string(),
+            creation_timestamp: Some(now),
+            last_updated_timestamp: Some(now),
+            description: description.filter(|d| !d.is_empty()).map(str::to_string),
+            latest_versions: Vec::new(),
+            tags,
+            aliases: Vec::new(),
+        })
+    }
+
+    async fn get_registered_model(&self, ws: &Workspace, name: &str) -> Result<RegisteredModel> {
+        validate_model_name(name)?;
+        self.load_registered_models(ws, &[name.to_string()])
+            .await?
+            .pop()
+            .ok_or_else(|| model_not_found(name))
+    }
+
+    async fn rename_registered_model(
+        &self,
+        ws: &Workspace,
+        name: &str,
+        new_name: &str,
+    ) -> Result<RegisteredModel> {
+        if new_name.trim().is_empty() {
+            return Err(MlflowError::missing_parameter("new_name"));
+        }
+        validate_model_name(new_name)?;
+        let mut tx = self.writer.begin().await?;
+        self.require_model(&mut *tx, ws, name).await?;
+        let now = now_millis();
+        // Versions, tags and aliases follow through ON UPDATE CASCADE.
+        let renamed = sqlx::query(
+            "UPDATE registered_models SET name = $1, last_updated_time = $2 \
+             WHERE workspace = $3 AND name = $4",
+        )
+        .bind(new_name)
+        .bind(now)
+        .bind(ws.name())
+        .bind(name)
+        .execute(&mut *tx)
+        .await;
+        match renamed {
+            Ok(_) => {}
+            Err(err) if is_unique_violation(&err) => {
+                return Err(MlflowError::already_exists(format!(
+                    "Registered Model (name={new_name}) already exists."
+                )))
+            }
+            Err(err) => return Err(err.into()),
+        }
+        sqlx::query(
+            "UPDATE model_versions SET last_updated_time = $1 WHERE workspace = $2 AND name = $3",
+        )
+        .bind(now)
+        .bind(ws.name())
+        .bind(new_name)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.get_registered_model(ws, new_name).await
+    }
+
+    async fn update_registered_model(
+        &self,
+        ws: &Workspace,
+        name: &str,
+        description: Option<&str>,
+    ) -> Result<RegisteredModel> {
+        validate_model_name(name)?;
+        let updated = sqlx::query(
+            "UPDATE registered_models SET description = $1, last_updated_time = $2 \
+             WHERE workspace = $3 AND name = $4",
+        )
+        .bind(description)
+        .bind(now_millis())
+        .bind(ws.name())
+        .bind(name)
+        .execute(&self.writer)
+        .await?;
+        if updated.rows_affected() == 0 {
+            return Err(model_not_found(name));
+        }
+        self.get_registered_model(ws, name).await
+    }
+
+    async fn delete_registered_model(&self, ws: &Workspace, name: &str) -> Result<()> {
+        let mut tx = self.writer.begin().await?;
+        self.require_model(&mut *tx, ws, name).await?;
+        // The schema has no ON DELETE on versions and tags: children first.
+        for table in [
+            "model_version_tags",
+            "model_versions",
+            "registered_model_tags",
+            "registered_model_aliases",
+            "registered_models",
+        ] {
+            sqlx::query(&format!(
+                "DELETE FROM {table} WHERE workspace = $1 AND name = $2"
+            ))
+            .bind(ws.name())
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn search_registered_models(
+        &self,
+        ws: &Workspace,
+        query: &RegistryQuery,
+    ) -> Result<Page<RegisteredModel>> {
+        if query.max_results > SEARCH_REGISTERED_MODELS_MAX {
+            return Err(MlflowError::invalid_parameter(format!(
+                "Invalid value for request parameter max_results. It must be at most \
+                 {SEARCH_REGISTERED_MODELS_MAX}, but got value {}",
+                query.max_results
+            )));
+        }
+        let max_results = query.max_results.max(0);
+        let offset = page_token::decode(query.page_token.as_deref())?;
+        let sql = search::registered_models_search_query(
+            ws.name(),
+            &query.filter,
+            &query.order_by,
+            max_results + 1,
+            offset,
+        )?;
+        let mut names = super::fetch_ids(&self.reader, &sql)
+            .await?
+            .iter()
+            .map(|row| row.try_get::<String, _>(0).map_err(MlflowError::from))
+            .collect::<Result<Vec<_>>>()?;
+        let next_page_token = super::next_token(names.len(), max_results, offset);
+        names.truncate(max_results as usize);
+        Ok(Page {
+            items: self.load_registered_models(ws, &names).await?,
+            next_page_token,
+        })
+    }
+
+    async fn get_latest_versions(
+        &self,
+        ws: &Workspace,
+        name: &str,
+        stages: &[String],
+    ) -> Result<Vec<ModelVersion>> {
+        let model = self.get_registered_model(ws, name).await?;
+        let expected = if stages.is_empty() {
+            ALL_STAGES.to_vec()
+        } else {
+            stages
+                .iter()
+                .map(|s| canonical_stage(s))
+                .collect::<Result<Vec<_>>>()?
+        };
+        let mut versions: Vec<ModelVersion> = model
+            .latest_versions
+            .into_iter()
+            .filter(|v| expected.contains(&v.current_stage.as_str()))
+            .collect();
+        for version in &mut versions {
+            version.aliases = model
+                .aliases
+                .iter()
+                .filter(|a| a.version == version.version)
+                .map(|a| a.alias.clone())
+                .collect();
+        }
+        Ok(versions)
+    }
+
+    async fn set_registered_model_tag(&self, ws: &Workspace, name: &str, tag: &Tag) -> Result<()> {
+        validate_model_name(name)?;
+        validate_registry_tag(tag)?;
+        self.require_model(&self.reader, ws, name).await?;
+        sqlx::query(
+            "INSERT INTO registered_model_tags (workspace, key, value, name) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (workspace, key, name) DO UPDATE SET value = excluded.value",
+        )
+        .bind(ws.name())
+        .bind(tag.key.as_str())
+        .bind(tag.value.as_str())
+        .bind(name)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn delete_registered_model_tag(
+        &self,
+        ws: &Workspace,
+        name: &str,
+        key: &str,
+    ) -> Result<()> {
+        validate_model_name(name)?;
+        super::validation::validate_key(super::validation::KeyKind::Tag, key)?;
+        self.require_model(&self.reader, ws, name).await?;
+        // A missing tag is not an error in MLflow.
+        sqlx::query(
+            "DELETE FROM registered_model_tags WHERE workspace = $1 AND name = $2 AND key = $3",
+        )
+        .bind(ws.name())
+        .bind(name)
+        .bind(key)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn create_model_version(
+        &self,
+        ws: &Workspace,
+        mut new: NewModelVersion,
+    ) -> Result<ModelVersion> {
+        // The server's checks (handlers.py), in MLflow's order, then the store's.
+        rules::validate_source_scheme(&new.source)?;
+        self.resolve_registered_source(ws, &mut new).await?;
+        let model_id = new.model_id.clone().filter(|m| !m.is_empty());
+        match &model_id {
+            Some(model_id) => {
+                self.validate_source_model(ws, &new.source, model_id)
+                    .await?
+            }
+            None => {
+                let run_id = new.run_id.clone().unwrap_or_default();
+                self.validate_source_run(ws, &new.source, &run_id).await?
+            }
+        }
+        validate_model_name(&new.name)?;
+        for tag in &new.tags {
+            validate_registry_tag(tag)?;
+        }
+        let tags = dedup_tags(&new.tags);
+        let storage_location = self.storage_location(ws, &mut new).await?;
+        let logged_model = match &model_id {
+            Some(id) => {
+                let model = self.logged_model(ws, id).await?.ok_or_else(|| {
+                    MlflowError::not_found(format!("Logged model with ID '{id}' not found."))
+                })?;
+                if new.run_id.as_deref().unwrap_or_default().is_empty() {
+                    new.run_id = model.source_run_id.clone();
+                }
+                Some(model)
+            }
+            None => None,
+        };
+        let now = now_millis();
+        for attempt in 1..=CREATE_VERSION_ATTEMPTS {
+            let mut tx = self.writer.begin().await?;
+            let version = match self
+                .insert_version(&mut tx, ws, &new, &storage_location, &tags, now)
+                .await
+            {
+                Ok(version) => version,
+                Err(sqlx::Error::RowNotFound) => return Err(model_not_found(&new.name)),
+                // Another creator took the number first: count again.
+                Err(err) if is_unique_violation(&err) && attempt < CREATE_VERSION_ATTEMPTS => {
+                    tracing::info!(name = %new.name, attempt, "model version number taken, retrying");
+                    continue;
+                }
+                Err(err) => return Err(err.into()),
+            };
+            if let (Some(model), Some(id)) = (&logged_model, &model_id) {
+                self.record_version_on_logged_model(&mut tx, model, id, &new.name, version)
+                    .await?;
+            }
+            tx.commit().await?;
+            let mut tags = tags;
+            tags.sort_by(|a, b| a.key.cmp(&b.key));
+            return Ok(ModelVersion {
+                name: new.name,
+                version: version.to_string(),
+                creation_timestamp: now,
+                last_updated_timestamp: Some(now),
+                user_id: None,
+                current_stage: "None".into(),
+                description: Some(new.description.unwrap_or_default()),
+                source: Some(new.source),
+                run_id: new.run_id,
+                status: "READY".into(),
+                status_message: None,
+                tags,
+                run_link: Some(new.run_link.unwrap_or_default()),
+                aliases: Vec::new(),
+            });
+        }
+        Err(MlflowError::internal(format!(
+            "Model Version creation error (name={}). Giving up after {CREATE_VERSION_ATTEMPTS} \
+             attempts.",
+            new.name
+        )))
+    }
+
+    async fn get_model_version(
+        &self,
+        ws: &Workspace,
+        name: &str,
+        version: &str,
+    ) -> Result<ModelVersion> {
+        self.full_version(ws, name, version).await
+    }
+
+    async fn update_model_version(
+        &self,
+        ws: &Workspace,
+        name: &str,
+        version: &str,
+        description: Option<&str>,
+    ) -> Result<ModelVersion> {
+        let row = self.version_row(&self.reader, ws, name, version).await?;
+        sqlx::query(
+            "UPDATE model_versions SET description = $1, last_updated_time = $2 \
+             WHERE workspace = $3 AND name = $4 AND version = $5",
+        )
+        .bind(description)
+        .bind(now_millis())
+        .bind(ws.name())
+        .bind(name)
+        .bind(parse_version(&row.version.version)?)
+        .execute(&self.writer)
+        .await?;
+        self.full_version(ws, name, version).await
+    }
+
+    async fn transition_model_version_stage(
+        &self,
+        ws: &Workspace,
+        name: &str,
+        version: &str,
+        stage: &str,
+        archive_existing_versions: bool,
+    ) -> Result<ModelVersion> {
+        let canonical = canonical_stage(stage)?;
+        if archive_existing_versions && !ACTIVE_STAGES.contains(&canonical) {
+            return Err(MlflowError::invalid_parameter(format!(
+                "Model version transition cannot archive existing model versions because \
+                 '{stage}' is not an Active stage. Valid stages are ['Staging', 'Production']"
+            )));
+        }
+        let now = now_millis();
+        let mut tx = self.writer.begin().await?;
+        let row = self.version_row(&mut *tx, ws, name, version).await?;
+        let number = parse_version(&row.version.version)?;
+        if archive_existing_versions {
+            sqlx::query(
+                "UPDATE model_versions SET current_stage = 'Archived', last_updated_time = $1 \
+                 WHERE workspace = $2 AND name = $3 AND version <> $4 AND current_stage = $5",
+            )
+            .bind(now)
+            .bind(ws.name())
+            .bind(name)
+            .bind(number)
+            .bind(canonical)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query(
+            "UPDATE model_versions SET current_stage = $1, last_updated_time = $2 \
+             WHERE workspace = $3 AND name = $4 AND version = $5",
+        )
+        .bind(canonical)
+        .bind(now)
+        .bind(ws.name())
+        .bind(name)
+        .bind(number)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE registered_models SET last_updated_time = $1 WHERE workspace = $2 AND name = $3",
+        )
+        .bind(now)
+        .bind(ws.name())
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.full_version(ws, name, version).await
+    }
+
+    async fn delete_model_version(&self, ws: &Workspace, name: &str, version: &str) -> Result<()> {
+        let now = now_millis();
+        let mut tx = self.writer.begin().await?;
+        let row = self.version_row(&mut *tx, ws, name, version).await?;
+        let number = parse_version(&row.version.version)?;
+        sqlx::query(
+            "DELETE FROM registered_model_aliases WHERE workspace = $1 AND name = $2 AND version = $3",
+        )
+        .bind(ws.name())
+        .bind(name)
+        .bind(number)
+        .execute(&mut *tx)
+        .await?;
+        // MLflow keeps the row, redacted, so the number is never handed out again.
+        sqlx::query(
+            "UPDATE model_versions SET current_stage = $1, last_updated_time = $2, \
+             description = NULL, user_id = NULL, source = 'REDACTED-SOURCE-PATH', \
+             run_id = 'REDACTED-RUN-ID', run_link = 'REDACTED-RUN-LINK', status_message = NULL \
+             WHERE workspace = $3 AND name = $4 AND version = $5",
+        )
+        .bind(STAGE_DELETED_INTERNAL)
+        .bind(now)
+        .bind(ws.name())
+        .bind(name)
+        .bind(number)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE registered_models SET last_updated_time = $1 WHERE workspace = $2 AND name = $3",
+        )
+        .bind(now)
+        .bind(ws.name())
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn get_model_version_download_uri(
+        &self,
+        ws: &Workspace,
+        name: &str,
+        version: &str,
+    ) -> Result<String> {
+        let row = self.version_row(&self.reader, ws, name, version).await?;
+        Ok(row
+            .storage_location
+            .filter(|l| !l.is_empty())
+            .or(row.version.source)
+            .unwrap_or_default())
+    }
+
+    async fn search_model_versions(
+        &self,
+        ws: &Workspace,
+        query: &RegistryQuery,
+    ) -> Result<Page<ModelVersion>> {
+        if query.max_results < 1 {
+            return Err(MlflowError::invalid_parameter(format!(
+                "Invalid value for max_results. It must be a positive integer, but got {}",
+                query.max_results
+            )));
+        }
+        if query.max_results > SEARCH_MODEL_VERSIONS_MAX {
+            return Err(MlflowError::invalid_parameter(format!(
+                "Invalid value for request parameter max_results. It must be at most \
+                 {SEARCH_MODEL_VERSIONS_MAX}, but got value {}",
+                query.max_results
+            )));
+        }
+        let offset = page_token::decode(query.page_token.as_deref())?;
+        let sql = search::model_versions_search_query(
+            ws.name(),
+            &query.filter,
+            &query.order_by,
+            query.max_results + 1,
+            offset,
+        )?;
+        let rows = super::fetch_ids(&self.reader, &sql).await?;
+        let next_page_token = super::next_token(rows.len(), query.max_results, offset);
+        let mut versions = rows
+            .iter()
+            .take(query.max_results as usize)
+            .map(|row| version_from_row(row).map(|r| r.version))
+            .collect::<Result<Vec<_>>>()?;
+        self.attach_version_tags(ws, &mut versions).await?;
+        self.attach_version_aliases(ws, &mut versions).await?;
+        Ok(Page {
+            items: versions,
+            next_page_token,
+        })
+    }
+
+    async fn set_model_version_tag(
+        &self,
+        ws: &Workspace,
+        name: &str,
+        version: &str,
+        tag: &Tag,
+    ) -> Result<()> {
+        validate_model_name(name)?;
+        let number = parse_version(version)?;
+        validate_registry_tag(tag)?;
+        self.version_row(&self.reader, ws, name, version).await?;
+        sqlx::query(
+            "INSERT INTO model_version_tags (workspace, key, name, version, value) \
+             VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (workspace, key, name, version) DO UPDATE SET value = excluded.value",
+        )
+        .bind(ws.name())
+        .bind(tag.key.as_str())
+        .bind(name)
+        .bind(number)
+        .bind(tag.value.as_str())
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn delete_model_version_tag(
+        &self,
+        ws: &Workspace,
+        name: &str,
+        version: &str,
+        key: &str,
+    ) -> Result<()> {
+        validate_model_name(name)?;
+        let number = parse_version(version)?;
+        super::validation::validate_key(super::validation::KeyKind::Tag, key)?;
+        self.version_row(&self.reader, ws, name, version).await?;
+        sqlx::query(
+            "DELETE FROM model_version_tags WHERE workspace = $1 AND name = $2 AND version = $3 \
+             AND key = $4",
+        )
+        .bind(ws.name())
+        .bind(name)
+        .bind(number)
+        .bind(key)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn set_registered_model_alias(
+        &self,
+        ws: &Workspace,
+        name: &str,
+        alias: &str,
+        version: &str,
+    ) -> Result<()> {
+        validate_model_name(name)?;
+        validate_alias(alias)?;
+        validate_alias_not_reserved(alias)?;
+        let number = parse_version(version)?;
+        self.version_row(&self.reader, ws, name, version).await?;
+        sqlx::query(
+            "INSERT INTO registered_model_aliases (workspace, alias, version, name) \
+             VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (workspace, name, alias) DO UPDATE SET version = excluded.version",
+        )
+        .bind(ws.name())
+        .bind(alias)
+        .bind(number)
+        .bind(name)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn delete_registered_model_alias(
+        &self,
+        ws: &Workspace,
+        name: &str,
+        alias: &str,
+    ) -> Result<()> {
+        validate_model_name(name)?;
+        validate_alias(alias)?;
+        self.require_model(&self.reader, ws, name).await?;
+        sqlx::query(
+            "DELETE FROM registered_model_aliases WHERE workspace = $1 AND name = $2 AND alias = $3",
+        )
+        .bind(ws.name())
+        .bind(name)
+        .bind(alias)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn get_model_version_by_alias(
+        &self,
+        ws: &Workspace,
+        name: &str,
+        alias: &str,
+    ) -> Result<ModelVersion> {
+        validate_model_name(name)?;
+        validate_alias(alias)?;
+        if alias.eq_ignore_ascii_case("latest") {
+            let latest = self.get_latest_versions(ws, name, &[]).await?;
+            return latest
+                .into_iter()
+                .max_by_key(|v| v.version.parse::<i64>().unwrap_or_default())
+                .ok_or_else(|| {
+                    MlflowError::not_found(format!("Latest version not found for model {name}."))
+                });
+        }
+        self.require_model(&self.reader, ws, name).await?;
+        let row = sqlx::query(
+            "SELECT version FROM registered_model_aliases WHERE workspace = $1 AND name = $2 \
+             AND alias = $3",
+        )
+        .bind(ws.name())
+        .bind(name)
+        .bind(alias)
+        .fetch_optional(&self.reader)
+        .await?
+        .ok_or_else(|| {
+            // MLflow answers an unknown alias with 400, not 404.
+            MlflowError::invalid_parameter(format!("Registered model alias {alias} not found."))
+        })?;
+        let version: i64 = row.try_get("version")?;
+        self.full_version(ws, name, &version.to_string()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_versions_tag_prints_like_json_dumps() {
+        let mut out = String::new();
+        let value = serde_json::json!([{"name": "m é", "version": 2}]);
+        python_json(&value, &mut out);
+        assert_eq!(out, r#"[{"name": "m \u00e9", "version": 2}]"#);
+    }
+
+    #[test]
+    fn repeated_tag_keys_keep_the_last_value() {
+        let tag = |k: &str, v: &str| Tag {
+            key: k.into(),
+            value: v.into(),
+        };
+        let tags = dedup_tags(&[tag("a", "1"), tag("b", "2"), tag("a", "3")]);
+        assert_eq!(tags, vec![tag("a", "3"), tag("b", "2")]);
+    }
+}
