@@ -231,6 +231,8 @@ async fn experiment_lifecycle_cascades_to_runs(store: &SqlStore) {
 
 async fn experiment_search_pages_and_filters(store: &SqlStore) {
     for i in 0..5 {
+        // Distinct creation times: equal ones tie-break by id ascending.
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
         let id = new_experiment(store, &format!("search-{i}")).await;
         store
             .set_experiment_tag(&ws(), &id, &tag("team", if i % 2 == 0 { "a" } else { "b" }))
