@@ -239,11 +239,14 @@ def snapshot_models(url: str, written) -> dict:
     client = mlflow.MlflowClient(url)
     name = written["name"]
     rm = client.get_registered_model(name)
-    versions = {
-        v.version: (v.source, v.run_id, v.status, v.current_stage, v.tags, v.aliases,
-                    v.creation_timestamp, client.get_model_version_download_uri(name, v.version))
-        for v in client.search_model_versions(f"name = '{name}'")
-    }
+    # Read each version by itself: MLflow's search leaves out aliases, ferroflow's has them.
+    found = client.search_model_versions(f"name = '{name}'")
+    versions = {}
+    for v in (client.get_model_version(name, f.version) for f in found):
+        versions[v.version] = (
+            v.source, v.run_id, v.status, v.current_stage, v.tags, v.aliases,
+            v.creation_timestamp, client.get_model_version_download_uri(name, v.version),
+        )
     lm = client.get_logged_model(written["model_id"])
     return {
         "registered": (rm.name, rm.description, rm.tags, rm.aliases, rm.creation_timestamp),
