@@ -234,6 +234,32 @@ fn served_root(
 }
 
 #[derive(Deserialize)]
+pub struct ModelVersionArtifact {
+    name: Option<String>,
+    version: Option<String>,
+    path: Option<String>,
+}
+impl QueryFields for ModelVersionArtifact {}
+
+/// `GET /model-versions/get-artifact?name=&version=&path=`: the UI's download
+/// of a file of a registered model version, under its download URI.
+pub async fn get_model_version_artifact(
+    State(state): State<AppState>,
+    ws: Workspace,
+    headers: HeaderMap,
+    Query(req): Query<ModelVersionArtifact>,
+) -> Result<Response> {
+    let name = wire::required(req.name, "name")?;
+    let version = wire::required(req.version, "version")?;
+    let root = state
+        .store
+        .get_model_version_download_uri(&ws, &name, &version)
+        .await?;
+    let owner = format!("model '{name}' version {version}");
+    download_under(&state, &owner, &root, req.path, &headers).await
+}
+
+#[derive(Deserialize)]
 pub struct LoggedModelDirectory {
     #[serde(alias = "artifactDirectoryPath")]
     artifact_directory_path: Option<String>,

@@ -216,6 +216,10 @@ pub fn routes(state: &AppState) -> Router<AppState> {
     let tracking = tracking_routes().route_layer(artifacts_only());
     let get_artifact = Router::new()
         .route("/get-artifact", get(artifacts::get_run_artifact))
+        .route(
+            "/model-versions/get-artifact",
+            get(artifacts::get_model_version_artifact),
+        )
         .route_layer(artifacts_only());
     Router::new()
         .nest("/api/2.0/mlflow", tracking.clone())

@@ -143,3 +143,20 @@ def test_models_serve_answers_a_scoring_request(server, logged, iris):
         if proc.poll() is None:
             os.killpg(proc.pid, 15)
         proc.wait(timeout=30)
+
+
+def test_ui_downloads_a_registered_versions_files(server, logged):
+    info, _, _ = logged
+    name = unique_name("ui")
+    version = mlflow.register_model(info.model_uri, name)
+    url = f"{server.url}/model-versions/get-artifact"
+    got = requests.get(url, params={"name": name, "version": version.version, "path": "MLmodel"},
+                       timeout=30)
+    assert got.status_code == 200
+    assert "sklearn" in got.text
+    escape = requests.get(url, params={"name": name, "version": version.version,
+                                       "path": "../../../../etc/passwd"}, timeout=30)
+    assert escape.status_code in (400, 403)
+    unknown = requests.get(url, params={"name": name, "version": "99", "path": "MLmodel"},
+                           timeout=30)
+    assert unknown.status_code == 404
