@@ -142,7 +142,7 @@ fn metric_order(
     alias: &str,
     sql: &mut String,
     binds: &mut Binds,
-) -> [String; 2] {
+) -> String {
     let name = binds.text(key);
     let mut narrow = String::new();
     if let Some(dataset) = &order.dataset_name {
@@ -193,11 +193,11 @@ pub fn logged_models_search_query(
                 })?;
                 has_creation |= column == "lm.creation_timestamp_ms";
                 has_model_id |= column == "lm.model_id";
-                order_terms.extend(nulls_last(column, order.ascending));
+                order_terms.push(nulls_last(column, order.ascending));
             }
             Some(("metrics", key)) => {
                 let alias = format!("o{i}");
-                order_terms.extend(metric_order(key, order, &alias, &mut sql, &mut binds));
+                order_terms.push(metric_order(key, order, &alias, &mut sql, &mut binds));
             }
             Some(_) => {
                 return Err(MlflowError::invalid_parameter(format!(

@@ -103,14 +103,12 @@ pub(super) fn compare(
     format!("{column} {operator} {}", binds.value(value))
 }
 
-/// Sort terms for one key: rows without a value last in both directions
-/// (MLflow sorts on `CASE WHEN value IS NULL THEN 1 ELSE 0 END` first).
-pub(super) fn nulls_last(column: &str, ascending: bool) -> [String; 2] {
+/// The sort term for one key: rows without a value last in both directions,
+/// as MLflow orders them. Spelled `NULLS LAST` (both databases know it) rather
+/// than MLflow's `CASE WHEN ... IS NULL` so an index in that order can serve it.
+pub(super) fn nulls_last(column: &str, ascending: bool) -> String {
     let direction = if ascending { "ASC" } else { "DESC" };
-    [
-        format!("CASE WHEN {column} IS NULL THEN 1 ELSE 0 END"),
-        format!("{column} {direction}"),
-    ]
+    format!("{column} {direction} NULLS LAST")
 }
 
 fn unsupported(what: &str, key: &str) -> MlflowError {
@@ -167,7 +165,7 @@ pub fn runs_search_query(
         .iter()
         .any(|k| k.entity == EntityType::Attribute && k.key == "start_time")
     {
-        order_terms.extend(nulls_last("r.start_time", false));
+        order_terms.push(nulls_last("r.start_time", false));
     }
     order_terms.push("r.run_uuid ASC".to_string());
 
@@ -196,7 +194,7 @@ fn run_order_terms(
     binds: &mut Binds,
 ) -> Result<Vec<String>> {
     let table = match key.entity {
-        EntityType::Attribute => return Ok(nulls_last(run_column(&key.key)?, key.ascending).into()),
+        EntityType::Attribute => return Ok(vec![nulls_last(run_column(&key.key)?, key.ascending)]),
         EntityType::Metric => "latest_metrics",
         EntityType::Param => "params",
         EntityType::Tag => "tags",
@@ -206,7 +204,7 @@ fn run_order_terms(
     sql.push_str(&format!(
         " LEFT JOIN {table} {alias} ON {alias}.run_uuid = r.run_uuid AND {alias}.key = {key_param}"
     ));
-    let [presence, value] = nulls_last(&format!("{alias}.value"), key.ascending);
+    let value = nulls_last(&format!("{alias}.value"), key.ascending);
     if key.entity == EntityType::Metric {
         // MLflow: NaN (stored as 0 with is_nan) after real values, missing last.
         let rank = format!(
@@ -214,7 +212,7 @@ fn run_order_terms(
         );
         return Ok(vec![rank, value]);
     }
-    Ok(vec![presence, value])
+    Ok(vec![value])
 }
 
 fn run_condition(c: &Comparison, binds: &mut Binds) -> Result<String> {
@@ -366,7 +364,7 @@ pub fn experiments_search_query(
     }
     let mut order_terms = Vec::new();
     for key in &order {
-        order_terms.extend(nulls_last(experiment_column(&key.key)?, key.ascending));
+        order_terms.push(nulls_last(experiment_column(&key.key)?, key.ascending));
     }
     let sql = format!(
         "SELECT e.experiment_id FROM experiments e WHERE {} ORDER BY {}",

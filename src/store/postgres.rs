@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use sqlx::any::AnyPoolOptions;
 
-use super::sql::Placeholders;
+use super::sql::Dialect;
 use super::SqlStore;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
@@ -37,7 +37,7 @@ pub(super) async fn open(uri: &str, default_artifact_root: &str) -> anyhow::Resu
     Ok(SqlStore::new(
         pool.clone(),
         pool,
-        Placeholders::Numbered,
+        Dialect::Postgres,
         default_artifact_root,
     ))
 }

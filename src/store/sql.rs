@@ -49,6 +49,7 @@ pub struct SqlStore {
     writer: AnyPool,
     /// Reads go here; on PostgreSQL it is the same pool as `writer`.
     reader: AnyPool,
+    dialect: Dialect,
     placeholders: Placeholders,
     /// Root under which experiments get their artifact location, e.g.
     /// `mlflow-artifacts:/`.
@@ -60,6 +61,35 @@ fn now_millis() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or_default()
+}
+
+/// The database behind the store. Statements are written once for both; the
+/// few spellings that differ are methods here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Dialect {
+    Postgres,
+    Sqlite,
+}
+
+impl Dialect {
+    fn placeholders(self) -> Placeholders {
+        match self {
+            Self::Postgres => Placeholders::Numbered,
+            Self::Sqlite => Placeholders::Anonymous,
+        }
+    }
+
+    /// An aggregate of the group's rows as a JSON text array of arrays of
+    /// `columns` (`[]` for no rows): a page of runs then reads each run's
+    /// params, tags and metrics in one row instead of one row per value.
+    fn json_rows(self, columns: &str) -> String {
+        match self {
+            Self::Postgres => {
+                format!("COALESCE(json_agg(json_build_array({columns}))::text, '[]')")
+            }
+            Self::Sqlite => format!("json_group_array(json_array({columns}))"),
+        }
+    }
 }
 
 /// How bind parameters are spelled. Named `$N` parameters work on both
@@ -215,17 +245,48 @@ fn metric_from_row(row: &AnyRow, key: Option<&str>) -> Result<Metric> {
     })
 }
 
+/// A run of [`SqlStore::load_runs`]'s query: its info, and its params and
+/// tags from their JSON aggregates, each sorted by key.
+fn run_from_row(row: &AnyRow) -> Result<Run> {
+    let key_values = |column: &str| -> Result<Vec<Tag>> {
+        let text: Option<String> = row.try_get(column)?;
+        let mut pairs: Vec<(String, Option<String>)> =
+            serde_json::from_str(text.as_deref().unwrap_or("[]")).map_err(|err| {
+                MlflowError::internal(format!("unreadable {column} aggregate: {err}"))
+            })?;
+        pairs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        Ok(pairs
+            .into_iter()
+            .map(|(key, value)| Tag {
+                key,
+                value: value.unwrap_or_default(),
+            })
+            .collect())
+    };
+    Ok(Run {
+        info: run_info_from_row(row)?,
+        data: RunData {
+            params: key_values("params")?,
+            tags: key_values("tags")?,
+            metrics: Vec::new(),
+        },
+        inputs: RunInputs::default(),
+        outputs: RunOutputs::default(),
+    })
+}
+
 impl SqlStore {
     pub(super) fn new(
         writer: AnyPool,
         reader: AnyPool,
-        placeholders: Placeholders,
+        dialect: Dialect,
         default_artifact_root: &str,
     ) -> Self {
         Self {
             writer,
             reader,
-            placeholders,
+            dialect,
+            placeholders: dialect.placeholders(),
             default_artifact_root: default_artifact_root.to_string(),
         }
     }
@@ -354,26 +415,29 @@ impl SqlStore {
 
     /// Loads whole runs (info, params, tags, latest metrics, inputs) of this
     /// workspace for the given ids, in the order of `run_ids`; ids that name
-    /// nothing here are left out. The six reads of a chunk run concurrently.
+    /// nothing here are left out. Each run's params and tags come back
+    /// aggregated in its own row (one row per run, not per value: rows cost
+    /// far more than bytes through the driver); the four reads of a chunk run
+    /// concurrently.
     async fn load_runs(&self, ws: &Workspace, run_ids: &[String]) -> Result<Vec<Run>> {
         let mut runs: HashMap<String, Run> = HashMap::with_capacity(run_ids.len());
+        let json = |columns: &str| self.dialect.json_rows(columns);
         for chunk in run_ids.chunks(IN_LIST_CHUNK) {
             let list = self.placeholders.list(chunk.len(), 1);
             let runs_sql = format!(
-                "SELECT {RUN_COLUMNS} FROM runs r \
-                 JOIN experiments e ON e.experiment_id = r.experiment_id \
+                "SELECT {RUN_COLUMNS}, \
+                 (SELECT {} FROM params p WHERE p.run_uuid = r.run_uuid) AS params, \
+                 (SELECT {} FROM tags t WHERE t.run_uuid = r.run_uuid) AS tags \
+                 FROM runs r JOIN experiments e ON e.experiment_id = r.experiment_id \
                  WHERE r.run_uuid IN ({list}) AND e.workspace = {}",
+                json("p.key, p.value"),
+                json("t.key, t.value"),
                 self.placeholders.param(chunk.len() + 1)
             );
-            let params_sql = format!(
-                "SELECT run_uuid, key, value FROM params WHERE run_uuid IN ({list}) ORDER BY key"
-            );
-            let tags_sql = format!(
-                "SELECT run_uuid, key, value FROM tags WHERE run_uuid IN ({list}) ORDER BY key"
-            );
+            // Metrics stay one row each: JSON would print their doubles inexactly.
             let metrics_sql = format!(
                 "SELECT run_uuid, key, value, timestamp, step, {IS_NAN} FROM latest_metrics \
-                 WHERE run_uuid IN ({list}) ORDER BY key"
+                 WHERE run_uuid IN ({list})"
             );
             let inputs_sql = format!(
                 "SELECT i.input_uuid, i.destination_id, d.name, d.digest, d.dataset_source_type, \
@@ -387,42 +451,25 @@ impl SqlStore {
                  WHERE source_type IN ('RUN_INPUT', 'RUN_OUTPUT') AND source_id IN ({list}) \
                  ORDER BY destination_id"
             );
-            let (run_rows, param_rows, tag_rows, metric_rows, input_rows, model_rows) = tokio::try_join!(
+            let (run_rows, metric_rows, input_rows, model_rows) = tokio::try_join!(
                 bind_all(&runs_sql, chunk)
                     .bind(ws.name())
                     .fetch_all(&self.reader),
-                bind_all(&params_sql, chunk).fetch_all(&self.reader),
-                bind_all(&tags_sql, chunk).fetch_all(&self.reader),
                 bind_all(&metrics_sql, chunk).fetch_all(&self.reader),
                 bind_all(&inputs_sql, chunk).fetch_all(&self.reader),
                 bind_all(&models_sql, chunk).fetch_all(&self.reader),
             )?;
             for row in &run_rows {
-                let info = run_info_from_row(row)?;
-                runs.insert(
-                    info.run_id.clone(),
-                    Run {
-                        info,
-                        data: RunData::default(),
-                        inputs: RunInputs::default(),
-                        outputs: RunOutputs::default(),
-                    },
-                );
-            }
-            for row in &param_rows {
-                if let Some(run) = runs.get_mut(&row.try_get::<String, _>("run_uuid")?) {
-                    run.data.params.push(tag_from_row(row, "key")?);
-                }
-            }
-            for row in &tag_rows {
-                if let Some(run) = runs.get_mut(&row.try_get::<String, _>("run_uuid")?) {
-                    run.data.tags.push(tag_from_row(row, "key")?);
-                }
+                let run = run_from_row(row)?;
+                runs.insert(run.info.run_id.clone(), run);
             }
             for row in &metric_rows {
                 if let Some(run) = runs.get_mut(&row.try_get::<String, _>("run_uuid")?) {
                     run.data.metrics.push(metric_from_row(row, None)?);
                 }
+            }
+            for run in runs.values_mut() {
+                run.data.metrics.sort_unstable_by(|a, b| a.key.cmp(&b.key));
             }
             for row in &model_rows {
                 let Some(run) = runs.get_mut(&row.try_get::<String, _>("source_id")?) else {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyPool, Executor};
 
-use super::sql::Placeholders;
+use super::sql::Dialect;
 use super::SqlStore;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -53,7 +53,7 @@ pub(super) async fn open(uri: &str, default_artifact_root: &str) -> anyhow::Resu
     Ok(SqlStore::new(
         writer,
         reader,
-        Placeholders::Anonymous,
+        Dialect::Sqlite,
         default_artifact_root,
     ))
 }
