@@ -1,7 +1,10 @@
-"""Artifacts through the proxy: MLFLOW_API.md §2.6, §2.9 (`/get-artifact`), §5.3, §7, §8 items 7, 13.
+"""Artifacts through the proxy: MLFLOW_API.md §2.6, §2.9 (`/get-artifact`), §5.3, §7, §8 items 7, 12, 13.
 
-The server's `--artifacts-destination` is `server.artifacts_dir`; runs' artifact URIs are
-`mlflow-artifacts:/<exp>/<run>/artifacts`, so everything goes through the proxy endpoints.
+The suite runs once per destination kind: a local directory (on SQLite and PostgreSQL), S3
+(moto's server) and Azure Blob (Azurite), the cloud kinds on SQLite only (the destination does not
+depend on the backend). `server.destination` is the server's `--artifacts-destination` and lets
+tests look at what was stored; runs' artifact URIs are `mlflow-artifacts:/<exp>/<run>/artifacts`,
+so everything goes through the proxy endpoints.
 """
 
 from __future__ import annotations
@@ -22,11 +25,35 @@ from conftest import (
     REFERENCE_MODE,
     SERVER_KIND,
     Server,
+    make_destination,
     only_ferroflow,
+    running_server,
     unique_name,
 )
 
 PROXY = "/api/2.0/mlflow-artifacts/artifacts"
+
+# (backend, destination kind): every destination once, the local one on both backends.
+SETUPS = [("sqlite", "local"), ("postgres", "local"), ("sqlite", "s3"), ("sqlite", "azure")]
+
+
+@pytest.fixture(scope="module", params=SETUPS, ids=[f"{b}-{d}" for b, d in SETUPS])
+def server(request, tmp_path_factory):
+    """This module's server: conftest's, over each destination kind."""
+    backend, kind = request.param
+    work_dir = tmp_path_factory.mktemp(f"{SERVER_KIND}-{backend}-{kind}")
+    database = Database(backend, work_dir)
+    destination = make_destination(kind, request, work_dir)
+    try:
+        with running_server(SERVER_KIND, database, work_dir, destination=destination) as srv:
+            yield srv
+    finally:
+        database.drop()
+
+
+def local_only(server):
+    if server.destination.kind != "local":
+        pytest.skip("about the local filesystem destination")
 
 
 def sha256(path: Path) -> str:
@@ -44,11 +71,16 @@ def tree(root: Path) -> dict[str, str]:
     }
 
 
-def run_dir(server, run) -> Path:
-    """Where the server stores a run's artifacts inside its destination."""
+def stored_tree(server, rel: str) -> dict[str, str]:
+    """Relative path -> sha256 of what the server stored under `rel` in its destination."""
+    return {k: hashlib.sha256(v).hexdigest() for k, v in server.destination.tree(rel).items()}
+
+
+def run_root(run) -> str:
+    """A run's artifact root relative to the destination."""
     prefix = "mlflow-artifacts:/"
     assert run.info.artifact_uri.startswith(prefix), run.info.artifact_uri
-    return server.artifacts_dir / run.info.artifact_uri[len(prefix) :]
+    return run.info.artifact_uri[len(prefix) :]
 
 
 @pytest.fixture
@@ -98,7 +130,7 @@ def test_log_and_download_artifacts_byte_for_byte(fluent, client, source_tree, t
     assert tree(download("tree/sub", "sub")) == tree(source_tree / "sub")
 
     # What the server stored is exactly what was sent, where MLflow's layout puts it.
-    assert tree(run_dir(fluent, run) / "tree") == tree(source_tree)
+    assert stored_tree(fluent, f"{run_root(run)}/tree") == tree(source_tree)
 
 
 def test_log_text_dict_and_figure(fluent, tmp_path):
@@ -126,14 +158,12 @@ def test_log_figure(fluent):
     with mlflow.start_run() as run:
         mlflow.log_figure(fig, "plots/fig.png")
     plt.close(fig)
-    stored = run_dir(fluent, run) / "plots" / "fig.png"
-    assert stored.read_bytes().startswith(b"\x89PNG")
-    resp = requests.get(
-        f"{fluent.url}{PROXY}/{run.info.artifact_uri.split(':/', 1)[1]}/plots/fig.png"
-    )
+    stored = fluent.destination.read(f"{run_root(run)}/plots/fig.png")
+    assert stored.startswith(b"\x89PNG")
+    resp = requests.get(f"{fluent.url}{PROXY}/{run_root(run)}/plots/fig.png")
     assert resp.status_code == 200
     assert resp.headers["Content-Type"] == "image/png"
-    assert resp.content == stored.read_bytes()
+    assert resp.content == stored
 
 
 def test_large_artifact_streams_through(fluent, tmp_path):
@@ -211,10 +241,11 @@ def test_proxy_rest_shapes(server):
 
     assert requests.delete(f"{base}/{root}/d").status_code == 200
     assert requests.get(base, params={"path": f"{root}/d"}).json() == {}
-    assert not (server.artifacts_dir / root / "d").exists()
+    assert not server.destination.exists(f"{root}/d")
 
 
 def test_multipart_upload_is_not_implemented_on_local_storage(server):
+    local_only(server)
     resp = requests.post(
         f"{server.url}/api/2.0/mlflow-artifacts/mpu/create/1/run/artifacts",
         json={"path": "big.bin", "num_parts": 2},
@@ -251,6 +282,7 @@ def test_run_artifact_listing_and_ui_download(server, client, experiment_id):
 @only_ferroflow
 def test_user_supplied_locations_are_not_read_by_the_server(server, client, tmp_path):
     """A run whose root is a server path or a cloud URL is not listed or served by the server."""
+    local_only(server)
     secret = tmp_path / "secret"
     secret.mkdir()
     (secret / "passwd").write_text("root:x:0:0\n")
@@ -356,6 +388,7 @@ def test_hostile_reads_and_deletes_are_refused(server, method, path):
 
 @only_ferroflow
 def test_symlinks_in_the_destination_are_not_followed(server, tmp_path):
+    local_only(server)
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "secret.txt").write_text("secret")
@@ -413,8 +446,8 @@ class ModeServer(Server):
 
 @pytest.fixture(params=["--no-serve-artifacts", "--artifacts-only"])
 def mode_server(request, tmp_path, server):
-    if server.backend != "sqlite":
-        pytest.skip("server modes do not depend on the backend")
+    if server.backend != "sqlite" or server.destination.kind != "local":
+        pytest.skip("server modes do not depend on the backend or destination")
     srv = ModeServer([request.param], SERVER_KIND, Database("sqlite", tmp_path), tmp_path, f"{SERVER_KIND}-mode")
     srv.start()
     try:
