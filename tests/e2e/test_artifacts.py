@@ -633,3 +633,81 @@ def test_hostile_multipart_requests_get_mlflow_errors(server):
         # says 404 NoSuchUpload (which ferroflow maps to RESOURCE_DOES_NOT_EXIST).
         check(requests.post(f"{server.url}{MPU}/abort/{root}", json={"path": "f.bin", "upload_id": "nope"}), 404, "RESOURCE_DOES_NOT_EXIST")
     assert not server.destination.exists(f"{root}/f.bin")
+
+
+# ------------------------------------------------------------------------------------------
+# Artifact locations: --default-artifact-root and user-supplied artifact_location (§7)
+# ------------------------------------------------------------------------------------------
+
+
+class RootServer(Server):
+    """A server with `--default-artifact-root`, which may name the server itself ({url})."""
+
+    def __init__(self, root: str, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.root = root
+
+    def _command(self):
+        cmd, env = super()._command()
+        return [*cmd, "--default-artifact-root", self.root.format(url=self.url)], env
+
+
+@pytest.fixture
+def sqlite_local(server):
+    if server.backend != "sqlite" or server.destination.kind != "local":
+        pytest.skip("artifact roots do not depend on the backend or destination")
+
+
+def test_default_artifact_root_local_path(sqlite_local, tmp_path):
+    root = tmp_path / "roots"
+    srv = RootServer(str(root), SERVER_KIND, Database("sqlite", tmp_path), tmp_path, f"{SERVER_KIND}-root")
+    srv.start()
+    try:
+        exp = srv.client.create_experiment(unique_name("root"))
+        assert srv.client.get_experiment(exp).artifact_location == f"{root}/{exp}"
+        run = srv.client.create_run(exp)
+        assert run.info.artifact_uri == f"{root}/{exp}/{run.info.run_id}/artifacts"
+        # The client writes such locations itself; the server does not serve them.
+        srv.client.log_text(run.info.run_id, "direct\n", "d.txt")
+        assert (root / exp / run.info.run_id / "artifacts" / "d.txt").read_text() == "direct\n"
+        assert not list(srv.artifacts_dir.rglob("d.txt"))
+    finally:
+        srv.stop()
+
+
+def test_default_artifact_root_proxied_http_url(sqlite_local, tmp_path):
+    """An http(s) root at the proxy route: the client uploads through the proxy and the server
+    lists and serves those runs from its destination (MLflow's
+    `_is_servable_proxied_run_artifact_root`)."""
+    srv = RootServer(
+        "{url}/api/2.0/mlflow-artifacts/artifacts/proxied",
+        SERVER_KIND,
+        Database("sqlite", tmp_path),
+        tmp_path,
+        f"{SERVER_KIND}-httproot",
+    )
+    srv.start()
+    try:
+        exp = srv.client.create_experiment(unique_name("httproot"))
+        run_id = srv.client.create_run(exp).info.run_id
+        uri = srv.client.get_run(run_id).info.artifact_uri
+        assert uri == f"{srv.url}/api/2.0/mlflow-artifacts/artifacts/proxied/{exp}/{run_id}/artifacts"
+        srv.client.log_text(run_id, "via proxy\n", "p/t.txt")
+        stored = srv.artifacts_dir / "proxied" / exp / run_id / "artifacts" / "p" / "t.txt"
+        assert stored.read_text() == "via proxy\n"
+        listing = requests.get(
+            f"{srv.url}/api/2.0/mlflow/artifacts/list", params={"run_id": run_id, "path": "p"}
+        ).json()
+        assert listing["files"] == [{"path": "p/t.txt", "is_dir": False, "file_size": 10}]
+        ui = requests.get(f"{srv.url}/get-artifact", params={"run_id": run_id, "path": "p/t.txt"})
+        assert ui.content == b"via proxy\n"
+    finally:
+        srv.stop()
+
+
+def test_user_supplied_artifact_locations_are_stored_as_given(sqlite_local, client, tmp_path):
+    for location in ("s3://bucket/prefix", f"{tmp_path}/mine", "mlflow-artifacts:/custom"):
+        exp = client.create_experiment(unique_name("given"), artifact_location=location)
+        assert client.get_experiment(exp).artifact_location == location
+        run = client.create_run(exp)
+        assert run.info.artifact_uri == f"{location}/{run.info.run_id}/artifacts"
