@@ -496,8 +496,8 @@ def test_server_info_advertises_multipart_when_it_works(server):
 def test_600_mb_file_through_multipart(fluent, tmp_path, monkeypatch):
     """The client's proxy multipart path (10 MiB parts) where the destination has one; on a
     local destination the client gets 501 and falls back to one PUT. Hash-checked both ways."""
-    if fluent.destination.kind == "azure":
-        pytest.skip("S3 and local cover the 600 MB case; Azure multipart is in the smaller test")
+    if fluent.destination.kind == "azure" or fluent.backend != "sqlite":
+        pytest.skip("S3 and local on SQLite cover the 600 MB case; Azure's is the smaller test")
     monkeypatch.setenv("MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD", "true")
     big = tmp_path / "big600.bin"
     block = os.urandom(1 << 20)
