@@ -169,7 +169,7 @@ def main() -> int:
     ap.add_argument("--servers", default="ferroflow,mlflow")
     ap.add_argument("--mlflow", default=str(bench.VENV_BIN / "mlflow"), help="mlflow CLI")
     args = ap.parse_args()
-    ArtifactServer.mlflow_bin = args.mlflow
+    ArtifactServer.mlflow_bin = os.path.abspath(args.mlflow)  # servers run in their own dir
 
     with tempfile.TemporaryDirectory(prefix="ff-artifacts-bench-") as tmp:
         work = Path(tmp)
