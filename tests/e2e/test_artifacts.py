@@ -225,15 +225,20 @@ def test_proxy_rest_shapes(server):
     assert got.headers["X-Content-Type-Options"] == "nosniff"
 
     ranged = requests.get(f"{base}/{root}/d/a.txt", headers={"Range": "bytes=6-"})
-    assert ranged.status_code == 206
-    assert ranged.content == b"world"
-    assert ranged.headers["Content-Range"] == "bytes 6-10/11"
-    assert requests.get(f"{base}/{root}/d/a.txt", headers={"Range": "bytes=50-"}).status_code == 416
+    # mlflow server ignores Range on cloud destinations (a full 200); ferroflow honours it.
+    if not (REFERENCE_MODE and server.destination.kind != "local"):
+        assert ranged.status_code == 206
+        assert ranged.content == b"world"
+        assert ranged.headers["Content-Range"] == "bytes 6-10/11"
+        assert requests.get(f"{base}/{root}/d/a.txt", headers={"Range": "bytes=50-"}).status_code == 416
 
-    missing = requests.get(f"{base}/{root}/d/nope.txt")
-    assert missing.status_code == 404
-    assert missing.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
-    assert requests.get(f"{base}/{root}/d").status_code == 400
+    # mlflow server on cloud destinations answers these with a 500 (S3, missing) or a 200
+    # (Azure, a "directory"); ferroflow answers as on a local destination.
+    if not (REFERENCE_MODE and server.destination.kind != "local"):
+        missing = requests.get(f"{base}/{root}/d/nope.txt")
+        assert missing.status_code == 404
+        assert missing.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+        assert requests.get(f"{base}/{root}/d").status_code == 400
 
     # The same service under /ajax-api.
     ajax = requests.get(f"{server.url}/ajax-api/2.0/mlflow-artifacts/artifacts/{root}/d/a.txt")
@@ -543,7 +548,7 @@ def test_multipart_protocol_by_hand(server):
     parts = []
     for cred, data in reversed(list(zip(creds, parts_data))):  # any order
         resp = requests.put(cred["url"], data=data, headers=cred.get("headers") or {})
-        assert resp.status_code == 200, resp.text
+        assert resp.ok, resp.text  # Azure (the reference's presigned URLs) answers 201
         parts.append({"part_number": cred["part_number"], "etag": resp.headers.get("ETag", ""), "url": cred["url"]})
     assert not server.destination.exists(f"{root}/d/f.bin")
     done = requests.post(
@@ -563,7 +568,9 @@ def test_aborted_multipart_upload_leaves_nothing(server):
     abort = requests.post(f"{server.url}{MPU}/abort/{root}", json={"path": "x.bin", "upload_id": body.get("upload_id")})
     assert abort.status_code == 200, abort.text
     assert not server.destination.exists(f"{root}/x.bin")
-    assert requests.get(f"{server.url}{PROXY}/{root}/x.bin").status_code == 404
+    missing = requests.get(f"{server.url}{PROXY}/{root}/x.bin")
+    # mlflow server answers a missing S3 object with a 500; ferroflow with MLflow's 404.
+    assert missing.status_code == 404 or (REFERENCE_MODE and missing.status_code == 500)
     if server.destination.kind == "s3":
         assert all(u["Key"].find(root) < 0 for u in server.destination.multipart_uploads())
 
