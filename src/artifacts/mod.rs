@@ -2,14 +2,16 @@
 //! get, list, delete) on paths relative to `--artifacts-destination`.
 //!
 //! Path safety lives here: every operation takes an [`ArtifactPath`], and on
-//! the local filesystem no operation follows a symlink inside the root. No
-//! HTTP here; `api::artifacts` maps requests onto these methods.
+//! the local filesystem no operation follows a symlink inside the root.
+//! Cloud destinations are built in `cloud`; MLflow's multipart uploads map
+//! onto the store's own in `multipart`. No HTTP here; `api::artifacts` maps
+//! requests onto these methods.
 
 mod cloud;
 mod multipart;
 mod path;
 
-pub use multipart::{UploadPart, MAX_PARTS, MAX_PART_SIZE};
+pub use multipart::UploadPart;
 pub use path::{from_proxied_uri, ArtifactPath};
 
 use std::ops::Range;
