@@ -5,11 +5,13 @@
 #
 # Needs PostgreSQL at FERROFLOW_TEST_PG_URL (default
 # postgresql://postgres@127.0.0.1:5432, trust auth); creates the Python venv
-# in .venv on first use. Extra arguments go to pytest (e.g. -k sqlite).
+# in .venv and installs the pinned Azurite (Azure Blob emulator) into
+# tests/e2e/node on first use. Extra arguments go to pytest (e.g. -k sqlite).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/setup-python.sh
+scripts/setup-node.sh
 
 echo "== cargo test"
 cargo build --locked

@@ -190,17 +190,14 @@ fn artifact_routes() -> Router<AppState> {
                 // JSON body limit does not apply.
                 .merge(put(artifacts::upload).layer(DefaultBodyLimit::disable())),
         )
+        .route("/mpu/create/{*path}", post(artifacts::create_multipart))
+        .route("/mpu/complete/{*path}", post(artifacts::complete_multipart))
+        .route("/mpu/abort/{*path}", post(artifacts::abort_multipart))
+        // ferroflow's own: the part URLs `mpu/create` hands out. Parts are
+        // bounded by the store (MAX_PART_SIZE), not the JSON limit.
         .route(
-            "/mpu/create/{*path}",
-            post(artifacts::multipart_not_supported),
-        )
-        .route(
-            "/mpu/complete/{*path}",
-            post(artifacts::multipart_not_supported),
-        )
-        .route(
-            "/mpu/abort/{*path}",
-            post(artifacts::multipart_not_supported),
+            "/mpu/part/{*path}",
+            put(artifacts::upload_part).layer(DefaultBodyLimit::disable()),
         )
         .route(
             "/presigned/{*path}",

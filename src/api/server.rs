@@ -24,15 +24,27 @@ pub async fn version() -> &'static str {
 pub async fn server_info(State(state): State<AppState>) -> Json<Value> {
     // MLflow reports no tracking store in `--artifacts-only` mode.
     let store_type = (!state.artifacts_only).then_some("SqlStore");
+    // Multipart uploads work exactly when the destination has a native
+    // multipart upload (cloud stores); the client then uses `mpu/*` for
+    // files of MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE and up, else one
+    // PUT. Downloads are plain ranged GETs (no presigned URLs).
+    let multipart_uploads = state
+        .artifacts
+        .as_ref()
+        .is_some_and(|store| store.supports_multipart());
+    // The keys of MLflow 3.17.2's server-info, plus 3.18's
+    // `artifact_serving_enabled` and `artifacts_presigned_only`.
     Json(json!({
         "store_type": store_type,
         "workspaces_enabled": false,
         "trace_archival_enabled": false,
-        "artifact_serving_enabled": state.artifacts.is_some(),
-        // No destination offers multipart through the proxy yet; the client
-        // then uploads with one PUT (see api::artifacts).
-        "multipart_uploads_enabled": false,
+        "multipart_uploads_enabled": multipart_uploads,
         "multipart_downloads_enabled": false,
+        // No presigned-upload endpoints are served.
+        "presigned_upload_run_id_supported": false,
+        "presigned_upload_model_id_supported": false,
+        "features_enabled": {"gateway": false},
+        "artifact_serving_enabled": state.artifacts.is_some(),
         "artifacts_presigned_only": false,
     }))
 }

@@ -2,11 +2,16 @@
 //! get, list, delete) on paths relative to `--artifacts-destination`.
 //!
 //! Path safety lives here: every operation takes an [`ArtifactPath`], and on
-//! the local filesystem no operation follows a symlink inside the root. No
-//! HTTP here; `api::artifacts` maps requests onto these methods.
+//! the local filesystem no operation follows a symlink inside the root.
+//! Cloud destinations are built in `cloud`; MLflow's multipart uploads map
+//! onto the store's own in `multipart`. No HTTP here; `api::artifacts` maps
+//! requests onto these methods.
 
+mod cloud;
+mod multipart;
 mod path;
 
+pub use multipart::UploadPart;
 pub use path::{from_proxied_uri, ArtifactPath};
 
 use std::ops::Range;
@@ -18,15 +23,13 @@ use anyhow::Context as _;
 use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt, TryStreamExt};
-use object_store::aws::AmazonS3Builder;
-use object_store::azure::MicrosoftAzureBuilder;
-use object_store::gcp::GoogleCloudStorageBuilder;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
+use object_store::multipart::MultipartStore;
 use object_store::path::Path;
-use object_store::prefix::PrefixStore;
 use object_store::{
-    GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayloadMut, WriteMultipart,
+    GetOptions, GetRange, GetResultPayload, ObjectStore, ObjectStoreExt, PutPayloadMut,
+    WriteMultipart,
 };
 use serde::Serialize;
 
@@ -62,12 +65,25 @@ pub struct ArtifactMeta {
 pub type ByteStream = BoxStream<'static, std::io::Result<Bytes>>;
 
 /// The artifact destination: a local directory or a cloud bucket prefix.
-#[derive(Debug)]
 pub struct ArtifactStore {
     store: Arc<dyn ObjectStore>,
     /// The canonical root directory when the destination is local; symlink
     /// checks need it (object stores have no symlinks).
     local_root: Option<PathBuf>,
+    /// The store's native multipart upload, which the proxy's `mpu/*`
+    /// endpoints map onto; `None` on the local filesystem (the client then
+    /// falls back to one PUT).
+    multipart: Option<multipart::Native>,
+}
+
+impl std::fmt::Debug for ArtifactStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ArtifactStore")
+            .field("store", &self.store)
+            .field("local_root", &self.local_root)
+            .field("multipart", &self.multipart.is_some())
+            .finish()
+    }
 }
 
 impl ArtifactStore {
@@ -78,11 +94,15 @@ impl ArtifactStore {
     pub fn open(destination: &str) -> anyhow::Result<Self> {
         match url::Url::parse(destination) {
             Ok(url) if url.scheme().len() > 1 && url.scheme() != "file" => {
-                let store = cloud_store(&url)
+                let opened = cloud::open(&url, &cloud::process_env())
                     .with_context(|| format!("artifact destination {destination}"))?;
                 Ok(Self {
-                    store,
+                    store: opened.store,
                     local_root: None,
+                    multipart: Some(multipart::Native::new(
+                        opened.multipart,
+                        opened.cloud == cloud::Cloud::Azure,
+                    )),
                 })
             }
             Ok(url) if url.scheme() == "file" => {
@@ -106,14 +126,21 @@ impl ArtifactStore {
         Ok(Self {
             store: Arc::new(store),
             local_root: Some(root),
+            multipart: None,
         })
     }
 
-    /// A store in memory, for tests.
+    /// A store in memory, with multipart uploads like a cloud store, for
+    /// tests.
     pub fn in_memory() -> Self {
+        let store = Arc::new(InMemory::new());
         Self {
-            store: Arc::new(InMemory::new()),
+            store: store.clone(),
             local_root: None,
+            multipart: Some(multipart::Native::new(
+                store as Arc<dyn MultipartStore>,
+                false,
+            )),
         }
     }
 
@@ -219,7 +246,12 @@ impl ArtifactStore {
             .get_opts(&location, options)
             .await
             .map_err(|e| store_error(e, path))?;
-        Ok(result.into_stream().map_err(std::io::Error::other).boxed())
+        match result.payload {
+            // object_store reads local files 8 KiB per blocking task, which
+            // caps a download near 170 MB/s; larger reads, still one at a time.
+            GetResultPayload::File(file, _) => Ok(file_stream(file, result.range)),
+            GetResultPayload::Stream(stream) => Ok(stream.map_err(std::io::Error::other).boxed()),
+        }
     }
 
     /// The immediate children of directory `dir` by basename, sorted. A file
@@ -323,6 +355,35 @@ impl ArtifactStore {
     }
 }
 
+/// Bytes of a local file read per blocking task while streaming a download.
+const FILE_READ_CHUNK: u64 = 512 * 1024;
+
+/// `range` of a local file as a stream of [`FILE_READ_CHUNK`] reads, one in
+/// flight at a time (memory stays at a chunk or two per download).
+fn file_stream(file: std::fs::File, range: Range<u64>) -> ByteStream {
+    futures::stream::try_unfold(
+        (Some(file), range.start, range.end),
+        |(file, position, end)| async move {
+            let Some(mut file) = file.filter(|_| position < end) else {
+                return Ok(None);
+            };
+            let len = (end - position).min(FILE_READ_CHUNK) as usize;
+            let (file, chunk) = tokio::task::spawn_blocking(move || {
+                use std::io::{Read, Seek, SeekFrom};
+                let mut chunk = vec![0; len];
+                file.seek(SeekFrom::Start(position))?;
+                file.read_exact(&mut chunk)?;
+                Ok::<_, std::io::Error>((file, chunk))
+            })
+            .await
+            .map_err(std::io::Error::other)??;
+            let next = (Some(file), position + len as u64, end);
+            Ok(Some((Bytes::from(chunk), next)))
+        },
+    )
+    .boxed()
+}
+
 fn location(path: &ArtifactPath) -> Result<Path> {
     Path::parse(path.as_str()).map_err(|e| {
         MlflowError::invalid_parameter(format!("Invalid path {:?}: {e}", path.as_str()))
@@ -343,63 +404,6 @@ fn store_error(err: object_store::Error, path: &ArtifactPath) -> MlflowError {
 
 fn body_error(err: impl std::fmt::Display) -> MlflowError {
     MlflowError::bad_request(format!("Reading the request body failed: {err}"))
-}
-
-/// A cloud bucket (and prefix) from its URL, configured from the
-/// environment the way each cloud's own tools read it.
-fn cloud_store(url: &url::Url) -> anyhow::Result<Arc<dyn ObjectStore>> {
-    let env = |key: &str| std::env::var(key).ok().filter(|v| !v.is_empty());
-    let store: Box<dyn ObjectStore> = match url.scheme() {
-        "s3" | "s3a" => {
-            let mut builder = AmazonS3Builder::from_env().with_url(url.as_str());
-            // MLflow's own variable for MinIO and other S3-compatible stores;
-            // the AWS_ENDPOINT_URL variables (read by from_env) win.
-            let endpoint = env("AWS_ENDPOINT_URL")
-                .or_else(|| env("AWS_ENDPOINT"))
-                .or_else(|| env("MLFLOW_S3_ENDPOINT_URL"));
-            if let Some(endpoint) = endpoint {
-                builder = builder
-                    .with_allow_http(endpoint.starts_with("http://"))
-                    .with_endpoint(endpoint);
-            }
-            Box::new(builder.build()?)
-        }
-        "gs" => Box::new(
-            GoogleCloudStorageBuilder::from_env()
-                .with_url(url.as_str())
-                .build()?,
-        ),
-        "az" | "azure" | "adl" | "abfs" | "abfss" | "wasb" | "wasbs" => {
-            // Users paste `wasbs://container@account.blob.core.windows.net/p`
-            // from Azure; object_store reads the same shape as `abfss://`.
-            let url = match url.scheme() {
-                "wasb" | "wasbs" => url.as_str().replacen(url.scheme(), "abfss", 1),
-                _ => url.to_string(),
-            };
-            let mut builder = MicrosoftAzureBuilder::from_env().with_url(url);
-            if let Some(conn) = env("AZURE_STORAGE_CONNECTION_STRING") {
-                for (key, value) in conn.split(';').filter_map(|kv| kv.split_once('=')) {
-                    builder = match key {
-                        "AccountName" => builder.with_account(value),
-                        "AccountKey" => builder.with_access_key(value),
-                        "BlobEndpoint" => builder
-                            .with_allow_http(value.starts_with("http://"))
-                            .with_endpoint(value.to_string()),
-                        _ => builder,
-                    };
-                }
-            }
-            Box::new(builder.build()?)
-        }
-        other => anyhow::bail!(
-            "unsupported artifact destination scheme '{other}:' \
-             (use a local path, s3://, gs://, az://, abfss:// or wasbs://)"
-        ),
-    };
-    // `s3://bucket/prefix`, `abfss://container@account.dfs.../prefix` alike:
-    // the URL path is the prefix inside the bucket or container.
-    let prefix = Path::from_url_path(url.path())?;
-    Ok(Arc::new(PrefixStore::new(store, prefix)))
 }
 
 #[cfg(test)]
@@ -587,5 +591,11 @@ mod tests {
             ArtifactStore::open(azure).unwrap_or_else(|e| panic!("{azure}: {e:#}"));
         }
         assert!(ArtifactStore::open("ftp://host/x").is_err());
+        assert!(ArtifactStore::open("s3://bucket/p")
+            .unwrap()
+            .supports_multipart());
+        assert!(!ArtifactStore::open(local.to_str().unwrap())
+            .unwrap()
+            .supports_multipart());
     }
 }

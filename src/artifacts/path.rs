@@ -68,9 +68,23 @@ impl ArtifactPath {
     }
 }
 
-/// The destination-relative path an `mlflow-artifacts:` URI names, mapped as
-/// MLflow's server does (any `//netloc` is ignored); `None` for other schemes.
+/// The route anchor of proxied `http(s)` artifact roots
+/// (`--default-artifact-root http://host/api/2.0/mlflow-artifacts/artifacts/x`).
+const PROXY_ANCHOR: &str = "/api/2.0/mlflow-artifacts/artifacts/";
+
+/// The destination-relative path a proxied artifact root names, mapped as
+/// MLflow's server does (`_get_proxied_run_artifact_destination_path`): an
+/// `mlflow-artifacts:` URI's path (any `//netloc` ignored), or what follows
+/// the proxy route in an `http(s)` URL. `None` for anything else: the server
+/// reads nothing outside its destination.
 pub fn from_proxied_uri(uri: &str) -> Option<Result<ArtifactPath>> {
+    if uri.starts_with("http://") || uri.starts_with("https://") {
+        let url = url::Url::parse(uri).ok()?;
+        let (_, rest) = url.path().split_once(PROXY_ANCHOR)?;
+        // The URL path is percent-encoded; ArtifactPath takes it decoded once.
+        let rest = percent_decode_str(rest).decode_utf8().ok()?;
+        return Some(ArtifactPath::parse(rest.trim_matches('/')));
+    }
     let rest = uri.strip_prefix("mlflow-artifacts:")?;
     let rest = match rest.strip_prefix("//") {
         Some(netloc_and_path) => netloc_and_path
@@ -193,6 +207,21 @@ mod tests {
             Some("1/r/artifacts")
         );
         assert_eq!(path("mlflow-artifacts:/").as_deref(), Some(""));
+        assert_eq!(
+            path("https://h/pre/api/2.0/mlflow-artifacts/artifacts/x/1/r/artifacts").as_deref(),
+            Some("x/1/r/artifacts")
+        );
+        assert_eq!(path("http://169.254.169.254/latest/meta-data"), None);
+        for escape in [
+            "http://h/api/2.0/mlflow-artifacts/artifacts/x/%2e%2e/%2e%2e/etc",
+            "http://h/api/2.0/mlflow-artifacts/artifacts/x/%252e%252e/%252e%252e/etc",
+            "http://h/api/2.0/mlflow-artifacts/artifacts/../../../etc",
+        ] {
+            assert!(
+                !matches!(from_proxied_uri(escape), Some(Ok(_))),
+                "{escape} is refused or not served"
+            );
+        }
         assert_eq!(path("s3://bucket/1/r/artifacts"), None);
         assert_eq!(path("/tmp/mlruns/1/r/artifacts"), None);
         assert!(from_proxied_uri("mlflow-artifacts:/1/../../etc")

@@ -162,13 +162,22 @@ def _ferroflow_bin() -> str:
 class Server:
     """One tracking server process (ferroflow or the MLflow reference) on a free port."""
 
-    def __init__(self, kind: str, database: Database, work_dir: Path, label: str = ""):
+    def __init__(
+        self,
+        kind: str,
+        database: Database,
+        work_dir: Path,
+        label: str = "",
+        destination: "Destination | None" = None,
+    ):
         self.kind = kind
         self.database = database
         self.backend = database.backend
+        self.destination = destination or LocalDestination(work_dir / "artifacts")
+        # The local destination's directory (where the server's own disk is inspected).
         self.artifacts_dir = work_dir / "artifacts"
         self.artifacts_dir.mkdir(parents=True, exist_ok=True)
-        self.label = label or f"{kind}-{self.backend}"
+        self.label = label or f"{kind}-{self.backend}-{self.destination.kind}"
         self.log_path = work_dir / f"{self.label}.log"
         self.port = 0
         self.url = ""
@@ -177,8 +186,9 @@ class Server:
 
     def _command(self) -> tuple[list[str], dict[str, str]]:
         env = dict(os.environ)
+        env.update(self.destination.server_env)
         listen = ["--host", "127.0.0.1", "--port", str(self.port)]
-        artifacts = ["--artifacts-destination", str(self.artifacts_dir)]
+        artifacts = ["--artifacts-destination", self.destination.uri]
         if self.kind == "ferroflow":
             binary = _ferroflow_bin()
             if not Path(binary).exists():
@@ -288,12 +298,235 @@ def _wait_for_group_exit(proc: subprocess.Popen, seconds: float) -> bool:
 
 
 @contextlib.contextmanager
-def running_server(kind: str, database: Database, work_dir: Path, label: str = ""):
-    server = Server(kind, database, work_dir, label).start()
+def running_server(
+    kind: str, database: Database, work_dir: Path, label: str = "", destination=None
+):
+    server = Server(kind, database, work_dir, label, destination).start()
     try:
         yield server
     finally:
         server.stop()
+
+
+# --------------------------------------------------------------------------------------------
+# Artifact destinations: a local directory, S3 (moto server mode), Azure Blob (Azurite)
+# --------------------------------------------------------------------------------------------
+
+
+class Destination:
+    """Where the server under test stores proxied artifacts, and a way for tests to look
+    at what it stored there (paths relative to the destination)."""
+
+    kind = "?"
+    uri = ""
+    server_env: dict[str, str] = {}
+
+    def tree(self, rel: str) -> dict[str, bytes]:
+        """Path relative to `rel` -> content, for every object under `rel`."""
+        raise NotImplementedError
+
+    def read(self, rel: str) -> bytes:
+        return self.tree(rel.rsplit("/", 1)[0])[rel.rsplit("/", 1)[1]]
+
+    def exists(self, rel: str) -> bool:
+        """Whether anything (a file, or any file under it) is stored at `rel`."""
+        return bool(self.tree(rel)) or self._is_file(rel)
+
+    def _is_file(self, rel: str) -> bool:
+        parent, _, name = rel.rpartition("/")
+        return name in self.tree(parent)
+
+
+class LocalDestination(Destination):
+    kind = "local"
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.uri = str(root)
+        self.server_env = {}
+
+    def tree(self, rel: str) -> dict[str, bytes]:
+        base = self.root / rel
+        if not base.is_dir():
+            return {}
+        return {
+            str(p.relative_to(base)): p.read_bytes()
+            for p in sorted(base.rglob("*"))
+            if p.is_file()
+        }
+
+
+def _start_emulator(name: str, cmd: list[str], url: str, log_path: Path, ready) -> subprocess.Popen:
+    log = open(log_path, "ab")
+    proc = subprocess.Popen(
+        cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+    )
+    log.close()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"{name} exited with {proc.returncode}: {log_path.read_text()[-2000:]}", pytrace=False)
+        try:
+            if ready(requests.get(url, timeout=2)):
+                return proc
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    _stop_group(proc)
+    pytest.fail(f"{name} did not start within 60 s: {log_path.read_text()[-2000:]}", pytrace=False)
+
+
+def _stop_group(proc: subprocess.Popen) -> None:
+    for sig, grace in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        if _wait_for_group_exit(proc, grace):
+            return
+
+
+class S3Destination(Destination):
+    """A bucket on moto's S3 server; credentials and endpoint in AWS's variables (and
+    MLflow's MLFLOW_S3_ENDPOINT_URL for the reference server)."""
+
+    kind = "s3"
+
+    def __init__(self, endpoint: str, bucket: str, prefix: str):
+        import boto3
+
+        self.bucket = bucket
+        self.prefix = prefix
+        self.uri = f"s3://{bucket}/{prefix}"
+        self.server_env = {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL": endpoint,
+            "MLFLOW_S3_ENDPOINT_URL": endpoint,
+        }
+        self.s3 = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            region_name="us-east-1",
+        )
+
+    def _key(self, rel: str) -> str:
+        return f"{self.prefix}/{rel}".rstrip("/")
+
+    def tree(self, rel: str) -> dict[str, bytes]:
+        base = self._key(rel) + "/"
+        out = {}
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=base):
+            for obj in page.get("Contents", []):
+                body = self.s3.get_object(Bucket=self.bucket, Key=obj["Key"])["Body"].read()
+                out[obj["Key"][len(base) :]] = body
+        return dict(sorted(out.items()))
+
+    def _is_file(self, rel: str) -> bool:
+        resp = self.s3.list_objects_v2(Bucket=self.bucket, Prefix=self._key(rel))
+        return any(o["Key"] == self._key(rel) for o in resp.get("Contents", []))
+
+    def etag(self, rel: str) -> str:
+        return self.s3.head_object(Bucket=self.bucket, Key=self._key(rel))["ETag"]
+
+    def multipart_uploads(self) -> list:
+        return self.s3.list_multipart_uploads(Bucket=self.bucket).get("Uploads", [])
+
+
+# Azurite's well-known development account (public, documented by Microsoft).
+AZURITE_ACCOUNT = "devstoreaccount1"
+AZURITE_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
+
+
+class AzureDestination(Destination):
+    """A container on Azurite, reached through AZURE_STORAGE_CONNECTION_STRING and named
+    in the `wasbs://container@account.blob.core.windows.net/prefix` form MLflow takes."""
+
+    kind = "azure"
+
+    def __init__(self, blob_endpoint: str, container: str, prefix: str):
+        from azure.storage.blob import BlobServiceClient
+
+        self.prefix = prefix
+        self.uri = f"wasbs://{container}@{AZURITE_ACCOUNT}.blob.core.windows.net/{prefix}"
+        conn = (
+            f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};"
+            f"AccountKey={AZURITE_KEY};BlobEndpoint={blob_endpoint};"
+        )
+        self.server_env = {"AZURE_STORAGE_CONNECTION_STRING": conn}
+        self.container = BlobServiceClient.from_connection_string(conn).get_container_client(container)
+
+    def tree(self, rel: str) -> dict[str, bytes]:
+        base = f"{self.prefix}/{rel}".rstrip("/") + "/"
+        return {
+            b.name[len(base) :]: self.container.download_blob(b.name).readall()
+            for b in sorted(self.container.list_blobs(name_starts_with=base), key=lambda b: b.name)
+        }
+
+    def _is_file(self, rel: str) -> bool:
+        return self.container.get_blob_client(f"{self.prefix}/{rel}").exists()
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint(tmp_path_factory):
+    """moto's S3 server on a free loopback port, for the session."""
+    port = _free_port()
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    cmd = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    proc = _start_emulator("moto", cmd, f"http://127.0.0.1:{port}/moto-api/", log, lambda r: r.ok)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        _stop_group(proc)
+
+
+AZURITE_BIN = REPO_ROOT / "tests" / "e2e" / "node" / "node_modules" / ".bin" / "azurite-blob"
+
+
+@pytest.fixture(scope="session")
+def azurite_endpoint(tmp_path_factory):
+    """Azurite's blob service on a free loopback port (installed by scripts/setup-node.sh)."""
+    if not AZURITE_BIN.exists():
+        pytest.fail(f"{AZURITE_BIN} is missing: run scripts/setup-node.sh", pytrace=False)
+    port = _free_port()
+    work = tmp_path_factory.mktemp("azurite")
+    cmd = [
+        str(AZURITE_BIN),
+        "--blobHost", "127.0.0.1",
+        "--blobPort", str(port),
+        "--location", str(work / "data"),
+        "--skipApiVersionCheck",
+        "--loose",
+        "--silent",
+    ]
+    # Any HTTP answer (an auth error for an anonymous GET) means it is up.
+    proc = _start_emulator(
+        "azurite", cmd, f"http://127.0.0.1:{port}/{AZURITE_ACCOUNT}?comp=list", work / "azurite.log",
+        lambda r: r.status_code < 500,
+    )
+    try:
+        yield f"http://127.0.0.1:{port}/{AZURITE_ACCOUNT}"
+    finally:
+        _stop_group(proc)
+
+
+def make_destination(kind: str, request, work_dir: Path) -> Destination:
+    """A fresh destination of `kind` (a new bucket or container for cloud kinds)."""
+    name = f"ff-{uuid.uuid4().hex[:12]}"
+    if kind == "local":
+        return LocalDestination(work_dir / "artifacts")
+    if kind == "s3":
+        dest = S3Destination(request.getfixturevalue("moto_endpoint"), name, "mlartifacts")
+        dest.s3.create_bucket(Bucket=name)
+        return dest
+    if kind == "azure":
+        dest = AzureDestination(request.getfixturevalue("azurite_endpoint"), name, "mlartifacts")
+        dest.container.create_container()
+        return dest
+    raise ValueError(kind)
 
 
 # --------------------------------------------------------------------------------------------
