@@ -153,6 +153,26 @@ struct LoggedModelRow {
 }
 
 impl SqlStore {
+    /// Stamps a registered model as changed now; the number of rows touched
+    /// (0 when the model is not stored here).
+    async fn touch_registered_model(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        ws: &Workspace,
+        name: &str,
+        now: i64,
+    ) -> std::result::Result<u64, sqlx::Error> {
+        let touched = sqlx::query(
+            "UPDATE registered_models SET last_updated_time = $1 WHERE workspace = $2 AND name = $3",
+        )
+        .bind(now)
+        .bind(ws.name())
+        .bind(name)
+        .execute(&mut **tx)
+        .await?;
+        Ok(touched.rows_affected())
+    }
+
     /// Fails with MLflow's 404 unless the model exists in this workspace.
     async fn require_model<'e, E>(&self, executor: E, ws: &Workspace, name: &str) -> Result<()>
     where
@@ -688,15 +708,7 @@ impl SqlStore {
     ) -> std::result::Result<i64, sqlx::Error> {
         // Touching the model first locks its row on PostgreSQL, so concurrent
         // creators queue here and each sees the previous one's version.
-        let touched = sqlx::query(
-            "UPDATE registered_models SET last_updated_time = $1 WHERE workspace = $2 AND name = $3",
-        )
-        .bind(now)
-        .bind(ws.name())
-        .bind(new.name.as_str())
-        .execute(&mut **tx)
-        .await?;
-        if touched.rows_affected() == 0 {
+        if self.touch_registered_model(tx, ws, &new.name, now).await? == 0 {
             return Err(sqlx::Error::RowNotFound);
         }
         let row = sqlx::query(
@@ -1193,14 +1205,7 @@ impl RegistryStore for SqlStore {
         .bind(number)
         .execute(&mut *tx)
         .await?;
-        sqlx::query(
-            "UPDATE registered_models SET last_updated_time = $1 WHERE workspace = $2 AND name = $3",
-        )
-        .bind(now)
-        .bind(ws.name())
-        .bind(name)
-        .execute(&mut *tx)
-        .await?;
+        self.touch_registered_model(&mut tx, ws, name, now).await?;
         tx.commit().await?;
         self.full_version(ws, name, version).await
     }
@@ -1232,14 +1237,7 @@ impl RegistryStore for SqlStore {
         .bind(number)
         .execute(&mut *tx)
         .await?;
-        sqlx::query(
-            "UPDATE registered_models SET last_updated_time = $1 WHERE workspace = $2 AND name = $3",
-        )
-        .bind(now)
-        .bind(ws.name())
-        .bind(name)
-        .execute(&mut *tx)
-        .await?;
+        self.touch_registered_model(&mut tx, ws, name, now).await?;
         tx.commit().await?;
         Ok(())
     }
