@@ -79,6 +79,18 @@ impl Dialect {
         }
     }
 
+    /// A double as text that parses back to the same bits. JSON functions
+    /// print doubles with 15 digits, so aggregated values go through this.
+    pub(super) fn exact_real(self, column: &str) -> String {
+        match self {
+            // SQLite's `%!.17g` is exact since 3.43 (the bundled one is newer;
+            // sqlite.rs tests it); 17 significant digits identify a double.
+            Self::Sqlite => format!("printf('%!.17g', {column})"),
+            // Shortest exact form since PostgreSQL 12.
+            Self::Postgres => format!("{column}::text"),
+        }
+    }
+
     /// An aggregate of the group's rows as a JSON text array of arrays of
     /// `columns` (`[]` for no rows): a page of runs then reads each run's
     /// params, tags and metrics in one row instead of one row per value.
@@ -245,15 +257,16 @@ fn metric_from_row(row: &AnyRow, key: Option<&str>) -> Result<Metric> {
     })
 }
 
-/// A run of [`SqlStore::load_runs`]'s query: its info, and its params and
-/// tags from their JSON aggregates, each sorted by key.
+/// A run of [`SqlStore::load_runs`]'s query: its info, and its params, tags
+/// and latest metrics from their JSON aggregates, each sorted by key.
 fn run_from_row(row: &AnyRow) -> Result<Run> {
-    let key_values = |column: &str| -> Result<Vec<Tag>> {
+    fn aggregate<T: serde::de::DeserializeOwned>(row: &AnyRow, column: &str) -> Result<Vec<T>> {
         let text: Option<String> = row.try_get(column)?;
-        let mut pairs: Vec<(String, Option<String>)> =
-            serde_json::from_str(text.as_deref().unwrap_or("[]")).map_err(|err| {
-                MlflowError::internal(format!("unreadable {column} aggregate: {err}"))
-            })?;
+        serde_json::from_str(text.as_deref().unwrap_or("[]"))
+            .map_err(|err| MlflowError::internal(format!("unreadable {column} aggregate: {err}")))
+    }
+    let key_values = |column: &str| -> Result<Vec<Tag>> {
+        let mut pairs: Vec<(String, Option<String>)> = aggregate(row, column)?;
         pairs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         Ok(pairs
             .into_iter()
@@ -263,12 +276,30 @@ fn run_from_row(row: &AnyRow) -> Result<Run> {
             })
             .collect())
     };
+    // (key, value as exact text, timestamp, step, is_nan)
+    let mut metrics: Vec<(String, String, i64, i64, i64)> = aggregate(row, "metrics")?;
+    metrics.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let metrics = metrics
+        .into_iter()
+        .map(|(key, value, timestamp, step, is_nan)| {
+            let value: f64 = value
+                .parse()
+                .map_err(|_| MlflowError::internal(format!("unreadable metric value '{value}'")))?;
+            Ok(Metric {
+                key,
+                value: if is_nan != 0 { f64::NAN } else { value },
+                timestamp,
+                step,
+                ..Metric::default()
+            })
+        })
+        .collect::<Result<_>>()?;
     Ok(Run {
         info: run_info_from_row(row)?,
         data: RunData {
             params: key_values("params")?,
             tags: key_values("tags")?,
-            metrics: Vec::new(),
+            metrics,
         },
         inputs: RunInputs::default(),
         outputs: RunOutputs::default(),
@@ -415,10 +446,10 @@ impl SqlStore {
 
     /// Loads whole runs (info, params, tags, latest metrics, inputs) of this
     /// workspace for the given ids, in the order of `run_ids`; ids that name
-    /// nothing here are left out. Each run's params and tags come back
-    /// aggregated in its own row (one row per run, not per value: rows cost
-    /// far more than bytes through the driver); the four reads of a chunk run
-    /// concurrently.
+    /// nothing here are left out. Each run's params, tags and latest metrics
+    /// come back aggregated in its own row (one row per run, not per value:
+    /// rows cost far more than bytes through the driver); the three reads of
+    /// a chunk run concurrently.
     async fn load_runs(&self, ws: &Workspace, run_ids: &[String]) -> Result<Vec<Run>> {
         let mut runs: HashMap<String, Run> = HashMap::with_capacity(run_ids.len());
         let json = |columns: &str| self.dialect.json_rows(columns);
@@ -427,17 +458,17 @@ impl SqlStore {
             let runs_sql = format!(
                 "SELECT {RUN_COLUMNS}, \
                  (SELECT {} FROM params p WHERE p.run_uuid = r.run_uuid) AS params, \
-                 (SELECT {} FROM tags t WHERE t.run_uuid = r.run_uuid) AS tags \
+                 (SELECT {} FROM tags t WHERE t.run_uuid = r.run_uuid) AS tags, \
+                 (SELECT {} FROM latest_metrics m WHERE m.run_uuid = r.run_uuid) AS metrics \
                  FROM runs r JOIN experiments e ON e.experiment_id = r.experiment_id \
                  WHERE r.run_uuid IN ({list}) AND e.workspace = {}",
                 json("p.key, p.value"),
                 json("t.key, t.value"),
+                json(&format!(
+                    "m.key, {}, m.timestamp, m.step, CASE WHEN m.is_nan THEN 1 ELSE 0 END",
+                    self.dialect.exact_real("m.value")
+                )),
                 self.placeholders.param(chunk.len() + 1)
-            );
-            // Metrics stay one row each: JSON would print their doubles inexactly.
-            let metrics_sql = format!(
-                "SELECT run_uuid, key, value, timestamp, step, {IS_NAN} FROM latest_metrics \
-                 WHERE run_uuid IN ({list})"
             );
             let inputs_sql = format!(
                 "SELECT i.input_uuid, i.destination_id, d.name, d.digest, d.dataset_source_type, \
@@ -451,25 +482,16 @@ impl SqlStore {
                  WHERE source_type IN ('RUN_INPUT', 'RUN_OUTPUT') AND source_id IN ({list}) \
                  ORDER BY destination_id"
             );
-            let (run_rows, metric_rows, input_rows, model_rows) = tokio::try_join!(
+            let (run_rows, input_rows, model_rows) = tokio::try_join!(
                 bind_all(&runs_sql, chunk)
                     .bind(ws.name())
                     .fetch_all(&self.reader),
-                bind_all(&metrics_sql, chunk).fetch_all(&self.reader),
                 bind_all(&inputs_sql, chunk).fetch_all(&self.reader),
                 bind_all(&models_sql, chunk).fetch_all(&self.reader),
             )?;
             for row in &run_rows {
                 let run = run_from_row(row)?;
                 runs.insert(run.info.run_id.clone(), run);
-            }
-            for row in &metric_rows {
-                if let Some(run) = runs.get_mut(&row.try_get::<String, _>("run_uuid")?) {
-                    run.data.metrics.push(metric_from_row(row, None)?);
-                }
-            }
-            for run in runs.values_mut() {
-                run.data.metrics.sort_unstable_by(|a, b| a.key.cmp(&b.key));
             }
             for row in &model_rows {
                 let Some(run) = runs.get_mut(&row.try_get::<String, _>("source_id")?) else {

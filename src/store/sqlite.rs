@@ -93,4 +93,44 @@ mod tests {
         assert!(!sqlite.is_empty());
         assert_eq!(sqlite, postgres);
     }
+
+    /// Search pages read metric values as text (see `Dialect::exact_real`):
+    /// the bundled SQLite must print every double so it parses back to the
+    /// same bits.
+    #[tokio::test]
+    async fn doubles_print_exactly() {
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect("sqlite::memory:").await.unwrap();
+        let mut bits: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut values = vec![
+            f64::MAX,
+            f64::MIN_POSITIVE,
+            5e-324,
+            0.1,
+            1.0 / 3.0,
+            1e16,
+            -0.0,
+        ];
+        for _ in 0..2000 {
+            bits ^= bits << 13;
+            bits ^= bits >> 7;
+            bits ^= bits << 17;
+            values.push(f64::from_bits(bits));
+        }
+        for value in values.into_iter().filter(|v| v.is_finite() && *v != 0.0) {
+            let sql = format!("SELECT {} AS text", Dialect::Sqlite.exact_real("?"));
+            let row = sqlx::query(&sql)
+                .bind(value)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            let text: String = sqlx::Row::try_get(&row, "text").unwrap();
+            let back: f64 = text.parse().unwrap();
+            assert_eq!(
+                back.to_bits(),
+                value.to_bits(),
+                "{value:e} printed as {text}"
+            );
+        }
+    }
 }
