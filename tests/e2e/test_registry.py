@@ -131,6 +131,22 @@ def test_model_versions_are_numbered_and_ready(client, run):
         new_version(client, unique_name("missing"), run)
 
 
+def test_concurrent_version_creates_get_distinct_numbers(server, run):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mlflow import MlflowClient
+
+    name = new_model(server.client).name
+
+    def create(_):
+        # A client per thread: eight independent callers, as eight training jobs would be.
+        return new_version(MlflowClient(server.url), name, run).version
+
+    with ThreadPoolExecutor(8) as pool:
+        versions = list(pool.map(create, range(16)))
+    assert sorted(int(v) for v in versions) == list(range(1, 17))
+
+
 def test_model_version_download_uri(client, run):
     rm = new_model(client)
     new_version(client, rm.name, run)
