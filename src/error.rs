@@ -90,9 +90,25 @@ impl MlflowError {
     }
 }
 
+/// SQLSTATEs that mean the request's data does not fit MLflow's columns
+/// (PostgreSQL enforces VARCHAR sizes and integer ranges; SQLite does not):
+/// string_data_right_truncation, numeric_value_out_of_range.
+const DATA_DOES_NOT_FIT: [&str; 2] = ["22001", "22003"];
+
 impl From<sqlx::Error> for MlflowError {
+    /// A value too long or too large for its column is the client's mistake
+    /// (400, with the database's wording); anything else is ours (500, logged).
     fn from(err: sqlx::Error) -> Self {
-        Self::internal(err)
+        match err.as_database_error() {
+            Some(db)
+                if db
+                    .code()
+                    .is_some_and(|c| DATA_DOES_NOT_FIT.contains(&c.as_ref())) =>
+            {
+                Self::invalid_parameter(format!("A value does not fit its field: {}", db.message()))
+            }
+            _ => Self::internal(err),
+        }
     }
 }
 

@@ -125,6 +125,20 @@ fn normalize_metric(metric: &mut Metric) -> Result<()> {
     if metric.value.is_infinite() {
         metric.value = f64::MAX.copysign(metric.value);
     }
+    // The columns of `logged_model_metrics` these are recorded in.
+    for (field, value, max) in [
+        ("model_id", &metric.model_id, 36),
+        ("dataset_name", &metric.dataset_name, 500),
+        ("dataset_digest", &metric.dataset_digest, 36),
+    ] {
+        if let Some(value) = value.as_deref().filter(|v| v.chars().count() > max) {
+            return Err(MlflowError::invalid_parameter(format!(
+                "Invalid {field} for metric '{}': '{}...' exceeds the maximum length of {max}",
+                metric.key,
+                value.chars().take(32).collect::<String>()
+            )));
+        }
+    }
     Ok(())
 }
 

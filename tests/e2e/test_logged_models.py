@@ -260,6 +260,12 @@ def test_rest_shapes_of_a_logged_model(server, experiment_id):
          "INVALID_PARAMETER_VALUE"),
         ("POST", "/runs/outputs", {"run_id": "0" * 32, "models": [{"model_id": "m-1", "step": 0}]},
          404, "RESOURCE_DOES_NOT_EXIST"),
+        # Longer than their columns: a 400 on both databases, not PostgreSQL's 500.
+        pytest.param("POST", "/logged-models", {"experiment_id": "{exp}", "model_type": "x" * 501},
+                     400, "INVALID_PARAMETER_VALUE", marks=only_ferroflow),
+        pytest.param("POST", "/logged-models",
+                     {"experiment_id": "{exp}", "source_run_id": "r" * 33}, 400,
+                     "INVALID_PARAMETER_VALUE", marks=only_ferroflow),
     ],
 )
 def test_hostile_requests_are_mlflow_errors(server, experiment_id, method, path, body, status,
@@ -288,6 +294,19 @@ def test_metric_for_an_unknown_model_writes_nothing(client, experiment_id):
     run = client.create_run(experiment_id)
     with pytest.raises(Exception):
         client.log_metric(run.info.run_id, "acc", 0.5, model_id="m-0000000000000000000000000000dead")
+    assert client.get_run(run.info.run_id).data.metrics == {}
+
+
+@only_ferroflow  # MLflow: a database error (500) on PostgreSQL
+def test_metric_dataset_fields_longer_than_their_columns_are_400(server, client, experiment_id):
+    run = client.create_run(experiment_id)
+    model = client.create_logged_model(experiment_id)
+    response = _api(server, "POST", "/runs/log-batch", json={
+        "run_id": run.info.run_id,
+        "metrics": [{"key": "acc", "value": 1, "timestamp": 1, "model_id": model.model_id,
+                     "dataset_digest": "d" * 37}],
+    })
+    assert response.status_code == 400 and response.json()["error_code"] == "INVALID_PARAMETER_VALUE"
     assert client.get_run(run.info.run_id).data.metrics == {}
 
 

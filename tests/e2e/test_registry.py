@@ -444,3 +444,23 @@ def test_rest_wire_shape(server, run):
     resp = requests.get(f"{base}/registered-models/get", params={"name": name})
     assert resp.status_code == 404
     assert resp.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+
+
+@pytest.mark.parametrize(
+    "path, body",
+    [
+        ("/registered-models/create", {"name": "n" * 300}),
+        ("/registered-models/create", {"name": "{name}-long", "description": "d" * 6000}),
+        ("/model-versions/create", {"name": "{name}", "source": "s3://b/" + "x" * 600}),
+        ("/model-versions/create", {"name": "{name}", "source": "s3://b/x", "run_link": "l" * 600}),
+    ],
+)
+@only_ferroflow  # MLflow answers 500 (the database's error) on PostgreSQL
+def test_values_longer_than_their_columns_are_not_server_errors(server, path, body):
+    """PostgreSQL enforces MLflow's VARCHAR sizes (SQLite stores them): never a 500."""
+    name = new_model(server.client).name
+    body = {k: v.replace("{name}", name) if isinstance(v, str) else v for k, v in body.items()}
+    response = requests.post(f"{server.url}/api/2.0/mlflow{path}", json=body, timeout=30)
+    assert response.status_code in (200, 400), response.text
+    if response.status_code == 400:
+        assert response.json()["error_code"] == "INVALID_PARAMETER_VALUE"

@@ -26,6 +26,9 @@ const NAME_FORBIDDEN: [char; 6] = ['/', ':', '.', '%', '"', '\''];
 /// `logged_model_params.param_key` / `logged_model_tags.tag_key` are VARCHAR(255).
 const MAX_KEY_LENGTH: usize = 255;
 const MAX_NAME_LENGTH: usize = 500;
+/// `logged_models.model_type` and `.source_run_id` column sizes.
+const MAX_MODEL_TYPE_LENGTH: usize = 500;
+const MAX_RUN_ID_LENGTH: usize = 32;
 
 fn model_not_found(model_id: &str) -> MlflowError {
     MlflowError::not_found(format!("Logged model with ID '{model_id}' not found."))
@@ -321,6 +324,16 @@ impl LoggedModelStore for SqlStore {
     ) -> Result<LoggedModel> {
         if let Some(name) = &model.name {
             validate_name(name)?;
+        }
+        for (field, value, max) in [
+            ("model_type", &model.model_type, MAX_MODEL_TYPE_LENGTH),
+            ("source_run_id", &model.source_run_id, MAX_RUN_ID_LENGTH),
+        ] {
+            if value.as_deref().is_some_and(|v| v.chars().count() > max) {
+                return Err(MlflowError::invalid_parameter(format!(
+                    "Invalid value for '{field}': it exceeds the maximum length of {max}"
+                )));
+            }
         }
         let params = dedup_keys(&model.params, "param")?;
         let tags = dedup_keys(&model.tags, "tag")?;
