@@ -195,7 +195,7 @@ impl SqlStore {
             .ok_or_else(|| model_not_found(model_id))
     }
 
-    async fn upsert_logged_model_tags(
+    pub(super) async fn upsert_logged_model_tags(
         &self,
         tx: &mut Transaction<'static, Any>,
         model_id: &str,

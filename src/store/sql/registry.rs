@@ -682,18 +682,12 @@ impl SqlStore {
         }
         let mut value = String::new();
         python_json(&serde_json::Value::Array(list), &mut value);
-        sqlx::query(
-            "INSERT INTO logged_model_tags (model_id, experiment_id, tag_key, tag_value) \
-             VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (model_id, tag_key) DO UPDATE SET tag_value = excluded.tag_value",
-        )
-        .bind(model_id)
-        .bind(model.experiment_id)
-        .bind(MODEL_VERSIONS_TAG)
-        .bind(value)
-        .execute(&mut **tx)
-        .await?;
-        Ok(())
+        let tag = Tag {
+            key: MODEL_VERSIONS_TAG.to_string(),
+            value,
+        };
+        self.upsert_logged_model_tags(tx, model_id, model.experiment_id, &[&tag])
+            .await
     }
 
     /// Inserts the next version of `new.name` (max + 1) and its tags.
