@@ -10,6 +10,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::store::db::DbError;
+
 /// The MLflow error codes ferroflow emits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -90,24 +92,15 @@ impl MlflowError {
     }
 }
 
-/// SQLSTATEs that mean the request's data does not fit MLflow's columns
-/// (PostgreSQL enforces VARCHAR sizes and integer ranges; SQLite does not):
-/// string_data_right_truncation, numeric_value_out_of_range.
-const DATA_DOES_NOT_FIT: [&str; 2] = ["22001", "22003"];
-
-impl From<sqlx::Error> for MlflowError {
+impl From<DbError> for MlflowError {
     /// A value too long or too large for its column is the client's mistake
     /// (400, with the database's wording); anything else is ours (500, logged).
-    fn from(err: sqlx::Error) -> Self {
-        match err.as_database_error() {
-            Some(db)
-                if db
-                    .code()
-                    .is_some_and(|c| DATA_DOES_NOT_FIT.contains(&c.as_ref())) =>
-            {
-                Self::invalid_parameter(format!("A value does not fit its field: {}", db.message()))
+    fn from(err: DbError) -> Self {
+        match err {
+            DbError::DataDoesNotFit(message) => {
+                Self::invalid_parameter(format!("A value does not fit its field: {message}"))
             }
-            _ => Self::internal(err),
+            other => Self::internal(other),
         }
     }
 }

@@ -6,6 +6,7 @@
 //! Validation that MLflow performs in its store (name rules, value limits,
 //! state checks) happens behind this trait so every backend enforces it alike.
 
+pub(crate) mod db;
 pub mod logged_models;
 mod names;
 mod postgres;

@@ -4,8 +4,9 @@
 use std::time::Duration;
 
 use sqlx::any::AnyPoolOptions;
+use sqlx::Connection;
 
-use super::sql::Dialect;
+use super::db::Db;
 use super::SqlStore;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
@@ -26,20 +27,27 @@ fn sqlx_url(uri: &str) -> String {
 
 pub(super) async fn open(uri: &str, default_artifact_root: &str) -> anyhow::Result<SqlStore> {
     sqlx::any::install_default_drivers();
+    // sqlx pings every connection it hands out by default: a network round
+    // trip per transaction. Only a connection idle long enough to have been
+    // dropped by the server or a proxy is checked.
     let pool = AnyPoolOptions::new()
         .max_connections(MAX_CONNECTIONS)
         .acquire_timeout(Duration::from_secs(30))
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for > Duration::from_secs(30) {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
         .connect(&sqlx_url(uri))
         .await?;
     // The migrator takes an advisory lock, so replicas starting together
     // apply each migration once.
     MIGRATOR.run(&pool).await?;
-    Ok(SqlStore::new(
-        pool.clone(),
-        pool,
-        Dialect::Postgres,
-        default_artifact_root,
-    ))
+    Ok(SqlStore::new(Db::Postgres(pool), default_artifact_root))
 }
 
 #[cfg(test)]

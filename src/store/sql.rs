@@ -1,7 +1,8 @@
 //! The SQL implementation of [`TrackingStore`], shared by PostgreSQL and SQLite.
 //!
-//! Both backends run the same statements through sqlx's `Any` driver: MLflow's
-//! schema is the same in both dialects and everything used here (`$N`
+//! Both backends run the same statements through one query API (`db.rs`:
+//! sqlx for PostgreSQL, rusqlite for SQLite): MLflow's schema is the same in
+//! both dialects and everything used here (`$N`
 //! placeholders, `ON CONFLICT`, `RETURNING`, row-value comparison, window
 //! functions) means the same in both, so the two backends cannot drift apart
 //! in behaviour. What does differ — connecting, pool shape and pragmas — stays
@@ -17,10 +18,8 @@ mod registry;
 use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
-use sqlx::any::{AnyArguments, AnyRow};
-use sqlx::query::Query;
-use sqlx::{Any, AnyPool, Row, Transaction};
 
+use super::db::{self, Db, Query, Row, Target, Tx};
 use super::names::random_run_name;
 use super::validation::{self, MAX_RESULTS_SEARCH};
 use super::{
@@ -44,11 +43,8 @@ const IN_LIST_CHUNK: usize = 5000;
 
 /// MLflow's tracking store over a SQL database.
 pub struct SqlStore {
-    /// Writes go here. On SQLite this pool has one connection, so writers
-    /// queue in-process instead of failing with SQLITE_BUSY.
-    writer: AnyPool,
-    /// Reads go here; on PostgreSQL it is the same pool as `writer`.
-    reader: AnyPool,
+    /// Reads run on it directly, writes in a transaction from `db.begin()`.
+    db: Db,
     dialect: Dialect,
     placeholders: Placeholders,
     /// Root under which experiments get their artifact location, e.g.
@@ -108,7 +104,7 @@ impl Dialect {
 /// backends, but SQLite resolves each name with a linear scan, which makes a
 /// 6,000-parameter batch insert quadratic; its store therefore writes the
 /// many-parameter statements (bulk `VALUES`, `IN` lists) with anonymous `?`.
-/// One statement uses one style throughout, since sqlx numbers `?` by position.
+/// One statement uses one style throughout, since `?` is numbered by position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Placeholders {
     Numbered,
@@ -163,13 +159,10 @@ impl Placeholders {
     }
 }
 
-fn bind_values<'q>(
-    mut query: Query<'q, Any, AnyArguments<'q>>,
-    values: &'q [SqlValue],
-) -> Query<'q, Any, AnyArguments<'q>> {
+fn bind_values<'q>(mut query: Query<'q>, values: &[SqlValue]) -> Query<'q> {
     for value in values {
         query = match value {
-            SqlValue::Text(s) => query.bind(s.as_str()),
+            SqlValue::Text(s) => query.bind(s),
             SqlValue::Int(i) => query.bind(*i),
             SqlValue::Float(f) => query.bind(*f),
         };
@@ -178,16 +171,15 @@ fn bind_values<'q>(
 }
 
 /// A query whose `$1..$n` are `ids`.
-fn bind_all<'q>(sql: &'q str, ids: &'q [String]) -> Query<'q, Any, AnyArguments<'q>> {
-    ids.iter()
-        .fold(sqlx::query(sql), |query, id| query.bind(id.as_str()))
+fn bind_all<'q>(sql: &'q str, ids: &[String]) -> Query<'q> {
+    ids.iter().fold(db::query(sql), |query, id| query.bind(id))
 }
 
 /// Selects `is_nan` as an integer: the Any driver cannot decode SQLite's
 /// BOOLEAN columns, and an integer reads the same on both backends.
 const IS_NAN: &str = "CASE WHEN is_nan THEN 1 ELSE 0 END AS is_nan";
 
-fn is_nan(row: &AnyRow) -> Result<bool> {
+fn is_nan(row: &Row) -> Result<bool> {
     Ok(row.try_get::<i64, _>("is_nan")? != 0)
 }
 
@@ -209,15 +201,10 @@ fn append_to_uri(root: &str, parts: &[&str]) -> String {
     format!("{}/{}", root.trim_end_matches('/'), parts.join("/"))
 }
 
-fn is_unique_violation(err: &sqlx::Error) -> bool {
-    err.as_database_error()
-        .is_some_and(|db| db.is_unique_violation())
-}
-
 const RUN_COLUMNS: &str = "r.run_uuid, r.name, r.user_id, r.status, r.start_time, r.end_time, \
      r.artifact_uri, r.lifecycle_stage, r.experiment_id";
 
-fn run_info_from_row(row: &AnyRow) -> Result<RunInfo> {
+fn run_info_from_row(row: &Row) -> Result<RunInfo> {
     let run_id: String = row.try_get("run_uuid")?;
     let status: String = row.try_get("status")?;
     let experiment_id: i64 = row.try_get("experiment_id")?;
@@ -243,7 +230,7 @@ fn run_info_from_row(row: &AnyRow) -> Result<RunInfo> {
     })
 }
 
-fn metric_from_row(row: &AnyRow, key: Option<&str>) -> Result<Metric> {
+fn metric_from_row(row: &Row, key: Option<&str>) -> Result<Metric> {
     let value: f64 = row.try_get("value")?;
     Ok(Metric {
         key: match key {
@@ -259,8 +246,8 @@ fn metric_from_row(row: &AnyRow, key: Option<&str>) -> Result<Metric> {
 
 /// A run of [`SqlStore::load_runs`]'s query: its info, and its params, tags
 /// and latest metrics from their JSON aggregates, each sorted by key.
-fn run_from_row(row: &AnyRow) -> Result<Run> {
-    fn aggregate<T: serde::de::DeserializeOwned>(row: &AnyRow, column: &str) -> Result<Vec<T>> {
+fn run_from_row(row: &Row) -> Result<Run> {
+    fn aggregate<T: serde::de::DeserializeOwned>(row: &Row, column: &str) -> Result<Vec<T>> {
         let text: Option<String> = row.try_get(column)?;
         serde_json::from_str(text.as_deref().unwrap_or("[]"))
             .map_err(|err| MlflowError::internal(format!("unreadable {column} aggregate: {err}")))
@@ -307,15 +294,13 @@ fn run_from_row(row: &AnyRow) -> Result<Run> {
 }
 
 impl SqlStore {
-    pub(super) fn new(
-        writer: AnyPool,
-        reader: AnyPool,
-        dialect: Dialect,
-        default_artifact_root: &str,
-    ) -> Self {
+    pub(super) fn new(db: Db, default_artifact_root: &str) -> Self {
+        let dialect = match db {
+            Db::Postgres(_) => Dialect::Postgres,
+            Db::Sqlite(_) => Dialect::Sqlite,
+        };
         Self {
-            writer,
-            reader,
+            db,
             dialect,
             placeholders: dialect.placeholders(),
             default_artifact_root: default_artifact_root.to_string(),
@@ -326,7 +311,7 @@ impl SqlStore {
     /// store does at startup; safe when several replicas start at once.
     pub async fn ensure_default_experiment(&self) -> Result<()> {
         let now = now_millis();
-        sqlx::query(
+        db::query(
             "INSERT INTO experiments (experiment_id, name, artifact_location, lifecycle_stage, \
              creation_time, last_update_time, workspace) \
              VALUES (0, 'Default', $1, 'active', $2, $2, $3) ON CONFLICT DO NOTHING",
@@ -334,7 +319,7 @@ impl SqlStore {
         .bind(append_to_uri(&self.default_artifact_root, &["0"]))
         .bind(now)
         .bind(Workspace::DEFAULT)
-        .execute(&self.writer)
+        .execute(&self.db)
         .await?;
         Ok(())
     }
@@ -342,13 +327,13 @@ impl SqlStore {
     /// Loads an experiment row of this workspace, without tags.
     async fn experiment_row(&self, ws: &Workspace, experiment_id: &str) -> Result<Experiment> {
         let id = parse_experiment_id(experiment_id)?;
-        let row = sqlx::query(
+        let row = db::query(
             "SELECT experiment_id, name, artifact_location, lifecycle_stage, creation_time, \
              last_update_time, workspace FROM experiments WHERE experiment_id = $1 AND workspace = $2",
         )
         .bind(id)
         .bind(ws.name())
-        .fetch_optional(&self.reader)
+        .fetch_optional(&self.db)
         .await?
         .ok_or_else(|| experiment_not_found(experiment_id))?;
         experiment_from_row(&row)
@@ -362,22 +347,22 @@ impl SqlStore {
                 "SELECT experiment_id, name, artifact_location, lifecycle_stage, creation_time, \
                  last_update_time, workspace FROM experiments WHERE experiment_id IN ({list})"
             );
-            let mut query = sqlx::query(&sql);
+            let mut query = db::query(&sql);
             for id in chunk {
                 query = query.bind(*id);
             }
-            for row in query.fetch_all(&self.reader).await? {
+            for row in query.fetch_all(&self.db).await? {
                 experiments.push(experiment_from_row(&row)?);
             }
             let sql = format!(
                 "SELECT experiment_id, key, value FROM experiment_tags WHERE experiment_id IN ({list})"
             );
-            let mut query = sqlx::query(&sql);
+            let mut query = db::query(&sql);
             for id in chunk {
                 query = query.bind(*id);
             }
             let mut tags: HashMap<String, Vec<Tag>> = HashMap::new();
-            for row in query.fetch_all(&self.reader).await? {
+            for row in query.fetch_all(&self.db).await? {
                 let id: i64 = row.try_get("experiment_id")?;
                 tags.entry(id.to_string())
                     .or_default()
@@ -410,31 +395,28 @@ impl SqlStore {
     }
 
     /// A run's row, checked to belong to this workspace.
-    async fn run_row<'e, E>(&self, executor: E, ws: &Workspace, run_id: &str) -> Result<RunInfo>
-    where
-        E: sqlx::Executor<'e, Database = Any>,
-    {
+    async fn run_row<'a>(
+        &self,
+        target: impl Into<Target<'a>>,
+        ws: &Workspace,
+        run_id: &str,
+    ) -> Result<RunInfo> {
         let sql = format!(
             "SELECT {RUN_COLUMNS} FROM runs r JOIN experiments e ON e.experiment_id = r.experiment_id \
              WHERE r.run_uuid = $1 AND e.workspace = $2"
         );
-        let row = sqlx::query(&sql)
+        let row = db::query(&sql)
             .bind(run_id)
             .bind(ws.name())
-            .fetch_optional(executor)
+            .fetch_optional(target)
             .await?
             .ok_or_else(|| run_not_found(run_id))?;
         run_info_from_row(&row)
     }
 
     /// Checks inside a write transaction that the run exists here and is active.
-    async fn active_run_in(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        ws: &Workspace,
-        run_id: &str,
-    ) -> Result<RunInfo> {
-        let run = self.run_row(&mut **tx, ws, run_id).await?;
+    async fn active_run_in(&self, tx: &mut Tx, ws: &Workspace, run_id: &str) -> Result<RunInfo> {
+        let run = self.run_row(&mut *tx, ws, run_id).await?;
         if run.lifecycle_stage != ACTIVE {
             return Err(MlflowError::invalid_parameter(format!(
                 "The run {run_id} must be in the 'active' state. Current state is {}.",
@@ -449,7 +431,7 @@ impl SqlStore {
     /// nothing here are left out. Each run's params, tags and latest metrics
     /// come back aggregated in its own row (one row per run, not per value:
     /// rows cost far more than bytes through the driver); the three reads of
-    /// a chunk run concurrently.
+    /// a chunk run concurrently on PostgreSQL.
     async fn load_runs(&self, ws: &Workspace, run_ids: &[String]) -> Result<Vec<Run>> {
         let mut runs: HashMap<String, Run> = HashMap::with_capacity(run_ids.len());
         let json = |columns: &str| self.dialect.json_rows(columns);
@@ -485,9 +467,9 @@ impl SqlStore {
             let (run_rows, input_rows, model_rows) = tokio::try_join!(
                 bind_all(&runs_sql, chunk)
                     .bind(ws.name())
-                    .fetch_all(&self.reader),
-                bind_all(&inputs_sql, chunk).fetch_all(&self.reader),
-                bind_all(&models_sql, chunk).fetch_all(&self.reader),
+                    .fetch_all(&self.db),
+                bind_all(&inputs_sql, chunk).fetch_all(&self.db),
+                bind_all(&models_sql, chunk).fetch_all(&self.db),
             )?;
             for row in &run_rows {
                 let run = run_from_row(row)?;
@@ -516,7 +498,7 @@ impl SqlStore {
     async fn attach_dataset_inputs(
         &self,
         runs: &mut HashMap<String, Run>,
-        rows: &[AnyRow],
+        rows: &[Row],
     ) -> Result<()> {
         let mut owner: HashMap<String, (String, usize)> = HashMap::new();
         for row in rows {
@@ -546,7 +528,7 @@ impl SqlStore {
                 "SELECT input_uuid, name, value FROM input_tags WHERE input_uuid IN ({}) ORDER BY name",
                 self.placeholders.list(chunk.len(), 1)
             );
-            for row in bind_all(&sql, chunk).fetch_all(&self.reader).await? {
+            for row in bind_all(&sql, chunk).fetch_all(&self.db).await? {
                 let input_uuid: String = row.try_get("input_uuid")?;
                 let Some((run_id, index)) = owner.get(&input_uuid) else {
                     continue;
@@ -563,12 +545,7 @@ impl SqlStore {
     }
 
     /// Writes a validated batch inside `tx`.
-    async fn write_batch(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        run_id: &str,
-        batch: &Batch,
-    ) -> Result<()> {
+    async fn write_batch(&self, tx: &mut Tx, run_id: &str, batch: &Batch) -> Result<()> {
         if !batch.params.is_empty() {
             self.write_params(tx, run_id, &batch.params).await?;
         }
@@ -584,36 +561,31 @@ impl SqlStore {
     /// Params are immutable: inserting an existing key is a no-op when the
     /// value is equal and a 400 when it differs (checked after the insert so
     /// concurrent writers of the same key are caught too).
-    async fn write_params(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        run_id: &str,
-        params: &[Tag],
-    ) -> Result<()> {
+    async fn write_params(&self, tx: &mut Tx, run_id: &str, params: &[Tag]) -> Result<()> {
         let sql = format!(
             "INSERT INTO params (key, value, run_uuid) VALUES {} ON CONFLICT DO NOTHING",
             self.placeholders.values(params.len(), 3, 1)
         );
-        let mut query = sqlx::query(&sql);
+        let mut query = db::query(&sql);
         for param in params {
             query = query
                 .bind(param.key.as_str())
                 .bind(param.value.as_str())
                 .bind(run_id);
         }
-        query.execute(&mut **tx).await?;
+        query.execute(&mut *tx).await?;
 
         let sql = format!(
             "SELECT key, value FROM params WHERE run_uuid = {} AND key IN ({})",
             self.placeholders.param(1),
             self.placeholders.list(params.len(), 2)
         );
-        let mut query = sqlx::query(&sql).bind(run_id);
+        let mut query = db::query(&sql).bind(run_id);
         for param in params {
             query = query.bind(param.key.as_str());
         }
         let stored: HashMap<String, String> = query
-            .fetch_all(&mut **tx)
+            .fetch_all(&mut *tx)
             .await?
             .iter()
             .map(|row| {
@@ -641,12 +613,7 @@ impl SqlStore {
 
     /// Upserts tags (last one wins within a batch) and keeps the run name in
     /// sync with `mlflow.runName`.
-    async fn write_run_tags(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        run_id: &str,
-        tags: &[Tag],
-    ) -> Result<()> {
+    async fn write_run_tags(&self, tx: &mut Tx, run_id: &str, tags: &[Tag]) -> Result<()> {
         let mut latest: Vec<&Tag> = Vec::with_capacity(tags.len());
         let mut seen = HashSet::new();
         for tag in tags.iter().rev() {
@@ -659,19 +626,19 @@ impl SqlStore {
              ON CONFLICT (key, run_uuid) DO UPDATE SET value = excluded.value",
             self.placeholders.values(latest.len(), 3, 1)
         );
-        let mut query = sqlx::query(&sql);
+        let mut query = db::query(&sql);
         for tag in &latest {
             query = query
                 .bind(tag.key.as_str())
                 .bind(tag.value.as_str())
                 .bind(run_id);
         }
-        query.execute(&mut **tx).await?;
+        query.execute(&mut *tx).await?;
         if let Some(name) = latest.iter().find(|t| t.key == RUN_NAME_TAG) {
-            sqlx::query("UPDATE runs SET name = $1 WHERE run_uuid = $2")
+            db::query("UPDATE runs SET name = $1 WHERE run_uuid = $2")
                 .bind(name.value.as_str())
                 .bind(run_id)
-                .execute(&mut **tx)
+                .execute(&mut *tx)
                 .await?;
         }
         Ok(())
@@ -681,19 +648,14 @@ impl SqlStore {
     /// primary key, so a resent batch changes nothing) and moves each key's
     /// latest value forward when the batch holds a larger (step, timestamp,
     /// value).
-    async fn write_metrics(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        run_id: &str,
-        metrics: &[Metric],
-    ) -> Result<()> {
+    async fn write_metrics(&self, tx: &mut Tx, run_id: &str, metrics: &[Metric]) -> Result<()> {
         let stored_value = |m: &Metric| if m.value.is_nan() { 0.0 } else { m.value };
         let sql = format!(
             "INSERT INTO metrics (key, value, timestamp, step, is_nan, run_uuid) VALUES {} \
              ON CONFLICT DO NOTHING",
             self.placeholders.values(metrics.len(), 6, 1)
         );
-        let mut query = sqlx::query(&sql);
+        let mut query = db::query(&sql);
         for metric in metrics {
             query = query
                 .bind(metric.key.as_str())
@@ -703,7 +665,7 @@ impl SqlStore {
                 .bind(metric.value.is_nan())
                 .bind(run_id);
         }
-        query.execute(&mut **tx).await?;
+        query.execute(&mut *tx).await?;
 
         let mut latest: HashMap<&str, &Metric> = HashMap::new();
         for metric in metrics {
@@ -729,7 +691,7 @@ impl SqlStore {
              (latest_metrics.step, latest_metrics.timestamp, latest_metrics.value)",
             self.placeholders.values(latest.len(), 6, 1)
         );
-        let mut query = sqlx::query(&sql);
+        let mut query = db::query(&sql);
         for metric in latest {
             query = query
                 .bind(metric.key.as_str())
@@ -739,7 +701,7 @@ impl SqlStore {
                 .bind(metric.value.is_nan())
                 .bind(run_id);
         }
-        query.execute(&mut **tx).await?;
+        query.execute(&mut *tx).await?;
         Ok(())
     }
 
@@ -748,7 +710,7 @@ impl SqlStore {
     /// `MODEL_OUTPUT` for models it produced); an edge logged again is kept once.
     async fn link_models(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut Tx,
         run_id: &str,
         source_type: &str,
         destination_type: &str,
@@ -762,7 +724,7 @@ impl SqlStore {
              destination_id, step) VALUES {} ON CONFLICT DO NOTHING",
             self.placeholders.values(models.len(), 6, 1)
         );
-        let mut query = sqlx::query(&sql);
+        let mut query = db::query(&sql);
         for (model_id, step) in models {
             query = query
                 .bind(uuid::Uuid::new_v4().simple().to_string())
@@ -772,17 +734,17 @@ impl SqlStore {
                 .bind(*model_id)
                 .bind(*step);
         }
-        query.execute(&mut **tx).await?;
+        query.execute(&mut *tx).await?;
         Ok(())
     }
 
     async fn accessible_run(&self, ws: &Workspace, run_id: &str) -> Result<RunInfo> {
-        self.run_row(&self.reader, ws, run_id).await
+        self.run_row(&self.db, ws, run_id).await
     }
 }
 
 /// A `{key, value}` row; `key_column` names the key (`name` for input tags).
-fn tag_from_row(row: &AnyRow, key_column: &str) -> Result<Tag> {
+fn tag_from_row(row: &Row, key_column: &str) -> Result<Tag> {
     Ok(Tag {
         key: row.try_get(key_column)?,
         value: row
@@ -791,7 +753,7 @@ fn tag_from_row(row: &AnyRow, key_column: &str) -> Result<Tag> {
     })
 }
 
-fn experiment_from_row(row: &AnyRow) -> Result<Experiment> {
+fn experiment_from_row(row: &Row) -> Result<Experiment> {
     let id: i64 = row.try_get("experiment_id")?;
     Ok(Experiment {
         experiment_id: id.to_string(),
@@ -813,9 +775,9 @@ fn next_token(len: usize, max_results: i64, offset: i64) -> Option<String> {
     (len as i64 > max_results).then(|| page_token::encode(offset + max_results))
 }
 
-async fn fetch_ids(pool: &AnyPool, query: &SqlQuery) -> Result<Vec<AnyRow>> {
-    Ok(bind_values(sqlx::query(&query.sql), &query.binds)
-        .fetch_all(pool)
+async fn fetch_ids(db: &Db, query: &SqlQuery) -> Result<Vec<Row>> {
+    Ok(bind_values(db::query(&query.sql), &query.binds)
+        .fetch_all(db)
         .await?)
 }
 
@@ -832,10 +794,10 @@ impl TrackingStore for SqlStore {
         for tag in tags {
             validation::validate_experiment_tag(tag)?;
         }
-        let exists = sqlx::query("SELECT 1 FROM experiments WHERE name = $1 AND workspace = $2")
+        let exists = db::query("SELECT 1 FROM experiments WHERE name = $1 AND workspace = $2")
             .bind(name)
             .bind(ws.name())
-            .fetch_optional(&self.writer)
+            .fetch_optional(&self.db)
             .await?;
         let already_exists =
             || MlflowError::already_exists(format!("Experiment(name={name}) already exists."));
@@ -843,8 +805,8 @@ impl TrackingStore for SqlStore {
             return Err(already_exists());
         }
         let now = now_millis();
-        let mut tx = self.writer.begin().await?;
-        let inserted = sqlx::query(
+        let mut tx = self.db.begin().await?;
+        let inserted = db::query(
             "INSERT INTO experiments (name, artifact_location, lifecycle_stage, creation_time, \
              last_update_time, workspace) VALUES ($1, $2, 'active', $3, $3, $4) \
              RETURNING experiment_id",
@@ -853,32 +815,32 @@ impl TrackingStore for SqlStore {
         .bind(artifact_location.filter(|l| !l.is_empty()))
         .bind(now)
         .bind(ws.name())
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut tx)
         .await;
         let id: i64 = match inserted {
             Ok(row) => row.try_get("experiment_id")?,
-            Err(err) if is_unique_violation(&err) => return Err(already_exists()),
+            Err(err) if err.is_unique_violation() => return Err(already_exists()),
             Err(err) => return Err(err.into()),
         };
         if artifact_location.is_none_or(str::is_empty) {
-            sqlx::query("UPDATE experiments SET artifact_location = $1 WHERE experiment_id = $2")
+            db::query("UPDATE experiments SET artifact_location = $1 WHERE experiment_id = $2")
                 .bind(append_to_uri(
                     &self.default_artifact_root,
                     &[&id.to_string()],
                 ))
                 .bind(id)
-                .execute(&mut *tx)
+                .execute(&mut tx)
                 .await?;
         }
         for tag in tags {
-            sqlx::query(
+            db::query(
                 "INSERT INTO experiment_tags (key, value, experiment_id) VALUES ($1, $2, $3) \
                  ON CONFLICT (key, experiment_id) DO UPDATE SET value = excluded.value",
             )
             .bind(tag.key.as_str())
             .bind(tag.value.as_str())
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
         }
         tx.commit().await?;
@@ -896,10 +858,10 @@ impl TrackingStore for SqlStore {
 
     async fn get_experiment_by_name(&self, ws: &Workspace, name: &str) -> Result<Experiment> {
         let row =
-            sqlx::query("SELECT experiment_id FROM experiments WHERE name = $1 AND workspace = $2")
+            db::query("SELECT experiment_id FROM experiments WHERE name = $1 AND workspace = $2")
                 .bind(name)
                 .bind(ws.name())
-                .fetch_optional(&self.reader)
+                .fetch_optional(&self.db)
                 .await?
                 .ok_or_else(|| {
                     MlflowError::not_found(format!("Could not find experiment with name '{name}'"))
@@ -926,7 +888,7 @@ impl TrackingStore for SqlStore {
             query.max_results + 1,
             offset,
         )?;
-        let rows = fetch_ids(&self.reader, &sql).await?;
+        let rows = fetch_ids(&self.db, &sql).await?;
         let mut ids = rows
             .iter()
             .map(|row| row.try_get::<i64, _>(0).map_err(MlflowError::from))
@@ -952,18 +914,18 @@ impl TrackingStore for SqlStore {
                 "Cannot rename a non-active experiment.",
             ));
         }
-        let renamed = sqlx::query(
+        let renamed = db::query(
             "UPDATE experiments SET name = $1, last_update_time = $2 WHERE experiment_id = $3",
         )
         .bind(new_name)
         .bind(now_millis())
         .bind(parse_experiment_id(experiment_id)?)
-        .execute(&self.writer)
+        .execute(&self.db)
         .await;
         match renamed {
             Ok(_) => Ok(()),
             // MLflow lets the database reject the rename and reports BAD_REQUEST.
-            Err(err) if is_unique_violation(&err) => Err(MlflowError::new(
+            Err(err) if err.is_unique_violation() => Err(MlflowError::new(
                 ErrorCode::BadRequest,
                 format!("Experiment(name={new_name}) already exists."),
             )),
@@ -990,23 +952,23 @@ impl TrackingStore for SqlStore {
         } else {
             (ACTIVE, None)
         };
-        let mut tx = self.writer.begin().await?;
-        sqlx::query(
+        let mut tx = self.db.begin().await?;
+        db::query(
             "UPDATE experiments SET lifecycle_stage = $1, last_update_time = $2 WHERE experiment_id = $3",
         )
         .bind(stage)
         .bind(now)
         .bind(id)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         // Runs follow their experiment, as in MLflow.
-        sqlx::query(
+        db::query(
             "UPDATE runs SET lifecycle_stage = $1, deleted_time = $2 WHERE experiment_id = $3",
         )
         .bind(stage)
         .bind(deleted_time)
         .bind(id)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         tx.commit().await?;
         Ok(())
@@ -1020,14 +982,14 @@ impl TrackingStore for SqlStore {
     ) -> Result<()> {
         validation::validate_experiment_tag(tag)?;
         let experiment = self.active_experiment(ws, experiment_id).await?;
-        sqlx::query(
+        db::query(
             "INSERT INTO experiment_tags (key, value, experiment_id) VALUES ($1, $2, $3) \
              ON CONFLICT (key, experiment_id) DO UPDATE SET value = excluded.value",
         )
         .bind(tag.key.as_str())
         .bind(tag.value.as_str())
         .bind(parse_experiment_id(&experiment.experiment_id)?)
-        .execute(&self.writer)
+        .execute(&self.db)
         .await?;
         Ok(())
     }
@@ -1040,12 +1002,12 @@ impl TrackingStore for SqlStore {
     ) -> Result<()> {
         let experiment = self.active_experiment(ws, experiment_id).await?;
         let deleted =
-            sqlx::query("DELETE FROM experiment_tags WHERE experiment_id = $1 AND key = $2")
+            db::query("DELETE FROM experiment_tags WHERE experiment_id = $1 AND key = $2")
                 .bind(parse_experiment_id(&experiment.experiment_id)?)
                 .bind(key)
-                .execute(&self.writer)
+                .execute(&self.db)
                 .await?;
-        if deleted.rows_affected() == 0 {
+        if deleted == 0 {
             return Err(MlflowError::not_found(format!(
                 "No tag with name: {key} in experiment with id {experiment_id}"
             )));
@@ -1090,8 +1052,8 @@ impl TrackingStore for SqlStore {
         let start_time = run.start_time.unwrap_or_else(now_millis);
         let user_id = run.user_id.unwrap_or_default();
 
-        let mut tx = self.writer.begin().await?;
-        sqlx::query(
+        let mut tx = self.db.begin().await?;
+        db::query(
             "INSERT INTO runs (run_uuid, name, source_type, source_name, entry_point_name, \
              user_id, status, start_time, end_time, source_version, lifecycle_stage, \
              artifact_uri, experiment_id, deleted_time) \
@@ -1103,7 +1065,7 @@ impl TrackingStore for SqlStore {
         .bind(start_time)
         .bind(artifact_uri.as_str())
         .bind(parse_experiment_id(&experiment.experiment_id)?)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         self.write_run_tags(&mut tx, &run_id, &tags).await?;
         tx.commit().await?;
@@ -1147,7 +1109,7 @@ impl TrackingStore for SqlStore {
     }
 
     async fn update_run(&self, ws: &Workspace, run_id: &str, update: RunUpdate) -> Result<RunInfo> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.db.begin().await?;
         let mut info = self.active_run_in(&mut tx, ws, run_id).await?;
         // Absent fields keep their stored value (mlflow #8141).
         if let Some(status) = update.status {
@@ -1160,12 +1122,12 @@ impl TrackingStore for SqlStore {
         if let Some(name) = &run_name {
             info.run_name = name.clone();
         }
-        sqlx::query("UPDATE runs SET status = $1, end_time = $2, name = $3 WHERE run_uuid = $4")
+        db::query("UPDATE runs SET status = $1, end_time = $2, name = $3 WHERE run_uuid = $4")
             .bind(info.status.as_str())
             .bind(info.end_time)
             .bind(info.run_name.as_str())
             .bind(run_id)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
         if let Some(name) = run_name {
             let tag = Tag {
@@ -1185,11 +1147,11 @@ impl TrackingStore for SqlStore {
         } else {
             (ACTIVE, None)
         };
-        sqlx::query("UPDATE runs SET lifecycle_stage = $1, deleted_time = $2 WHERE run_uuid = $3")
+        db::query("UPDATE runs SET lifecycle_stage = $1, deleted_time = $2 WHERE run_uuid = $3")
             .bind(stage)
             .bind(deleted_time)
             .bind(run_id)
-            .execute(&self.writer)
+            .execute(&self.db)
             .await?;
         Ok(())
     }
@@ -1214,12 +1176,12 @@ impl TrackingStore for SqlStore {
             self.placeholders.param(1),
             self.placeholders.list(requested.len(), 2)
         );
-        let mut visible = sqlx::query(&sql).bind(ws.name());
+        let mut visible = db::query(&sql).bind(ws.name());
         for id in &requested {
             visible = visible.bind(*id);
         }
         let experiment_ids = visible
-            .fetch_all(&self.reader)
+            .fetch_all(&self.db)
             .await?
             .iter()
             .map(|row| row.try_get::<i64, _>(0).map_err(MlflowError::from))
@@ -1240,7 +1202,7 @@ impl TrackingStore for SqlStore {
                 next_page_token: None,
             });
         }
-        let mut run_ids = fetch_ids(&self.reader, &sql)
+        let mut run_ids = fetch_ids(&self.db, &sql)
             .await?
             .iter()
             .map(|row| row.try_get::<String, _>(0).map_err(MlflowError::from))
@@ -1255,7 +1217,7 @@ impl TrackingStore for SqlStore {
 
     async fn log_batch(&self, ws: &Workspace, run_id: &str, mut batch: Batch) -> Result<()> {
         validation::normalize_batch(&mut batch)?;
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.db.begin().await?;
         let run = self.active_run_in(&mut tx, ws, run_id).await?;
         self.write_batch(&mut tx, run_id, &batch).await?;
         let experiment_id = parse_experiment_id(&run.experiment_id)?;
@@ -1266,14 +1228,14 @@ impl TrackingStore for SqlStore {
     }
 
     async fn delete_tag(&self, ws: &Workspace, run_id: &str, key: &str) -> Result<()> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.db.begin().await?;
         self.active_run_in(&mut tx, ws, run_id).await?;
-        let deleted = sqlx::query("DELETE FROM tags WHERE run_uuid = $1 AND key = $2")
+        let deleted = db::query("DELETE FROM tags WHERE run_uuid = $1 AND key = $2")
             .bind(run_id)
             .bind(key)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
-        if deleted.rows_affected() == 0 {
+        if deleted == 0 {
             return Err(MlflowError::not_found(format!(
                 "No tag with name: {key} in run with id {run_id}"
             )));
@@ -1292,7 +1254,7 @@ impl TrackingStore for SqlStore {
         for input in &inputs {
             validation::validate_dataset_input(input)?;
         }
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.db.begin().await?;
         let run = self.active_run_in(&mut tx, ws, run_id).await?;
         let experiment_id = parse_experiment_id(&run.experiment_id)?;
         // Same (name, digest) twice in one request: the first one counts.
@@ -1302,19 +1264,19 @@ impl TrackingStore for SqlStore {
             if !seen.insert((dataset.name.clone(), dataset.digest.clone())) {
                 continue;
             }
-            let existing = sqlx::query(
+            let existing = db::query(
                 "SELECT dataset_uuid FROM datasets WHERE experiment_id = $1 AND name = $2 AND digest = $3",
             )
             .bind(experiment_id)
             .bind(dataset.name.as_str())
             .bind(dataset.digest.as_str())
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut tx)
             .await?;
             let dataset_uuid = match existing {
                 Some(row) => row.try_get::<String, _>("dataset_uuid")?,
                 None => {
                     let uuid = uuid::Uuid::new_v4().simple().to_string();
-                    sqlx::query(
+                    db::query(
                         "INSERT INTO datasets (dataset_uuid, experiment_id, name, digest, \
                          dataset_source_type, dataset_source, dataset_schema, dataset_profile) \
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -1327,38 +1289,38 @@ impl TrackingStore for SqlStore {
                     .bind(dataset.source.as_str())
                     .bind(dataset.schema.as_deref())
                     .bind(dataset.profile.as_deref())
-                    .execute(&mut *tx)
+                    .execute(&mut tx)
                     .await?;
                     uuid
                 }
             };
-            let linked = sqlx::query(
+            let linked = db::query(
                 "SELECT 1 FROM inputs WHERE source_type = 'DATASET' AND source_id = $1 \
                  AND destination_type = 'RUN' AND destination_id = $2",
             )
             .bind(dataset_uuid.as_str())
             .bind(run_id)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut tx)
             .await?;
             if linked.is_some() {
                 continue;
             }
             let input_uuid = uuid::Uuid::new_v4().simple().to_string();
-            sqlx::query(
+            db::query(
                 "INSERT INTO inputs (input_uuid, source_type, source_id, destination_type, \
                  destination_id) VALUES ($1, 'DATASET', $2, 'RUN', $3)",
             )
             .bind(input_uuid.as_str())
             .bind(dataset_uuid.as_str())
             .bind(run_id)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
             for tag in &input.tags {
-                sqlx::query("INSERT INTO input_tags (input_uuid, name, value) VALUES ($1, $2, $3)")
+                db::query("INSERT INTO input_tags (input_uuid, name, value) VALUES ($1, $2, $3)")
                     .bind(input_uuid.as_str())
                     .bind(tag.key.as_str())
                     .bind(tag.value.as_str())
-                    .execute(&mut *tx)
+                    .execute(&mut tx)
                     .await?;
             }
         }
@@ -1375,7 +1337,7 @@ impl TrackingStore for SqlStore {
         run_id: &str,
         models: &[ModelOutput],
     ) -> Result<()> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.db.begin().await?;
         self.active_run_in(&mut tx, ws, run_id).await?;
         let models: Vec<(&str, i64)> = models
             .iter()
@@ -1391,13 +1353,13 @@ impl TrackingStore for SqlStore {
         let model: serde_json::Value = serde_json::from_str(model_json).map_err(|err| {
             MlflowError::invalid_parameter(format!("Malformed model info: {err}"))
         })?;
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.db.begin().await?;
         self.active_run_in(&mut tx, ws, run_id).await?;
         let current: Option<String> =
-            sqlx::query("SELECT value FROM tags WHERE run_uuid = $1 AND key = $2")
+            db::query("SELECT value FROM tags WHERE run_uuid = $1 AND key = $2")
                 .bind(run_id)
                 .bind(LOG_MODEL_HISTORY_TAG)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut tx)
                 .await?
                 .map(|row| row.try_get("value"))
                 .transpose()?;
@@ -1427,7 +1389,7 @@ impl TrackingStore for SqlStore {
         // `LIMIT -1` means "no limit" to SQLite but is an error on PostgreSQL,
         // so an unpaged read uses the largest limit instead.
         let limit = max_results.map_or(i64::MAX, |m| m + 1);
-        let rows = sqlx::query(&format!(
+        let rows = db::query(&format!(
             "SELECT value, timestamp, step, {IS_NAN} FROM metrics \
                  WHERE run_uuid = $1 AND key = $2 \
                  ORDER BY timestamp, step, value LIMIT $3 OFFSET $4"
@@ -1436,7 +1398,7 @@ impl TrackingStore for SqlStore {
         .bind(key)
         .bind(limit)
         .bind(offset)
-        .fetch_all(&self.reader)
+        .fetch_all(&self.db)
         .await?;
         let mut items = rows
             .iter()
@@ -1466,7 +1428,7 @@ impl TrackingStore for SqlStore {
         // Evenly samples rows: the first row of each of `buckets` equal slices
         // of the ordered series, plus the very last row.
         for run_id in &query.run_ids {
-            let rows = sqlx::query(&format!(
+            let rows = db::query(&format!(
                 "SELECT value, timestamp, step, is_nan FROM ( \
                    SELECT value, timestamp, step, {IS_NAN}, \
                      ROW_NUMBER() OVER (ORDER BY step, timestamp, value, is_nan) - 1 AS rn, \
@@ -1481,7 +1443,7 @@ impl TrackingStore for SqlStore {
             .bind(start)
             .bind(end)
             .bind(buckets)
-            .fetch_all(&self.reader)
+            .fetch_all(&self.db)
             .await?;
             let mut sampled = rows
                 .iter()

@@ -1,12 +1,15 @@
 //! SQLite: the embedded default. WAL mode, one writer connection and a pool
-//! of readers; the pragmas live here and nowhere else.
+//! of readers (see `db.rs` for why they are rusqlite connections used in
+//! place); the pragmas live here and nowhere else.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::any::AnyPoolOptions;
-use sqlx::{AnyPool, Executor};
+use rusqlite::OpenFlags;
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::ConnectOptions;
 
-use super::sql::Dialect;
+use super::db::{Db, DbResult, SqliteDb};
 use super::SqlStore;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -17,43 +20,48 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 const PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
      PRAGMA busy_timeout = 30000; PRAGMA foreign_keys = ON; PRAGMA case_sensitive_like = ON;";
 
-const READER_CONNECTIONS: u32 = 8;
+/// Prepared statements kept per connection (searches render their SQL, so
+/// the cache also holds a few shapes of those).
+const STATEMENT_CACHE: usize = 256;
 
 /// `sqlite:///relative.db` and `sqlite:////absolute.db`, as SQLAlchemy (and
-/// so `mlflow server`) spells them, become a sqlx URL for the same file.
-fn sqlx_url(uri: &str) -> anyhow::Result<String> {
-    let path = uri
-        .split_once(":///")
-        .map(|(_, path)| path)
+/// so `mlflow server`) spells them, name the file `relative.db` and
+/// `/absolute.db`.
+fn file_path(uri: &str) -> anyhow::Result<String> {
+    uri.split_once(":///")
+        .map(|(_, path)| path.to_string())
         .filter(|path| !path.is_empty())
-        .ok_or_else(|| anyhow::anyhow!("expected sqlite:///<path>, got '{uri}'"))?;
-    Ok(format!("sqlite://{path}?mode=rwc"))
+        .ok_or_else(|| anyhow::anyhow!("expected sqlite:///<path>, got '{uri}'"))
 }
 
-async fn pool(url: &str, connections: u32) -> anyhow::Result<AnyPool> {
-    Ok(AnyPoolOptions::new()
-        .max_connections(connections)
-        .acquire_timeout(Duration::from_secs(60))
-        .after_connect(|conn, _meta| {
-            Box::pin(async move {
-                conn.execute(PRAGMAS).await?;
-                Ok(())
-            })
-        })
-        .connect(url)
-        .await?)
+fn connect(path: &str) -> DbResult<rusqlite::Connection> {
+    let conn = rusqlite::Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI,
+    )?;
+    conn.execute_batch(PRAGMAS)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(conn)
 }
 
 pub(super) async fn open(uri: &str, default_artifact_root: &str) -> anyhow::Result<SqlStore> {
-    sqlx::any::install_default_drivers();
-    let url = sqlx_url(uri)?;
-    let writer = pool(&url, 1).await?;
-    MIGRATOR.run(&writer).await?;
-    let reader = pool(&url, READER_CONNECTIONS).await?;
+    let path = file_path(uri)?;
+    // Migrations go through sqlx's migrator (and its bookkeeping table), once.
+    let mut migrator = SqliteConnectOptions::new()
+        .filename(&path)
+        .create_if_missing(true)
+        .busy_timeout(Duration::from_secs(30))
+        .connect()
+        .await?;
+    MIGRATOR.run(&mut migrator).await?;
+    drop(migrator);
+    let writer = connect(&path)?;
+    let db = SqliteDb::new(writer, move || connect(&path));
     Ok(SqlStore::new(
-        writer,
-        reader,
-        Dialect::Sqlite,
+        Db::Sqlite(Arc::new(db)),
         default_artifact_root,
     ))
 }
@@ -61,18 +69,13 @@ pub(super) async fn open(uri: &str, default_artifact_root: &str) -> anyhow::Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::sql::Dialect;
 
     #[test]
     fn mlflow_sqlite_uris_map_to_the_same_file() {
-        assert_eq!(
-            sqlx_url("sqlite:///mlflow.db").unwrap(),
-            "sqlite://mlflow.db?mode=rwc"
-        );
-        assert_eq!(
-            sqlx_url("sqlite:////tmp/x.db").unwrap(),
-            "sqlite:///tmp/x.db?mode=rwc"
-        );
-        assert!(sqlx_url("sqlite://").is_err());
+        assert_eq!(file_path("sqlite:///mlflow.db").unwrap(), "mlflow.db");
+        assert_eq!(file_path("sqlite:////tmp/x.db").unwrap(), "/tmp/x.db");
+        assert!(file_path("sqlite://").is_err());
     }
 
     #[test]
@@ -97,10 +100,9 @@ mod tests {
     /// Search pages read metric values as text (see `Dialect::exact_real`):
     /// the bundled SQLite must print every double so it parses back to the
     /// same bits.
-    #[tokio::test]
-    async fn doubles_print_exactly() {
-        sqlx::any::install_default_drivers();
-        let pool = sqlx::AnyPool::connect("sqlite::memory:").await.unwrap();
+    #[test]
+    fn doubles_print_exactly() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
         let mut bits: u64 = 0x9E37_79B9_7F4A_7C15;
         let mut values = vec![
             f64::MAX,
@@ -118,13 +120,8 @@ mod tests {
             values.push(f64::from_bits(bits));
         }
         for value in values.into_iter().filter(|v| v.is_finite() && *v != 0.0) {
-            let sql = format!("SELECT {} AS text", Dialect::Sqlite.exact_real("?"));
-            let row = sqlx::query(&sql)
-                .bind(value)
-                .fetch_one(&pool)
-                .await
-                .unwrap();
-            let text: String = sqlx::Row::try_get(&row, "text").unwrap();
+            let sql = format!("SELECT {}", Dialect::Sqlite.exact_real("?"));
+            let text: String = conn.query_row(&sql, [value], |row| row.get(0)).unwrap();
             let back: f64 = text.parse().unwrap();
             assert_eq!(
                 back.to_bits(),

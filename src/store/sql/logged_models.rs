@@ -4,9 +4,8 @@
 
 use std::collections::HashMap;
 
+use crate::store::db::{self, Row, Target, Tx};
 use async_trait::async_trait;
-use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
 
 use super::{
     append_to_uri, bind_all, fetch_ids, now_millis, parse_experiment_id, tag_from_row, SqlStore,
@@ -63,7 +62,7 @@ fn dedup_keys<'a>(items: &'a [Tag], what: &str) -> Result<Vec<&'a Tag>> {
     Ok(kept)
 }
 
-fn info_from_row(row: &AnyRow) -> Result<LoggedModelInfo> {
+fn info_from_row(row: &Row) -> Result<LoggedModelInfo> {
     let experiment_id: i64 = row.try_get("experiment_id")?;
     let status: i64 = row.try_get("status")?;
     Ok(LoggedModelInfo {
@@ -83,23 +82,20 @@ fn info_from_row(row: &AnyRow) -> Result<LoggedModelInfo> {
 
 impl SqlStore {
     /// The experiment of a model of this workspace, and whether it is deleted.
-    async fn logged_model_owner<'e, E>(
+    async fn logged_model_owner<'a>(
         &self,
-        executor: E,
+        target: impl Into<Target<'a>>,
         ws: &Workspace,
         model_id: &str,
-    ) -> Result<(i64, bool)>
-    where
-        E: sqlx::Executor<'e, Database = Any>,
-    {
-        let row = sqlx::query(
+    ) -> Result<(i64, bool)> {
+        let row = db::query(
             "SELECT lm.experiment_id, lm.lifecycle_stage FROM logged_models lm \
              JOIN experiments e ON e.experiment_id = lm.experiment_id \
              WHERE lm.model_id = $1 AND e.workspace = $2",
         )
         .bind(model_id)
         .bind(ws.name())
-        .fetch_optional(executor)
+        .fetch_optional(target)
         .await?
         .ok_or_else(|| model_not_found(model_id))?;
         let stage: Option<String> = row.try_get("lifecycle_stage")?;
@@ -141,10 +137,10 @@ impl SqlStore {
             let (model_rows, tag_rows, param_rows, metric_rows) = tokio::try_join!(
                 bind_all(&models_sql, chunk)
                     .bind(ws.name())
-                    .fetch_all(&self.reader),
-                bind_all(&tags_sql, chunk).fetch_all(&self.reader),
-                bind_all(&params_sql, chunk).fetch_all(&self.reader),
-                bind_all(&metrics_sql, chunk).fetch_all(&self.reader),
+                    .fetch_all(&self.db),
+                bind_all(&tags_sql, chunk).fetch_all(&self.db),
+                bind_all(&params_sql, chunk).fetch_all(&self.db),
+                bind_all(&metrics_sql, chunk).fetch_all(&self.db),
             )?;
             for row in &model_rows {
                 let info = info_from_row(row)?;
@@ -156,7 +152,7 @@ impl SqlStore {
                     },
                 );
             }
-            let model_of = |row: &AnyRow| -> Result<String> { Ok(row.try_get("model_id")?) };
+            let model_of = |row: &Row| -> Result<String> { Ok(row.try_get("model_id")?) };
             for row in &tag_rows {
                 if let Some(model) = models.get_mut(&model_of(row)?) {
                     model.info.tags.push(tag_from_row(row, "tag_key")?);
@@ -197,7 +193,7 @@ impl SqlStore {
 
     pub(super) async fn upsert_logged_model_tags(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut Tx,
         model_id: &str,
         experiment_id: i64,
         tags: &[&Tag],
@@ -210,7 +206,7 @@ impl SqlStore {
              VALUES {} ON CONFLICT (model_id, tag_key) DO UPDATE SET tag_value = excluded.tag_value",
             self.placeholders.values(tags.len(), 4, 1)
         );
-        let mut query = sqlx::query(&sql);
+        let mut query = db::query(&sql);
         for tag in tags {
             query = query
                 .bind(model_id)
@@ -218,13 +214,13 @@ impl SqlStore {
                 .bind(tag.key.as_str())
                 .bind(tag.value.as_str());
         }
-        query.execute(&mut **tx).await?;
+        query.execute(&mut *tx).await?;
         Ok(())
     }
 
     async fn upsert_logged_model_params(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut Tx,
         model_id: &str,
         experiment_id: i64,
         params: &[&Param],
@@ -237,7 +233,7 @@ impl SqlStore {
              VALUES {} ON CONFLICT (model_id, param_key) DO UPDATE SET param_value = excluded.param_value",
             self.placeholders.values(params.len(), 4, 1)
         );
-        let mut query = sqlx::query(&sql);
+        let mut query = db::query(&sql);
         for param in params {
             query = query
                 .bind(model_id)
@@ -245,7 +241,7 @@ impl SqlStore {
                 .bind(param.key.as_str())
                 .bind(param.value.as_str());
         }
-        query.execute(&mut **tx).await?;
+        query.execute(&mut *tx).await?;
         Ok(())
     }
 
@@ -253,7 +249,7 @@ impl SqlStore {
     /// model too, as MLflow does; a resent batch adds nothing.
     pub(super) async fn write_model_metrics(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut Tx,
         run_id: &str,
         experiment_id: i64,
         metrics: &[Metric],
@@ -274,8 +270,8 @@ impl SqlStore {
         );
         let found = model_ids
             .iter()
-            .fold(sqlx::query(&sql), |q, id| q.bind(*id))
-            .fetch_all(&mut **tx)
+            .fold(db::query(&sql), |q, id| q.bind(*id))
+            .fetch_all(&mut *tx)
             .await?;
         if let Some(missing) = model_ids.iter().find(|id| {
             !found.iter().any(|row| {
@@ -291,7 +287,7 @@ impl SqlStore {
              VALUES {} ON CONFLICT DO NOTHING",
             self.placeholders.values(metrics.len(), 9, 1)
         );
-        let mut query = sqlx::query(&sql);
+        let mut query = db::query(&sql);
         for (metric, model_id) in metrics {
             // MLflow stores NaN as 0 here (the table has no is_nan column).
             let value = if metric.value.is_nan() {
@@ -310,7 +306,7 @@ impl SqlStore {
                 .bind(metric.dataset_name.as_deref())
                 .bind(metric.dataset_digest.as_deref());
         }
-        query.execute(&mut **tx).await?;
+        query.execute(&mut *tx).await?;
         Ok(())
     }
 }
@@ -348,8 +344,8 @@ impl LoggedModelStore for SqlStore {
         let name = model.name.unwrap_or_else(random_run_name);
         let now = now_millis();
 
-        let mut tx = self.writer.begin().await?;
-        sqlx::query(
+        let mut tx = self.db.begin().await?;
+        db::query(
             "INSERT INTO logged_models (model_id, experiment_id, name, artifact_location, \
              creation_timestamp_ms, last_updated_timestamp_ms, status, lifecycle_stage, \
              model_type, source_run_id) VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $8, $9)",
@@ -363,7 +359,7 @@ impl LoggedModelStore for SqlStore {
         .bind(ACTIVE)
         .bind(model.model_type.as_deref())
         .bind(model.source_run_id.as_deref())
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         self.upsert_logged_model_params(&mut tx, &model_id, experiment_id, &params)
             .await?;
@@ -398,7 +394,7 @@ impl LoggedModelStore for SqlStore {
         model_id: &str,
         allow_deleted: bool,
     ) -> Result<LoggedModel> {
-        let (_, deleted) = self.logged_model_owner(&self.reader, ws, model_id).await?;
+        let (_, deleted) = self.logged_model_owner(&self.db, ws, model_id).await?;
         if deleted && !allow_deleted {
             return Err(model_not_found(model_id));
         }
@@ -411,32 +407,32 @@ impl LoggedModelStore for SqlStore {
         model_id: &str,
         status: LoggedModelStatus,
     ) -> Result<LoggedModel> {
-        let mut tx = self.writer.begin().await?;
-        self.logged_model_owner(&mut *tx, ws, model_id).await?;
-        sqlx::query(
+        let mut tx = self.db.begin().await?;
+        self.logged_model_owner(&mut tx, ws, model_id).await?;
+        db::query(
             "UPDATE logged_models SET status = $1, last_updated_timestamp_ms = $2 \
              WHERE model_id = $3",
         )
         .bind(status.number())
         .bind(now_millis())
         .bind(model_id)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         tx.commit().await?;
         self.load_logged_model(ws, model_id).await
     }
 
     async fn delete_logged_model(&self, ws: &Workspace, model_id: &str) -> Result<()> {
-        let mut tx = self.writer.begin().await?;
-        self.logged_model_owner(&mut *tx, ws, model_id).await?;
-        sqlx::query(
+        let mut tx = self.db.begin().await?;
+        self.logged_model_owner(&mut tx, ws, model_id).await?;
+        db::query(
             "UPDATE logged_models SET lifecycle_stage = $1, last_updated_timestamp_ms = $2 \
              WHERE model_id = $3",
         )
         .bind(DELETED)
         .bind(now_millis())
         .bind(model_id)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         tx.commit().await?;
         Ok(())
@@ -449,8 +445,8 @@ impl LoggedModelStore for SqlStore {
         tags: &[Tag],
     ) -> Result<()> {
         let tags = dedup_keys(tags, "tag")?;
-        let mut tx = self.writer.begin().await?;
-        let (experiment_id, _) = self.logged_model_owner(&mut *tx, ws, model_id).await?;
+        let mut tx = self.db.begin().await?;
+        let (experiment_id, _) = self.logged_model_owner(&mut tx, ws, model_id).await?;
         self.upsert_logged_model_tags(&mut tx, model_id, experiment_id, &tags)
             .await?;
         tx.commit().await?;
@@ -463,15 +459,15 @@ impl LoggedModelStore for SqlStore {
         model_id: &str,
         key: &str,
     ) -> Result<()> {
-        let mut tx = self.writer.begin().await?;
-        self.logged_model_owner(&mut *tx, ws, model_id).await?;
+        let mut tx = self.db.begin().await?;
+        self.logged_model_owner(&mut tx, ws, model_id).await?;
         let deleted =
-            sqlx::query("DELETE FROM logged_model_tags WHERE model_id = $1 AND tag_key = $2")
+            db::query("DELETE FROM logged_model_tags WHERE model_id = $1 AND tag_key = $2")
                 .bind(model_id)
                 .bind(key)
-                .execute(&mut *tx)
+                .execute(&mut tx)
                 .await?;
-        if deleted.rows_affected() == 0 {
+        if deleted == 0 {
             return Err(MlflowError::not_found(format!(
                 "No tag with key '{key}' found for model with ID '{model_id}'."
             )));
@@ -487,8 +483,8 @@ impl LoggedModelStore for SqlStore {
         params: &[Param],
     ) -> Result<()> {
         let params = dedup_keys(params, "param")?;
-        let mut tx = self.writer.begin().await?;
-        let (experiment_id, _) = self.logged_model_owner(&mut *tx, ws, model_id).await?;
+        let mut tx = self.db.begin().await?;
+        let (experiment_id, _) = self.logged_model_owner(&mut tx, ws, model_id).await?;
         self.upsert_logged_model_params(&mut tx, model_id, experiment_id, &params)
             .await?;
         tx.commit().await?;
@@ -535,7 +531,7 @@ impl LoggedModelStore for SqlStore {
             max_results + 1,
             offset,
         )?;
-        let rows = fetch_ids(&self.reader, &sql).await?;
+        let rows = fetch_ids(&self.db, &sql).await?;
         let mut ids = rows
             .iter()
             .map(|row| row.try_get::<String, _>("model_id"))

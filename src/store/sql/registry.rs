@@ -8,11 +8,10 @@
 
 use std::collections::HashMap;
 
+use crate::store::db::{self, DbError, DbResult, Row, Target, Tx};
 use async_trait::async_trait;
-use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
 
-use super::{is_unique_violation, now_millis, tag_from_row, Placeholders, SqlStore};
+use super::{now_millis, tag_from_row, Placeholders, SqlStore};
 use crate::error::{MlflowError, Result};
 use crate::model::{ModelVersion, Page, RegisteredModel, RegisteredModelAlias, Tag, Workspace};
 use crate::search::registry::MODEL_VERSION_COLUMNS;
@@ -45,7 +44,7 @@ struct VersionRow {
     storage_location: Option<String>,
 }
 
-fn version_from_row(row: &AnyRow) -> Result<VersionRow> {
+fn version_from_row(row: &Row) -> Result<VersionRow> {
     let number: i64 = row.try_get("version")?;
     Ok(VersionRow {
         version: ModelVersion {
@@ -157,32 +156,34 @@ impl SqlStore {
     /// (0 when the model is not stored here).
     async fn touch_registered_model(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut Tx,
         ws: &Workspace,
         name: &str,
         now: i64,
-    ) -> std::result::Result<u64, sqlx::Error> {
-        let touched = sqlx::query(
+    ) -> DbResult<u64> {
+        let touched = db::query(
             "UPDATE registered_models SET last_updated_time = $1 WHERE workspace = $2 AND name = $3",
         )
         .bind(now)
         .bind(ws.name())
         .bind(name)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
-        Ok(touched.rows_affected())
+        Ok(touched)
     }
 
     /// Fails with MLflow's 404 unless the model exists in this workspace.
-    async fn require_model<'e, E>(&self, executor: E, ws: &Workspace, name: &str) -> Result<()>
-    where
-        E: sqlx::Executor<'e, Database = Any>,
-    {
+    async fn require_model<'a>(
+        &self,
+        target: impl Into<Target<'a>>,
+        ws: &Workspace,
+        name: &str,
+    ) -> Result<()> {
         validate_model_name(name)?;
-        sqlx::query("SELECT 1 FROM registered_models WHERE workspace = $1 AND name = $2")
+        db::query("SELECT 1 FROM registered_models WHERE workspace = $1 AND name = $2")
             .bind(ws.name())
             .bind(name)
-            .fetch_optional(executor)
+            .fetch_optional(target)
             .await?
             .map(drop)
             .ok_or_else(|| model_not_found(name))
@@ -223,10 +224,10 @@ impl SqlStore {
             // Numbered placeholders throughout: `$1` appears twice in the latest query.
             let query = |sql| bind_names(sql, ws.name(), chunk);
             let (model_rows, tag_rows, alias_rows, latest_rows) = tokio::try_join!(
-                query(&models_sql).fetch_all(&self.reader),
-                query(&tags_sql).fetch_all(&self.reader),
-                query(&aliases_sql).fetch_all(&self.reader),
-                query(&latest_sql).fetch_all(&self.reader),
+                query(&models_sql).fetch_all(&self.db),
+                query(&tags_sql).fetch_all(&self.db),
+                query(&aliases_sql).fetch_all(&self.db),
+                query(&latest_sql).fetch_all(&self.db),
             )?;
             for row in &model_rows {
                 let name: String = row.try_get("name")?;
@@ -300,12 +301,12 @@ impl SqlStore {
                 ));
             }
             sql.push_str(") ORDER BY key");
-            let mut query = sqlx::query(&sql).bind(ws.name());
+            let mut query = db::query(&sql).bind(ws.name());
             for (name, version) in &pairs {
                 query = query.bind(name.as_str()).bind(*version);
             }
             let mut tags: HashMap<(String, i64), Vec<Tag>> = HashMap::new();
-            for row in query.fetch_all(&self.reader).await? {
+            for row in query.fetch_all(&self.db).await? {
                 tags.entry((row.try_get("name")?, row.try_get("version")?))
                     .or_default()
                     .push(tag_from_row(&row, "key")?);
@@ -335,8 +336,8 @@ impl SqlStore {
             );
             let query = chunk
                 .iter()
-                .fold(sqlx::query(&sql).bind(ws.name()), |q, n| q.bind(n.as_str()));
-            for row in query.fetch_all(&self.reader).await? {
+                .fold(db::query(&sql).bind(ws.name()), |q, n| q.bind(n.as_str()));
+            for row in query.fetch_all(&self.db).await? {
                 let version: i64 = row.try_get("version")?;
                 aliases
                     .entry((row.try_get("name")?, version.to_string()))
@@ -353,28 +354,25 @@ impl SqlStore {
     }
 
     /// A live (not deleted) version row of this workspace.
-    async fn version_row<'e, E>(
+    async fn version_row<'a>(
         &self,
-        executor: E,
+        target: impl Into<Target<'a>>,
         ws: &Workspace,
         name: &str,
         version: &str,
-    ) -> Result<VersionRow>
-    where
-        E: sqlx::Executor<'e, Database = Any>,
-    {
+    ) -> Result<VersionRow> {
         validate_model_name(name)?;
         let number = parse_version(version)?;
         let sql = format!(
             "SELECT {MODEL_VERSION_COLUMNS} FROM model_versions v WHERE v.workspace = $1 \
              AND v.name = $2 AND v.version = $3 AND v.current_stage <> $4"
         );
-        let row = sqlx::query(&sql)
+        let row = db::query(&sql)
             .bind(ws.name())
             .bind(name)
             .bind(number)
             .bind(STAGE_DELETED_INTERNAL)
-            .fetch_optional(executor)
+            .fetch_optional(target)
             .await?
             .ok_or_else(|| version_not_found(name, number))?;
         version_from_row(&row)
@@ -387,25 +385,21 @@ impl SqlStore {
         name: &str,
         version: &str,
     ) -> Result<ModelVersion> {
-        let mut versions = vec![
-            self.version_row(&self.reader, ws, name, version)
-                .await?
-                .version,
-        ];
+        let mut versions = vec![self.version_row(&self.db, ws, name, version).await?.version];
         self.attach_version_tags(ws, &mut versions).await?;
         self.attach_version_aliases(ws, &mut versions).await?;
         Ok(versions.remove(0))
     }
 
     async fn logged_model(&self, ws: &Workspace, model_id: &str) -> Result<Option<LoggedModelRow>> {
-        let row = sqlx::query(
+        let row = db::query(
             "SELECT lm.experiment_id, lm.artifact_location, lm.source_run_id FROM logged_models lm \
              JOIN experiments e ON e.experiment_id = lm.experiment_id \
              WHERE lm.model_id = $1 AND e.workspace = $2",
         )
         .bind(model_id)
         .bind(ws.name())
-        .fetch_optional(&self.reader)
+        .fetch_optional(&self.db)
         .await?;
         row.map(|row| {
             Ok(LoggedModelRow {
@@ -484,7 +478,7 @@ impl SqlStore {
             }
         };
         let referenced = self
-            .version_row(&self.reader, ws, &name, &number.to_string())
+            .version_row(&self.db, ws, &name, &number.to_string())
             .await?
             .version;
         let referenced_run = referenced.run_id.clone().unwrap_or_default();
@@ -658,18 +652,18 @@ impl SqlStore {
     /// tag (a JSON list), as MLflow's `set_model_versions_tags`.
     async fn record_version_on_logged_model(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut Tx,
         model: &LoggedModelRow,
         model_id: &str,
         name: &str,
         version: i64,
     ) -> Result<()> {
-        let current: Option<String> = sqlx::query(
+        let current: Option<String> = db::query(
             "SELECT tag_value FROM logged_model_tags WHERE model_id = $1 AND tag_key = $2",
         )
         .bind(model_id)
         .bind(MODEL_VERSIONS_TAG)
-        .fetch_optional(&mut **tx)
+        .fetch_optional(&mut *tx)
         .await?
         .map(|row| row.try_get("tag_value"))
         .transpose()?;
@@ -693,19 +687,19 @@ impl SqlStore {
     /// Inserts the next version of `new.name` (max + 1) and its tags.
     async fn insert_version(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut Tx,
         ws: &Workspace,
         new: &NewModelVersion,
         storage_location: &str,
         tags: &[Tag],
         now: i64,
-    ) -> std::result::Result<i64, sqlx::Error> {
+    ) -> DbResult<i64> {
         // Touching the model first locks its row on PostgreSQL, so concurrent
         // creators queue here and each sees the previous one's version.
         if self.touch_registered_model(tx, ws, &new.name, now).await? == 0 {
-            return Err(sqlx::Error::RowNotFound);
+            return Err(DbError::RowNotFound);
         }
-        let row = sqlx::query(
+        let row = db::query(
             "INSERT INTO model_versions (workspace, name, version, creation_time, \
              last_updated_time, description, user_id, current_stage, source, run_id, status, \
              status_message, run_link, storage_location) \
@@ -721,11 +715,11 @@ impl SqlStore {
         .bind(new.run_id.as_deref())
         .bind(new.run_link.as_deref().unwrap_or_default())
         .bind(storage_location)
-        .fetch_one(&mut **tx)
+        .fetch_one(&mut *tx)
         .await?;
         let version: i64 = row.try_get("version")?;
         for tag in tags {
-            sqlx::query(
+            db::query(
                 "INSERT INTO model_version_tags (workspace, key, name, version, value) \
                  VALUES ($1, $2, $3, $4, $5)",
             )
@@ -734,7 +728,7 @@ impl SqlStore {
             .bind(new.name.as_str())
             .bind(version)
             .bind(tag.value.as_str())
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
         }
         Ok(version)
@@ -742,16 +736,10 @@ impl SqlStore {
 }
 
 /// A query whose `$1` is the workspace and `$2..` are `names`.
-fn bind_names<'q>(
-    sql: &'q str,
-    workspace: &'q str,
-    names: &'q [String],
-) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>> {
+fn bind_names<'q>(sql: &'q str, workspace: &'q str, names: &[String]) -> db::Query<'q> {
     names
         .iter()
-        .fold(sqlx::query(sql).bind(workspace), |q, name| {
-            q.bind(name.as_str())
-        })
+        .fold(db::query(sql).bind(workspace), |q, name| q.bind(name))
 }
 
 fn check_not_prompt(model: &RegisteredModel, source: &str) -> Result<()> {
@@ -779,8 +767,8 @@ impl RegistryStore for SqlStore {
         }
         let tags = dedup_tags(tags);
         let now = now_millis();
-        let mut tx = self.writer.begin().await?;
-        let inserted = sqlx::query(
+        let mut tx = self.db.begin().await?;
+        let inserted = db::query(
             "INSERT INTO registered_models (workspace, name, creation_time, last_updated_time, \
              description) VALUES ($1, $2, $3, $3, $4)",
         )
@@ -788,11 +776,11 @@ impl RegistryStore for SqlStore {
         .bind(name)
         .bind(now)
         .bind(description.unwrap_or_default())
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await;
         match inserted {
             Ok(_) => {}
-            Err(err) if is_unique_violation(&err) => {
+            Err(err) if err.is_unique_violation() => {
                 drop(tx);
                 let existing = self.get_registered_model(ws, name).await?;
                 let (old, new) = (is_prompt(&existing.tags), is_prompt(&tags));
@@ -814,7 +802,7 @@ impl RegistryStore for SqlStore {
             Err(err) => return Err(err.into()),
         }
         for tag in &tags {
-            sqlx::query(
+            db::query(
                 "INSERT INTO registered_model_tags (workspace, key, value, name) \
                  VALUES ($1, $2, $3, $4)",
             )
@@ -822,7 +810,7 @@ impl RegistryStore for SqlStore {
             .bind(tag.key.as_str())
             .bind(tag.value.as_str())
             .bind(name)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
         }
         tx.commit().await?;
@@ -857,11 +845,11 @@ impl RegistryStore for SqlStore {
             return Err(MlflowError::missing_parameter("new_name"));
         }
         validate_model_name(new_name)?;
-        let mut tx = self.writer.begin().await?;
-        self.require_model(&mut *tx, ws, name).await?;
+        let mut tx = self.db.begin().await?;
+        self.require_model(&mut tx, ws, name).await?;
         let now = now_millis();
         // Versions, tags and aliases follow through ON UPDATE CASCADE.
-        let renamed = sqlx::query(
+        let renamed = db::query(
             "UPDATE registered_models SET name = $1, last_updated_time = $2 \
              WHERE workspace = $3 AND name = $4",
         )
@@ -869,24 +857,24 @@ impl RegistryStore for SqlStore {
         .bind(now)
         .bind(ws.name())
         .bind(name)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await;
         match renamed {
             Ok(_) => {}
-            Err(err) if is_unique_violation(&err) => {
+            Err(err) if err.is_unique_violation() => {
                 return Err(MlflowError::already_exists(format!(
                     "Registered Model (name={new_name}) already exists."
                 )))
             }
             Err(err) => return Err(err.into()),
         }
-        sqlx::query(
+        db::query(
             "UPDATE model_versions SET last_updated_time = $1 WHERE workspace = $2 AND name = $3",
         )
         .bind(now)
         .bind(ws.name())
         .bind(new_name)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         tx.commit().await?;
         self.get_registered_model(ws, new_name).await
@@ -899,7 +887,7 @@ impl RegistryStore for SqlStore {
         description: Option<&str>,
     ) -> Result<RegisteredModel> {
         validate_model_name(name)?;
-        let updated = sqlx::query(
+        let updated = db::query(
             "UPDATE registered_models SET description = $1, last_updated_time = $2 \
              WHERE workspace = $3 AND name = $4",
         )
@@ -907,17 +895,17 @@ impl RegistryStore for SqlStore {
         .bind(now_millis())
         .bind(ws.name())
         .bind(name)
-        .execute(&self.writer)
+        .execute(&self.db)
         .await?;
-        if updated.rows_affected() == 0 {
+        if updated == 0 {
             return Err(model_not_found(name));
         }
         self.get_registered_model(ws, name).await
     }
 
     async fn delete_registered_model(&self, ws: &Workspace, name: &str) -> Result<()> {
-        let mut tx = self.writer.begin().await?;
-        self.require_model(&mut *tx, ws, name).await?;
+        let mut tx = self.db.begin().await?;
+        self.require_model(&mut tx, ws, name).await?;
         // The schema has no ON DELETE on versions and tags: children first.
         for table in [
             "model_version_tags",
@@ -926,12 +914,12 @@ impl RegistryStore for SqlStore {
             "registered_model_aliases",
             "registered_models",
         ] {
-            sqlx::query(&format!(
+            db::query(&format!(
                 "DELETE FROM {table} WHERE workspace = $1 AND name = $2"
             ))
             .bind(ws.name())
             .bind(name)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
         }
         tx.commit().await?;
@@ -959,7 +947,7 @@ impl RegistryStore for SqlStore {
             max_results + 1,
             offset,
         )?;
-        let mut names = super::fetch_ids(&self.reader, &sql)
+        let mut names = super::fetch_ids(&self.db, &sql)
             .await?
             .iter()
             .map(|row| row.try_get::<String, _>(0).map_err(MlflowError::from))
@@ -1006,8 +994,8 @@ impl RegistryStore for SqlStore {
     async fn set_registered_model_tag(&self, ws: &Workspace, name: &str, tag: &Tag) -> Result<()> {
         validate_model_name(name)?;
         validate_registry_tag(tag)?;
-        self.require_model(&self.reader, ws, name).await?;
-        sqlx::query(
+        self.require_model(&self.db, ws, name).await?;
+        db::query(
             "INSERT INTO registered_model_tags (workspace, key, value, name) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (workspace, key, name) DO UPDATE SET value = excluded.value",
         )
@@ -1015,7 +1003,7 @@ impl RegistryStore for SqlStore {
         .bind(tag.key.as_str())
         .bind(tag.value.as_str())
         .bind(name)
-        .execute(&self.writer)
+        .execute(&self.db)
         .await?;
         Ok(())
     }
@@ -1028,15 +1016,15 @@ impl RegistryStore for SqlStore {
     ) -> Result<()> {
         validate_model_name(name)?;
         super::validation::validate_key(super::validation::KeyKind::Tag, key)?;
-        self.require_model(&self.reader, ws, name).await?;
+        self.require_model(&self.db, ws, name).await?;
         // A missing tag is not an error in MLflow.
-        sqlx::query(
+        db::query(
             "DELETE FROM registered_model_tags WHERE workspace = $1 AND name = $2 AND key = $3",
         )
         .bind(ws.name())
         .bind(name)
         .bind(key)
-        .execute(&self.writer)
+        .execute(&self.db)
         .await?;
         Ok(())
     }
@@ -1080,15 +1068,15 @@ impl RegistryStore for SqlStore {
         };
         let now = now_millis();
         for attempt in 1..=CREATE_VERSION_ATTEMPTS {
-            let mut tx = self.writer.begin().await?;
+            let mut tx = self.db.begin().await?;
             let version = match self
                 .insert_version(&mut tx, ws, &new, &storage_location, &tags, now)
                 .await
             {
                 Ok(version) => version,
-                Err(sqlx::Error::RowNotFound) => return Err(model_not_found(&new.name)),
+                Err(DbError::RowNotFound) => return Err(model_not_found(&new.name)),
                 // Another creator took the number first: count again.
-                Err(err) if is_unique_violation(&err) && attempt < CREATE_VERSION_ATTEMPTS => {
+                Err(err) if err.is_unique_violation() && attempt < CREATE_VERSION_ATTEMPTS => {
                     tracing::info!(name = %new.name, attempt, "model version number taken, retrying");
                     continue;
                 }
@@ -1141,8 +1129,8 @@ impl RegistryStore for SqlStore {
         version: &str,
         description: Option<&str>,
     ) -> Result<ModelVersion> {
-        let row = self.version_row(&self.reader, ws, name, version).await?;
-        sqlx::query(
+        let row = self.version_row(&self.db, ws, name, version).await?;
+        db::query(
             "UPDATE model_versions SET description = $1, last_updated_time = $2 \
              WHERE workspace = $3 AND name = $4 AND version = $5",
         )
@@ -1151,7 +1139,7 @@ impl RegistryStore for SqlStore {
         .bind(ws.name())
         .bind(name)
         .bind(parse_version(&row.version.version)?)
-        .execute(&self.writer)
+        .execute(&self.db)
         .await?;
         self.full_version(ws, name, version).await
     }
@@ -1172,11 +1160,11 @@ impl RegistryStore for SqlStore {
             )));
         }
         let now = now_millis();
-        let mut tx = self.writer.begin().await?;
-        let row = self.version_row(&mut *tx, ws, name, version).await?;
+        let mut tx = self.db.begin().await?;
+        let row = self.version_row(&mut tx, ws, name, version).await?;
         let number = parse_version(&row.version.version)?;
         if archive_existing_versions {
-            sqlx::query(
+            db::query(
                 "UPDATE model_versions SET current_stage = 'Archived', last_updated_time = $1 \
                  WHERE workspace = $2 AND name = $3 AND version <> $4 AND current_stage = $5",
             )
@@ -1185,10 +1173,10 @@ impl RegistryStore for SqlStore {
             .bind(name)
             .bind(number)
             .bind(canonical)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
         }
-        sqlx::query(
+        db::query(
             "UPDATE model_versions SET current_stage = $1, last_updated_time = $2 \
              WHERE workspace = $3 AND name = $4 AND version = $5",
         )
@@ -1197,7 +1185,7 @@ impl RegistryStore for SqlStore {
         .bind(ws.name())
         .bind(name)
         .bind(number)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         self.touch_registered_model(&mut tx, ws, name, now).await?;
         tx.commit().await?;
@@ -1206,19 +1194,19 @@ impl RegistryStore for SqlStore {
 
     async fn delete_model_version(&self, ws: &Workspace, name: &str, version: &str) -> Result<()> {
         let now = now_millis();
-        let mut tx = self.writer.begin().await?;
-        let row = self.version_row(&mut *tx, ws, name, version).await?;
+        let mut tx = self.db.begin().await?;
+        let row = self.version_row(&mut tx, ws, name, version).await?;
         let number = parse_version(&row.version.version)?;
-        sqlx::query(
+        db::query(
             "DELETE FROM registered_model_aliases WHERE workspace = $1 AND name = $2 AND version = $3",
         )
         .bind(ws.name())
         .bind(name)
         .bind(number)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         // MLflow keeps the row, redacted, so the number is never handed out again.
-        sqlx::query(
+        db::query(
             "UPDATE model_versions SET current_stage = $1, last_updated_time = $2, \
              description = NULL, user_id = NULL, source = 'REDACTED-SOURCE-PATH', \
              run_id = 'REDACTED-RUN-ID', run_link = 'REDACTED-RUN-LINK', status_message = NULL \
@@ -1229,7 +1217,7 @@ impl RegistryStore for SqlStore {
         .bind(ws.name())
         .bind(name)
         .bind(number)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         self.touch_registered_model(&mut tx, ws, name, now).await?;
         tx.commit().await?;
@@ -1242,7 +1230,7 @@ impl RegistryStore for SqlStore {
         name: &str,
         version: &str,
     ) -> Result<String> {
-        let row = self.version_row(&self.reader, ws, name, version).await?;
+        let row = self.version_row(&self.db, ws, name, version).await?;
         Ok(row
             .storage_location
             .filter(|l| !l.is_empty())
@@ -1276,7 +1264,7 @@ impl RegistryStore for SqlStore {
             query.max_results + 1,
             offset,
         )?;
-        let rows = super::fetch_ids(&self.reader, &sql).await?;
+        let rows = super::fetch_ids(&self.db, &sql).await?;
         let next_page_token = super::next_token(rows.len(), query.max_results, offset);
         let mut versions = rows
             .iter()
@@ -1301,8 +1289,8 @@ impl RegistryStore for SqlStore {
         validate_model_name(name)?;
         let number = parse_version(version)?;
         validate_registry_tag(tag)?;
-        self.version_row(&self.reader, ws, name, version).await?;
-        sqlx::query(
+        self.version_row(&self.db, ws, name, version).await?;
+        db::query(
             "INSERT INTO model_version_tags (workspace, key, name, version, value) \
              VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (workspace, key, name, version) DO UPDATE SET value = excluded.value",
@@ -1312,7 +1300,7 @@ impl RegistryStore for SqlStore {
         .bind(name)
         .bind(number)
         .bind(tag.value.as_str())
-        .execute(&self.writer)
+        .execute(&self.db)
         .await?;
         Ok(())
     }
@@ -1327,8 +1315,8 @@ impl RegistryStore for SqlStore {
         validate_model_name(name)?;
         let number = parse_version(version)?;
         super::validation::validate_key(super::validation::KeyKind::Tag, key)?;
-        self.version_row(&self.reader, ws, name, version).await?;
-        sqlx::query(
+        self.version_row(&self.db, ws, name, version).await?;
+        db::query(
             "DELETE FROM model_version_tags WHERE workspace = $1 AND name = $2 AND version = $3 \
              AND key = $4",
         )
@@ -1336,7 +1324,7 @@ impl RegistryStore for SqlStore {
         .bind(name)
         .bind(number)
         .bind(key)
-        .execute(&self.writer)
+        .execute(&self.db)
         .await?;
         Ok(())
     }
@@ -1352,8 +1340,8 @@ impl RegistryStore for SqlStore {
         validate_alias(alias)?;
         validate_alias_not_reserved(alias)?;
         let number = parse_version(version)?;
-        self.version_row(&self.reader, ws, name, version).await?;
-        sqlx::query(
+        self.version_row(&self.db, ws, name, version).await?;
+        db::query(
             "INSERT INTO registered_model_aliases (workspace, alias, version, name) \
              VALUES ($1, $2, $3, $4) \
              ON CONFLICT (workspace, name, alias) DO UPDATE SET version = excluded.version",
@@ -1362,7 +1350,7 @@ impl RegistryStore for SqlStore {
         .bind(alias)
         .bind(number)
         .bind(name)
-        .execute(&self.writer)
+        .execute(&self.db)
         .await?;
         Ok(())
     }
@@ -1375,14 +1363,14 @@ impl RegistryStore for SqlStore {
     ) -> Result<()> {
         validate_model_name(name)?;
         validate_alias(alias)?;
-        self.require_model(&self.reader, ws, name).await?;
-        sqlx::query(
+        self.require_model(&self.db, ws, name).await?;
+        db::query(
             "DELETE FROM registered_model_aliases WHERE workspace = $1 AND name = $2 AND alias = $3",
         )
         .bind(ws.name())
         .bind(name)
         .bind(alias)
-        .execute(&self.writer)
+        .execute(&self.db)
         .await?;
         Ok(())
     }
@@ -1404,15 +1392,15 @@ impl RegistryStore for SqlStore {
                     MlflowError::not_found(format!("Latest version not found for model {name}."))
                 });
         }
-        self.require_model(&self.reader, ws, name).await?;
-        let row = sqlx::query(
+        self.require_model(&self.db, ws, name).await?;
+        let row = db::query(
             "SELECT version FROM registered_model_aliases WHERE workspace = $1 AND name = $2 \
              AND alias = $3",
         )
         .bind(ws.name())
         .bind(name)
         .bind(alias)
-        .fetch_optional(&self.reader)
+        .fetch_optional(&self.db)
         .await?
         .ok_or_else(|| {
             // MLflow answers an unknown alias with 400, not 404.

@@ -1,0 +1,541 @@
+//! The one query API the SQL store runs its statements through, over two
+//! drivers: sqlx for PostgreSQL, and rusqlite, called in place, for SQLite.
+//!
+//! Why not sqlx for SQLite too: sqlx runs each SQLite connection on its own
+//! thread and hands it every statement, so a request of five statements cost
+//! ~25 context switches, most of ferroflow's CPU per request (measured with
+//! `perf` on `runs/create`). SQLite answers these statements in microseconds,
+//! so they run on the request's own thread instead: one writer connection
+//! behind an async mutex (writers queue, as SQLite allows one anyway) and a
+//! small pool of reader connections (WAL lets them read while the writer
+//! writes).
+//!
+//! Statements are written once with `$1, $2, ...` placeholders; both drivers
+//! take them as they are (SQLite reads `$N` as a named parameter, mapped back
+//! to position N here).
+
+use std::sync::{Arc, Mutex};
+
+use sqlx::any::{AnyRow, AnyTypeInfoKind};
+use sqlx::{Any, AnyPool, Column, Row as _, ValueRef as _};
+
+/// A database error as the store needs to tell them apart.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("no row")]
+    RowNotFound,
+    #[error("unique constraint violated: {0}")]
+    UniqueViolation(String),
+    /// A value too long or too large for its column (PostgreSQL enforces
+    /// VARCHAR sizes and integer ranges; SQLite does not).
+    #[error("{0}")]
+    DataDoesNotFit(String),
+    #[error(transparent)]
+    Other(anyhow::Error),
+}
+
+impl DbError {
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(self, DbError::UniqueViolation(_))
+    }
+}
+
+/// SQLSTATEs that mean the data does not fit the column:
+/// string_data_right_truncation, numeric_value_out_of_range.
+const DATA_DOES_NOT_FIT: [&str; 2] = ["22001", "22003"];
+
+impl From<sqlx::Error> for DbError {
+    fn from(err: sqlx::Error) -> Self {
+        if let sqlx::Error::RowNotFound = err {
+            return DbError::RowNotFound;
+        }
+        match err.as_database_error() {
+            Some(db) if db.is_unique_violation() => DbError::UniqueViolation(db.message().into()),
+            Some(db)
+                if db
+                    .code()
+                    .is_some_and(|c| DATA_DOES_NOT_FIT.contains(&c.as_ref())) =>
+            {
+                DbError::DataDoesNotFit(db.message().into())
+            }
+            _ => DbError::Other(err.into()),
+        }
+    }
+}
+
+impl From<rusqlite::Error> for DbError {
+    fn from(err: rusqlite::Error) -> Self {
+        match &err {
+            rusqlite::Error::QueryReturnedNoRows => DbError::RowNotFound,
+            rusqlite::Error::SqliteFailure(e, message)
+                if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                    || e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY =>
+            {
+                DbError::UniqueViolation(message.clone().unwrap_or_default())
+            }
+            _ => DbError::Other(err.into()),
+        }
+    }
+}
+
+pub type DbResult<T> = std::result::Result<T, DbError>;
+
+/// A bound parameter or a column value. Parameters keep their type when
+/// NULL, as PostgreSQL types every parameter.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Int(Option<i64>),
+    Real(Option<f64>),
+    Text(Option<String>),
+    Bool(Option<bool>),
+}
+
+macro_rules! value_from {
+    ($variant:ident: $($t:ty => $conv:expr),* $(,)?) => {$(
+        impl From<$t> for Value {
+            fn from(v: $t) -> Self {
+                let conv: fn($t) -> _ = $conv;
+                Value::$variant(conv(v))
+            }
+        }
+    )*};
+}
+value_from!(Int: i64 => Some, Option<i64> => |v| v, i32 => |v| Some(v.into()));
+value_from!(Real: f64 => Some, Option<f64> => |v| v);
+value_from!(Bool: bool => Some);
+value_from!(Text:
+    String => Some,
+    Option<String> => |v| v,
+    &str => |v| Some(v.to_string()),
+    &String => |v| Some(v.clone()),
+    Option<&str> => |v| v.map(str::to_string),
+    Option<&String> => |v| v.cloned(),
+);
+
+/// A column type a [`Row`] can be read as.
+pub trait FromValue: Sized {
+    fn from_value(value: &Value) -> Option<Self>;
+}
+
+impl FromValue for i64 {
+    fn from_value(value: &Value) -> Option<Self> {
+        match value {
+            Value::Int(v) => *v,
+            Value::Bool(v) => v.map(i64::from),
+            _ => None,
+        }
+    }
+}
+
+impl FromValue for i32 {
+    fn from_value(value: &Value) -> Option<Self> {
+        i64::from_value(value).and_then(|v| v.try_into().ok())
+    }
+}
+
+impl FromValue for f64 {
+    fn from_value(value: &Value) -> Option<Self> {
+        match value {
+            Value::Real(v) => *v,
+            Value::Int(v) => v.map(|v| v as f64),
+            _ => None,
+        }
+    }
+}
+
+impl FromValue for bool {
+    fn from_value(value: &Value) -> Option<Self> {
+        match value {
+            Value::Bool(v) => *v,
+            Value::Int(v) => v.map(|v| v != 0),
+            _ => None,
+        }
+    }
+}
+
+impl FromValue for String {
+    fn from_value(value: &Value) -> Option<Self> {
+        match value {
+            Value::Text(v) => v.clone(),
+            _ => None,
+        }
+    }
+}
+
+impl<T: FromValue> FromValue for Option<T> {
+    fn from_value(value: &Value) -> Option<Self> {
+        let is_null = match value {
+            Value::Int(v) => v.is_none(),
+            Value::Real(v) => v.is_none(),
+            Value::Text(v) => v.is_none(),
+            Value::Bool(v) => v.is_none(),
+        };
+        if is_null {
+            Some(None)
+        } else {
+            T::from_value(value).map(Some)
+        }
+    }
+}
+
+/// A column by position or by name.
+pub trait ColumnIndex {
+    fn position(&self, columns: &[String]) -> Option<usize>;
+}
+
+impl ColumnIndex for usize {
+    fn position(&self, columns: &[String]) -> Option<usize> {
+        (*self < columns.len()).then_some(*self)
+    }
+}
+
+impl ColumnIndex for &str {
+    fn position(&self, columns: &[String]) -> Option<usize> {
+        columns.iter().position(|c| c == self)
+    }
+}
+
+/// One result row, owned, whichever driver produced it.
+#[derive(Debug, Clone)]
+pub struct Row {
+    columns: Arc<[String]>,
+    values: Vec<Value>,
+}
+
+impl Row {
+    /// The column's value as `T`; an unknown column or a value of another
+    /// type is an error (a bug in the statement, not the client's).
+    pub fn try_get<T: FromValue, I: ColumnIndex>(&self, index: I) -> DbResult<T> {
+        let position = index.position(&self.columns).ok_or_else(|| {
+            DbError::Other(anyhow::anyhow!("no such column in {:?}", self.columns))
+        })?;
+        T::from_value(&self.values[position]).ok_or_else(|| {
+            DbError::Other(anyhow::anyhow!(
+                "column {} holds {:?}, not a {}",
+                self.columns[position],
+                self.values[position],
+                std::any::type_name::<T>()
+            ))
+        })
+    }
+}
+
+/// Connections of the embedded SQLite database.
+pub struct SqliteDb {
+    writer: Arc<tokio::sync::Mutex<rusqlite::Connection>>,
+    readers: Mutex<Vec<rusqlite::Connection>>,
+    open_reader: Box<dyn Fn() -> DbResult<rusqlite::Connection> + Send + Sync>,
+}
+
+/// Reader connections kept open between requests.
+const IDLE_READERS: usize = 8;
+
+impl SqliteDb {
+    pub fn new(
+        writer: rusqlite::Connection,
+        open_reader: impl Fn() -> DbResult<rusqlite::Connection> + Send + Sync + 'static,
+    ) -> Self {
+        SqliteDb {
+            writer: Arc::new(tokio::sync::Mutex::new(writer)),
+            readers: Mutex::new(Vec::new()),
+            open_reader: Box::new(open_reader),
+        }
+    }
+
+    fn with_reader<T>(&self, f: impl FnOnce(&rusqlite::Connection) -> DbResult<T>) -> DbResult<T> {
+        let pooled = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let conn = match pooled {
+            Some(conn) => conn,
+            None => (self.open_reader)()?,
+        };
+        let result = f(&conn);
+        let mut idle = self.readers.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < IDLE_READERS {
+            idle.push(conn);
+        }
+        result
+    }
+}
+
+/// The store's database: where statements outside a transaction read.
+#[derive(Clone)]
+pub enum Db {
+    Postgres(AnyPool),
+    Sqlite(Arc<SqliteDb>),
+}
+
+impl Db {
+    /// Starts a write transaction. On SQLite it holds the writer connection
+    /// until commit or drop (rollback).
+    pub async fn begin(&self) -> DbResult<Tx> {
+        match self {
+            Db::Postgres(pool) => Ok(Tx::Postgres(pool.begin().await?)),
+            Db::Sqlite(db) => {
+                let conn = db.writer.clone().lock_owned().await;
+                // IMMEDIATE takes the write lock now, so another process
+                // holding it makes us wait (busy_timeout) rather than fail
+                // halfway through the transaction.
+                conn.execute_batch("BEGIN IMMEDIATE")?;
+                Ok(Tx::Sqlite(SqliteTx(Some(conn))))
+            }
+        }
+    }
+}
+
+/// An open write transaction; dropped without [`Tx::commit`], it rolls back.
+pub enum Tx {
+    Postgres(sqlx::Transaction<'static, Any>),
+    Sqlite(SqliteTx),
+}
+
+/// The writer connection inside `BEGIN IMMEDIATE`; `None` once committed.
+pub struct SqliteTx(Option<tokio::sync::OwnedMutexGuard<rusqlite::Connection>>);
+
+impl Tx {
+    pub async fn commit(self) -> DbResult<()> {
+        match self {
+            Tx::Postgres(tx) => Ok(tx.commit().await?),
+            Tx::Sqlite(mut tx) => {
+                if let Some(conn) = tx.0.take() {
+                    if let Err(err) = conn.execute_batch("COMMIT") {
+                        let _ = conn.execute_batch("ROLLBACK");
+                        return Err(err.into());
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Drop for SqliteTx {
+    fn drop(&mut self) {
+        if let Some(conn) = &self.0 {
+            // Not committed: an error or a cancelled request. Nothing of it stays.
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+    }
+}
+
+/// Where a statement runs: on the database (reads), or in a transaction.
+pub enum Target<'a> {
+    Db(&'a Db),
+    Tx(&'a mut Tx),
+}
+
+impl<'a> From<&'a Db> for Target<'a> {
+    fn from(db: &'a Db) -> Self {
+        Target::Db(db)
+    }
+}
+
+impl<'a> From<&'a mut Tx> for Target<'a> {
+    fn from(tx: &'a mut Tx) -> Self {
+        Target::Tx(tx)
+    }
+}
+
+/// A statement and its parameters, built like sqlx's `query(..).bind(..)`.
+#[must_use = "a query does nothing until executed"]
+pub struct Query<'q> {
+    sql: &'q str,
+    params: Vec<Value>,
+}
+
+pub fn query(sql: &str) -> Query<'_> {
+    Query {
+        sql,
+        params: Vec::new(),
+    }
+}
+
+/// What a statement returned.
+struct Output {
+    rows: Vec<Row>,
+    rows_affected: u64,
+}
+
+impl<'q> Query<'q> {
+    pub fn bind(mut self, value: impl Into<Value>) -> Self {
+        self.params.push(value.into());
+        self
+    }
+
+    /// Runs the statement; returns the number of rows it changed.
+    pub async fn execute<'a>(self, target: impl Into<Target<'a>>) -> DbResult<u64> {
+        Ok(self.run(target.into(), false).await?.rows_affected)
+    }
+
+    pub async fn fetch_all<'a>(self, target: impl Into<Target<'a>>) -> DbResult<Vec<Row>> {
+        Ok(self.run(target.into(), true).await?.rows)
+    }
+
+    pub async fn fetch_optional<'a>(self, target: impl Into<Target<'a>>) -> DbResult<Option<Row>> {
+        Ok(self.run(target.into(), true).await?.rows.into_iter().next())
+    }
+
+    pub async fn fetch_one<'a>(self, target: impl Into<Target<'a>>) -> DbResult<Row> {
+        self.fetch_optional(target)
+            .await?
+            .ok_or(DbError::RowNotFound)
+    }
+
+    async fn run(self, target: Target<'_>, want_rows: bool) -> DbResult<Output> {
+        match target {
+            Target::Db(Db::Postgres(pool)) => self.run_sqlx(pool, want_rows).await,
+            Target::Db(Db::Sqlite(db)) => {
+                // A reader runs what only reads; a statement that writes
+                // outside a transaction takes the writer connection.
+                let read = db.with_reader(|conn| {
+                    if conn.prepare_cached(self.sql)?.readonly() {
+                        self.run_sqlite(conn, want_rows).map(Some)
+                    } else {
+                        Ok(None)
+                    }
+                })?;
+                match read {
+                    Some(output) => Ok(output),
+                    None => self.run_sqlite(&*db.writer.lock().await, want_rows),
+                }
+            }
+            Target::Tx(Tx::Postgres(tx)) => self.run_sqlx(&mut **tx, want_rows).await,
+            Target::Tx(Tx::Sqlite(SqliteTx(Some(conn)))) => self.run_sqlite(conn, want_rows),
+            Target::Tx(Tx::Sqlite(SqliteTx(None))) => {
+                unreachable!("a committed transaction is consumed")
+            }
+        }
+    }
+
+    async fn run_sqlx<'e>(
+        self,
+        executor: impl sqlx::Executor<'e, Database = Any>,
+        want_rows: bool,
+    ) -> DbResult<Output> {
+        let mut query = sqlx::query(self.sql);
+        for param in self.params {
+            query = match param {
+                Value::Int(v) => query.bind(v),
+                Value::Real(v) => query.bind(v),
+                Value::Text(v) => query.bind(v),
+                Value::Bool(v) => query.bind(v),
+            };
+        }
+        if !want_rows {
+            let done = query.execute(executor).await?;
+            return Ok(Output {
+                rows: Vec::new(),
+                rows_affected: done.rows_affected(),
+            });
+        }
+        let any_rows = query.fetch_all(executor).await?;
+        let Some(first) = any_rows.first() else {
+            return Ok(Output {
+                rows: Vec::new(),
+                rows_affected: 0,
+            });
+        };
+        let columns: Arc<[String]> = first.columns.iter().map(|c| c.name().to_string()).collect();
+        let rows = any_rows
+            .iter()
+            .map(|row| {
+                Ok(Row {
+                    columns: columns.clone(),
+                    values: (0..columns.len())
+                        .map(|i| from_any(row, i))
+                        .collect::<DbResult<_>>()?,
+                })
+            })
+            .collect::<DbResult<Vec<_>>>()?;
+        Ok(Output {
+            rows_affected: rows.len() as u64,
+            rows,
+        })
+    }
+
+    fn run_sqlite(&self, conn: &rusqlite::Connection, want_rows: bool) -> DbResult<Output> {
+        let mut statement = conn.prepare_cached(self.sql)?;
+        for index in 1..=statement.parameter_count() {
+            // `$N` is SQLite's named parameter "$N": bind parameter N to it.
+            let position = statement
+                .parameter_name(index)
+                .and_then(|name| name.strip_prefix('$'))
+                .and_then(|n| n.parse::<usize>().ok())
+                .unwrap_or(index);
+            let value = self
+                .params
+                .get(position - 1)
+                .ok_or_else(|| DbError::Other(anyhow::anyhow!("parameter {position} not bound")))?;
+            match value {
+                Value::Int(v) => statement.raw_bind_parameter(index, v)?,
+                Value::Real(v) => statement.raw_bind_parameter(index, v)?,
+                Value::Text(v) => statement.raw_bind_parameter(index, v)?,
+                Value::Bool(v) => statement.raw_bind_parameter(index, v)?,
+            }
+        }
+        if !want_rows {
+            let changed = statement.raw_execute()?;
+            return Ok(Output {
+                rows: Vec::new(),
+                rows_affected: changed as u64,
+            });
+        }
+        let columns: Arc<[String]> = statement
+            .column_names()
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        let width = columns.len();
+        let mut rows = Vec::new();
+        let mut cursor = statement.raw_query();
+        while let Some(row) = cursor.next()? {
+            let mut values = Vec::with_capacity(width);
+            for i in 0..width {
+                values.push(from_sqlite(row.get_ref(i)?)?);
+            }
+            rows.push(Row {
+                columns: columns.clone(),
+                values,
+            });
+        }
+        Ok(Output {
+            rows_affected: rows.len() as u64,
+            rows,
+        })
+    }
+}
+
+/// A column of a sqlx row, read by the type PostgreSQL gave it.
+fn from_any(row: &AnyRow, i: usize) -> DbResult<Value> {
+    let raw = row.try_get_raw(i)?;
+    if raw.is_null() {
+        return Ok(Value::Text(None));
+    }
+    let kind = raw.type_info().kind();
+    Ok(match kind {
+        AnyTypeInfoKind::Bool => Value::Bool(Some(row.try_get(i)?)),
+        AnyTypeInfoKind::SmallInt => Value::Int(Some(row.try_get::<i16, _>(i)?.into())),
+        AnyTypeInfoKind::Integer => Value::Int(Some(row.try_get::<i32, _>(i)?.into())),
+        AnyTypeInfoKind::BigInt => Value::Int(Some(row.try_get(i)?)),
+        AnyTypeInfoKind::Real => Value::Real(Some(row.try_get::<f32, _>(i)?.into())),
+        AnyTypeInfoKind::Double => Value::Real(Some(row.try_get(i)?)),
+        AnyTypeInfoKind::Text => Value::Text(Some(row.try_get(i)?)),
+        AnyTypeInfoKind::Blob => Value::Text(Some(
+            String::from_utf8_lossy(&row.try_get::<Vec<u8>, _>(i)?).into_owned(),
+        )),
+        AnyTypeInfoKind::Null => Value::Text(None),
+    })
+}
+
+fn from_sqlite(value: rusqlite::types::ValueRef<'_>) -> DbResult<Value> {
+    use rusqlite::types::ValueRef;
+    Ok(match value {
+        ValueRef::Null => Value::Text(None),
+        ValueRef::Integer(v) => Value::Int(Some(v)),
+        ValueRef::Real(v) => Value::Real(Some(v)),
+        ValueRef::Text(v) | ValueRef::Blob(v) => Value::Text(Some(
+            std::str::from_utf8(v)
+                .map_err(|e| DbError::Other(e.into()))?
+                .to_string(),
+        )),
+    })
+}
