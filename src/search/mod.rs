@@ -15,7 +15,7 @@ pub mod sql;
 mod tests;
 
 pub use registry::{model_versions_search_query, registered_models_search_query};
-pub use sql::{experiments_search_query, runs_search_query};
+pub use sql::{experiments_search_query, runs_search_query, EXPERIMENT_COLUMNS};
 
 use crate::error::{MlflowError, Result};
 

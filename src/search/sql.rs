@@ -305,8 +305,12 @@ fn experiment_column(key: &str) -> Result<&'static str> {
     })
 }
 
+/// An experiment's row as experiments/search selects it (tags are read apart).
+pub const EXPERIMENT_COLUMNS: &str = "e.experiment_id, e.name, e.artifact_location, \
+     e.lifecycle_stage, e.creation_time, e.last_update_time, e.workspace";
+
 /// Builds the experiments/search query:
-/// `SELECT e.experiment_id FROM experiments e WHERE e.workspace = $1 AND
+/// `SELECT <EXPERIMENT_COLUMNS> FROM experiments e WHERE e.workspace = $1 AND
 /// <lifecycle per view> AND <filter> ORDER BY ... LIMIT $ OFFSET $`.
 ///
 /// Order: the given keys then `experiment_id DESC` unless ordered on, or by
@@ -367,7 +371,7 @@ pub fn experiments_search_query(
         order_terms.push(nulls_last(experiment_column(&key.key)?, key.ascending));
     }
     let sql = format!(
-        "SELECT e.experiment_id FROM experiments e WHERE {} ORDER BY {}",
+        "SELECT {EXPERIMENT_COLUMNS} FROM experiments e WHERE {} ORDER BY {}",
         conditions.join(" AND "),
         order_terms.join(", ")
     );

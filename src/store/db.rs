@@ -8,11 +8,13 @@
 //! so they run on the request's own thread instead: one writer connection
 //! behind an async mutex (writers queue, as SQLite allows one anyway) and a
 //! small pool of reader connections (WAL lets them read while the writer
-//! writes).
+//! writes). A statement never spans an `.await`, so at most one reader per
+//! runtime thread is in use; a long read (a 100,000-point history) holds its
+//! runtime thread meanwhile, while the others go on serving.
 //!
 //! Statements are written once with `$1, $2, ...` placeholders; both drivers
 //! take them as they are (SQLite reads `$N` as a named parameter, mapped back
-//! to position N here).
+//! to position N here; bulk statements use `?`, see `Placeholders`).
 
 use std::sync::{Arc, Mutex};
 
@@ -196,7 +198,7 @@ impl ColumnIndex for &str {
 }
 
 /// One result row, owned, whichever driver produced it.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Row {
     columns: Arc<[String]>,
     values: Vec<Value>,
@@ -258,7 +260,6 @@ impl SqliteDb {
 }
 
 /// The store's database: where statements outside a transaction read.
-#[derive(Clone)]
 pub enum Db {
     Postgres(AnyPool),
     Sqlite(Arc<SqliteDb>),
@@ -538,4 +539,74 @@ fn from_sqlite(value: rusqlite::types::ValueRef<'_>) -> DbResult<Value> {
                 .to_string(),
         )),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sqlite_db() -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let open = move || {
+            let conn = rusqlite::Connection::open(&path)?;
+            conn.execute_batch("PRAGMA journal_mode = WAL")?;
+            Ok(conn)
+        };
+        let writer = open().unwrap();
+        writer
+            .execute_batch("CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER)")
+            .unwrap();
+        (dir, Db::Sqlite(Arc::new(SqliteDb::new(writer, open))))
+    }
+
+    #[tokio::test]
+    async fn numbered_parameters_bind_by_number_on_sqlite() {
+        let (_dir, db) = sqlite_db();
+        let row = query("SELECT $2 AS b, $1 AS a, $2 AS b2")
+            .bind("first")
+            .bind(2_i64)
+            .fetch_one(&db)
+            .await
+            .unwrap();
+        assert_eq!(row.try_get::<String, _>("a").unwrap(), "first");
+        assert_eq!(row.try_get::<i64, _>("b").unwrap(), 2);
+        assert_eq!(row.try_get::<i64, _>(2).unwrap(), 2);
+        assert!(row.try_get::<String, _>("b").is_err());
+        assert!(row.try_get::<i64, _>("missing").is_err());
+    }
+
+    #[tokio::test]
+    async fn transactions_commit_or_roll_back_and_lone_writes_take_the_writer() {
+        let (_dir, db) = sqlite_db();
+        let mut tx = db.begin().await.unwrap();
+        query("INSERT INTO t (k, v) VALUES ($1, $2)")
+            .bind("dropped")
+            .bind(1_i64)
+            .execute(&mut tx)
+            .await
+            .unwrap();
+        drop(tx);
+        let mut tx = db.begin().await.unwrap();
+        query("INSERT INTO t (k, v) VALUES ($1, $2)")
+            .bind("kept")
+            .bind(2_i64)
+            .execute(&mut tx)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        // Outside a transaction a write goes to the writer, a read to a reader.
+        let changed = query("UPDATE t SET v = v + 1").execute(&db).await.unwrap();
+        assert_eq!(changed, 1);
+        let rows = query("SELECT k, v FROM t").fetch_all(&db).await.unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].try_get::<String, _>("k").unwrap(), "kept");
+        assert_eq!(rows[0].try_get::<Option<i64>, _>("v").unwrap(), Some(3));
+        let err = query("INSERT INTO t (k) VALUES ($1)")
+            .bind("kept")
+            .execute(&db)
+            .await
+            .unwrap_err();
+        assert!(err.is_unique_violation(), "{err}");
+    }
 }

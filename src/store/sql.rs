@@ -325,7 +325,12 @@ impl SqlStore {
     }
 
     /// Loads an experiment row of this workspace, without tags.
-    async fn experiment_row(&self, ws: &Workspace, experiment_id: &str) -> Result<Experiment> {
+    async fn experiment_row<'a>(
+        &self,
+        target: impl Into<Target<'a>>,
+        ws: &Workspace,
+        experiment_id: &str,
+    ) -> Result<Experiment> {
         let id = parse_experiment_id(experiment_id)?;
         let row = db::query(
             "SELECT experiment_id, name, artifact_location, lifecycle_stage, creation_time, \
@@ -333,7 +338,7 @@ impl SqlStore {
         )
         .bind(id)
         .bind(ws.name())
-        .fetch_optional(&self.db)
+        .fetch_optional(target)
         .await?
         .ok_or_else(|| experiment_not_found(experiment_id))?;
         experiment_from_row(&row)
@@ -342,36 +347,18 @@ impl SqlStore {
     async fn experiments_by_ids(&self, ids: &[i64]) -> Result<Vec<Experiment>> {
         let mut experiments = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(IN_LIST_CHUNK) {
-            let list = self.placeholders.list(chunk.len(), 1);
             let sql = format!(
-                "SELECT experiment_id, name, artifact_location, lifecycle_stage, creation_time, \
-                 last_update_time, workspace FROM experiments WHERE experiment_id IN ({list})"
+                "SELECT {} FROM experiments e WHERE e.experiment_id IN ({})",
+                search::EXPERIMENT_COLUMNS,
+                self.placeholders.list(chunk.len(), 1)
             );
-            let mut query = db::query(&sql);
-            for id in chunk {
-                query = query.bind(*id);
-            }
-            for row in query.fetch_all(&self.db).await? {
+            let rows = chunk
+                .iter()
+                .fold(db::query(&sql), |q, id| q.bind(*id))
+                .fetch_all(&self.db)
+                .await?;
+            for row in rows {
                 experiments.push(experiment_from_row(&row)?);
-            }
-            let sql = format!(
-                "SELECT experiment_id, key, value FROM experiment_tags WHERE experiment_id IN ({list})"
-            );
-            let mut query = db::query(&sql);
-            for id in chunk {
-                query = query.bind(*id);
-            }
-            let mut tags: HashMap<String, Vec<Tag>> = HashMap::new();
-            for row in query.fetch_all(&self.db).await? {
-                let id: i64 = row.try_get("experiment_id")?;
-                tags.entry(id.to_string())
-                    .or_default()
-                    .push(tag_from_row(&row, "key")?);
-            }
-            for experiment in &mut experiments {
-                if let Some(tags) = tags.remove(&experiment.experiment_id) {
-                    experiment.tags = tags;
-                }
             }
         }
         let position: HashMap<String, usize> = ids
@@ -380,11 +367,44 @@ impl SqlStore {
             .map(|(i, id)| (id.to_string(), i))
             .collect();
         experiments.sort_by_key(|e| position.get(&e.experiment_id).copied());
+        self.attach_experiment_tags(&mut experiments).await?;
         Ok(experiments)
     }
 
-    async fn active_experiment(&self, ws: &Workspace, experiment_id: &str) -> Result<Experiment> {
-        let experiment = self.experiment_row(ws, experiment_id).await?;
+    /// Reads the tags of `experiments` (one query per chunk) into them.
+    async fn attach_experiment_tags(&self, experiments: &mut [Experiment]) -> Result<()> {
+        let mut tags: HashMap<String, Vec<Tag>> = HashMap::new();
+        for chunk in experiments.chunks(IN_LIST_CHUNK) {
+            let sql = format!(
+                "SELECT experiment_id, key, value FROM experiment_tags WHERE experiment_id IN ({})",
+                self.placeholders.list(chunk.len(), 1)
+            );
+            let mut query = db::query(&sql);
+            for experiment in chunk {
+                query = query.bind(parse_experiment_id(&experiment.experiment_id)?);
+            }
+            for row in query.fetch_all(&self.db).await? {
+                let id: i64 = row.try_get("experiment_id")?;
+                tags.entry(id.to_string())
+                    .or_default()
+                    .push(tag_from_row(&row, "key")?);
+            }
+        }
+        for experiment in experiments {
+            if let Some(tags) = tags.remove(&experiment.experiment_id) {
+                experiment.tags = tags;
+            }
+        }
+        Ok(())
+    }
+
+    async fn active_experiment<'a>(
+        &self,
+        target: impl Into<Target<'a>>,
+        ws: &Workspace,
+        experiment_id: &str,
+    ) -> Result<Experiment> {
+        let experiment = self.experiment_row(target, ws, experiment_id).await?;
         if experiment.lifecycle_stage != ACTIVE {
             return Err(MlflowError::invalid_parameter(format!(
                 "The experiment {experiment_id} must be in the 'active' state. Current state is {}.",
@@ -775,7 +795,8 @@ fn next_token(len: usize, max_results: i64, offset: i64) -> Option<String> {
     (len as i64 > max_results).then(|| page_token::encode(offset + max_results))
 }
 
-async fn fetch_ids(db: &Db, query: &SqlQuery) -> Result<Vec<Row>> {
+/// Runs a query rendered by `search`.
+async fn fetch_rendered(db: &Db, query: &SqlQuery) -> Result<Vec<Row>> {
     Ok(bind_values(db::query(&query.sql), &query.binds)
         .fetch_all(db)
         .await?)
@@ -888,15 +909,16 @@ impl TrackingStore for SqlStore {
             query.max_results + 1,
             offset,
         )?;
-        let rows = fetch_ids(&self.db, &sql).await?;
-        let mut ids = rows
+        let mut experiments = fetch_rendered(&self.db, &sql)
+            .await?
             .iter()
-            .map(|row| row.try_get::<i64, _>(0).map_err(MlflowError::from))
+            .map(experiment_from_row)
             .collect::<Result<Vec<_>>>()?;
-        let next_page_token = next_token(ids.len(), query.max_results, offset);
-        ids.truncate(query.max_results as usize);
+        let next_page_token = next_token(experiments.len(), query.max_results, offset);
+        experiments.truncate(query.max_results as usize);
+        self.attach_experiment_tags(&mut experiments).await?;
         Ok(Page {
-            items: self.experiments_by_ids(&ids).await?,
+            items: experiments,
             next_page_token,
         })
     }
@@ -908,7 +930,7 @@ impl TrackingStore for SqlStore {
         new_name: &str,
     ) -> Result<()> {
         validation::validate_experiment_name(new_name)?;
-        let experiment = self.experiment_row(ws, experiment_id).await?;
+        let experiment = self.experiment_row(&self.db, ws, experiment_id).await?;
         if experiment.lifecycle_stage != ACTIVE {
             return Err(MlflowError::invalid_parameter(
                 "Cannot rename a non-active experiment.",
@@ -939,7 +961,7 @@ impl TrackingStore for SqlStore {
         experiment_id: &str,
         deleted: bool,
     ) -> Result<()> {
-        let experiment = self.experiment_row(ws, experiment_id).await?;
+        let experiment = self.experiment_row(&self.db, ws, experiment_id).await?;
         // MLflow deletes only active experiments and restores only deleted ones.
         let expected = if deleted { ACTIVE } else { DELETED };
         if experiment.lifecycle_stage != expected {
@@ -981,7 +1003,7 @@ impl TrackingStore for SqlStore {
         tag: &Tag,
     ) -> Result<()> {
         validation::validate_experiment_tag(tag)?;
-        let experiment = self.active_experiment(ws, experiment_id).await?;
+        let experiment = self.active_experiment(&self.db, ws, experiment_id).await?;
         db::query(
             "INSERT INTO experiment_tags (key, value, experiment_id) VALUES ($1, $2, $3) \
              ON CONFLICT (key, experiment_id) DO UPDATE SET value = excluded.value",
@@ -1000,7 +1022,7 @@ impl TrackingStore for SqlStore {
         experiment_id: &str,
         key: &str,
     ) -> Result<()> {
-        let experiment = self.active_experiment(ws, experiment_id).await?;
+        let experiment = self.active_experiment(&self.db, ws, experiment_id).await?;
         let deleted =
             db::query("DELETE FROM experiment_tags WHERE experiment_id = $1 AND key = $2")
                 .bind(parse_experiment_id(&experiment.experiment_id)?)
@@ -1016,7 +1038,12 @@ impl TrackingStore for SqlStore {
     }
 
     async fn create_run(&self, ws: &Workspace, run: NewRun) -> Result<Run> {
-        let experiment = self.active_experiment(ws, &run.experiment_id).await?;
+        // The experiment is read on the writer connection: on SQLite a reader
+        // would find its cache stale after every write and reload it.
+        let mut tx = self.db.begin().await?;
+        let experiment = self
+            .active_experiment(&mut tx, ws, &run.experiment_id)
+            .await?;
         let mut tags = run.tags;
         for tag in &mut tags {
             validation::normalize_run_tag(tag)?;
@@ -1052,7 +1079,6 @@ impl TrackingStore for SqlStore {
         let start_time = run.start_time.unwrap_or_else(now_millis);
         let user_id = run.user_id.unwrap_or_default();
 
-        let mut tx = self.db.begin().await?;
         db::query(
             "INSERT INTO runs (run_uuid, name, source_type, source_name, entry_point_name, \
              user_id, status, start_time, end_time, source_version, lifecycle_stage, \
@@ -1202,7 +1228,7 @@ impl TrackingStore for SqlStore {
                 next_page_token: None,
             });
         }
-        let mut run_ids = fetch_ids(&self.db, &sql)
+        let mut run_ids = fetch_rendered(&self.db, &sql)
             .await?
             .iter()
             .map(|row| row.try_get::<String, _>(0).map_err(MlflowError::from))

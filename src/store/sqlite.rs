@@ -39,8 +39,7 @@ fn connect(path: &str) -> DbResult<rusqlite::Connection> {
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX
-            | OpenFlags::SQLITE_OPEN_URI,
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     conn.execute_batch(PRAGMAS)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);

@@ -8,8 +8,8 @@ use crate::store::db::{self, Row, Target, Tx};
 use async_trait::async_trait;
 
 use super::{
-    append_to_uri, bind_all, fetch_ids, now_millis, parse_experiment_id, tag_from_row, SqlStore,
-    ACTIVE, DELETED, IN_LIST_CHUNK,
+    append_to_uri, bind_all, fetch_rendered, now_millis, parse_experiment_id, tag_from_row,
+    SqlStore, ACTIVE, DELETED, IN_LIST_CHUNK,
 };
 use crate::error::{MlflowError, Result};
 use crate::model::{
@@ -333,7 +333,9 @@ impl LoggedModelStore for SqlStore {
         }
         let params = dedup_keys(&model.params, "param")?;
         let tags = dedup_keys(&model.tags, "tag")?;
-        let experiment = self.active_experiment(ws, &model.experiment_id).await?;
+        let experiment = self
+            .active_experiment(&self.db, ws, &model.experiment_id)
+            .await?;
         let experiment_id = parse_experiment_id(&experiment.experiment_id)?;
         let model_id = format!("m-{}", uuid::Uuid::new_v4().simple());
         let root = experiment
@@ -531,7 +533,7 @@ impl LoggedModelStore for SqlStore {
             max_results + 1,
             offset,
         )?;
-        let rows = fetch_ids(&self.db, &sql).await?;
+        let rows = fetch_rendered(&self.db, &sql).await?;
         let mut ids = rows
             .iter()
             .map(|row| row.try_get::<String, _>("model_id"))

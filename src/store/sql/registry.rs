@@ -947,7 +947,7 @@ impl RegistryStore for SqlStore {
             max_results + 1,
             offset,
         )?;
-        let mut names = super::fetch_ids(&self.db, &sql)
+        let mut names = super::fetch_rendered(&self.db, &sql)
             .await?
             .iter()
             .map(|row| row.try_get::<String, _>(0).map_err(MlflowError::from))
@@ -1264,7 +1264,7 @@ impl RegistryStore for SqlStore {
             query.max_results + 1,
             offset,
         )?;
-        let rows = super::fetch_ids(&self.db, &sql).await?;
+        let rows = super::fetch_rendered(&self.db, &sql).await?;
         let next_page_token = super::next_token(rows.len(), query.max_results, offset);
         let mut versions = rows
             .iter()
