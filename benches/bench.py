@@ -683,18 +683,18 @@ class Workload:
     wrk_clients: tuple = ()
     items_per_op: int = 1
     count: str | None = None        # a scale key bounding ops per measurement, besides time
-    db_limit: bool = False          # measure the database's own limit for the same rows
+    db_limit: bool = False          # measure the database's own limit for the same work
     read: bool = False              # --quick drives reads with wrk only (when they have wrk rows)
 
 
 WORKLOADS = [
     Workload("runs_create", "runs/create", "runs/s", static=w_runs_create,
-             py_clients=(1, 8), wrk_clients=(1, 8)),
+             py_clients=(1, 8), wrk_clients=(1, 8), db_limit=True),
     Workload("log_batch", "runs/log-batch 1000", "metrics/s", write=w_log_batch,
              wrk_kind="log_batch", py_clients=(1, 8), wrk_clients=(1, 8),
              items_per_op=BATCH_KEYS * BATCH_STEPS, db_limit=True),
     Workload("log_metric", "runs/log-metric", "calls/s", write=w_log_metric,
-             wrk_kind="log_metric", wrk_clients=(1, 8)),
+             wrk_kind="log_metric", wrk_clients=(1, 8), db_limit=True),
     Workload("history_full", "get-history full", "calls/s", static=w_history_full,
              wrk_clients=(1,), read=True),
     Workload("history_paged", "get-history page", "pages/s", static=w_history_paged,
@@ -972,12 +972,32 @@ def probe_status(server: Server, w: Workload) -> int:
 
 
 # --------------------------------------------------------------------------------------------
-# The database's own limit for log-batch's rows: the same 1,000-metric batches, written by one
-# client and by eight straight into a table shaped like MLflow's `metrics` (same PK, indexes, FK).
+# The database's own limit for the same work, written straight into tables shaped like MLflow's
+# (same PKs, indexes, FKs), by one client and by eight: log-batch's 1,000-metric batches (the
+# bare insert of the metric rows), runs/create (a run and its mlflow.runName tag, one
+# transaction) and log-metric (a metric row and its latest-value upsert, one transaction).
 # --------------------------------------------------------------------------------------------
 
 PG_METRICS_DDL = """
-CREATE TABLE runs (run_uuid varchar(32) PRIMARY KEY);
+CREATE TABLE runs (
+    run_uuid varchar(32) PRIMARY KEY, name varchar(250), source_type varchar(20),
+    source_name varchar(500), entry_point_name varchar(50), user_id varchar(256),
+    status varchar(9), start_time bigint, end_time bigint, source_version varchar(50),
+    lifecycle_stage varchar(20), artifact_uri varchar(200), experiment_id integer,
+    deleted_time bigint);
+CREATE INDEX ff_runs_search_order ON runs (experiment_id, lifecycle_stage,
+    start_time DESC NULLS LAST, run_uuid);
+CREATE TABLE tags (
+    key varchar(250) NOT NULL, value varchar(8000), run_uuid varchar(32) NOT NULL
+    REFERENCES runs(run_uuid), CONSTRAINT tag_pk PRIMARY KEY (key, run_uuid));
+CREATE INDEX index_tags_run_uuid ON tags (run_uuid);
+CREATE TABLE latest_metrics (
+    key varchar(250) NOT NULL, value double precision NOT NULL, "timestamp" bigint,
+    step bigint NOT NULL, is_nan boolean NOT NULL,
+    run_uuid varchar(32) NOT NULL REFERENCES runs(run_uuid),
+    CONSTRAINT latest_metric_pk PRIMARY KEY (key, run_uuid));
+CREATE INDEX index_latest_metrics_run_uuid ON latest_metrics (run_uuid);
+CREATE INDEX ff_latest_metrics_run_key ON latest_metrics (run_uuid, key) INCLUDE (value, is_nan);
 CREATE TABLE metrics (
     key varchar(250) NOT NULL, value double precision NOT NULL, "timestamp" bigint NOT NULL,
     run_uuid varchar(32) NOT NULL REFERENCES runs(run_uuid), step bigint DEFAULT 0 NOT NULL,
@@ -988,7 +1008,24 @@ CREATE INDEX index_metrics_run_uuid_key_step ON metrics (run_uuid, key, step);
 """
 
 SQLITE_METRICS_DDL = """
-CREATE TABLE runs (run_uuid VARCHAR(32) PRIMARY KEY);
+CREATE TABLE runs (
+    run_uuid VARCHAR(32) PRIMARY KEY, name VARCHAR(250), source_type VARCHAR(20),
+    source_name VARCHAR(500), entry_point_name VARCHAR(50), user_id VARCHAR(256),
+    status VARCHAR(9), start_time BIGINT, end_time BIGINT, source_version VARCHAR(50),
+    lifecycle_stage VARCHAR(20), artifact_uri VARCHAR(200), experiment_id INTEGER,
+    deleted_time BIGINT);
+CREATE INDEX ff_runs_search_order ON runs (experiment_id, lifecycle_stage, start_time DESC,
+    run_uuid);
+CREATE TABLE tags (
+    "key" VARCHAR(250) NOT NULL, value VARCHAR(8000), run_uuid VARCHAR(32) NOT NULL
+    REFERENCES runs(run_uuid), CONSTRAINT tag_pk PRIMARY KEY ("key", run_uuid));
+CREATE INDEX index_tags_run_uuid ON tags (run_uuid);
+CREATE TABLE latest_metrics (
+    "key" VARCHAR(250) NOT NULL, value FLOAT NOT NULL, timestamp BIGINT, step BIGINT NOT NULL,
+    is_nan BOOLEAN NOT NULL, run_uuid VARCHAR(32) NOT NULL REFERENCES runs(run_uuid),
+    CONSTRAINT latest_metric_pk PRIMARY KEY ("key", run_uuid));
+CREATE INDEX index_latest_metrics_run_uuid ON latest_metrics (run_uuid);
+CREATE INDEX ff_latest_metrics_run_key ON latest_metrics (run_uuid, "key", value, is_nan);
 CREATE TABLE metrics (
     "key" VARCHAR(250) NOT NULL, value FLOAT NOT NULL, timestamp BIGINT NOT NULL,
     run_uuid VARCHAR(32) NOT NULL REFERENCES runs(run_uuid), step BIGINT DEFAULT 0 NOT NULL,
@@ -1003,10 +1040,11 @@ SQLITE_PRAGMAS = ("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; "
 
 
 class DbLimit:
-    """Writes log-batch's rows directly: PostgreSQL INSERT ... SELECT FROM UNNEST, one statement
-    and one commit per batch, a connection per client; SQLite executemany, one transaction per
-    batch, WAL, all clients through one writer connection (SQLite has a single writer: clients on
-    connections of their own only add lock waits)."""
+    """Does a workload's database work directly: for log-batch, PostgreSQL INSERT ... SELECT FROM
+    UNNEST, one statement and one commit per batch, SQLite executemany, one transaction per batch;
+    for runs/create and log-metric, the rows one request writes, in one transaction. PostgreSQL:
+    a connection per client; SQLite: WAL, all clients through one writer connection (SQLite has a
+    single writer: clients on connections of their own only add lock waits)."""
 
     name = "db limit"
 
@@ -1028,10 +1066,12 @@ class DbLimit:
             conn.close()
             self.db_cpu = None
         self.description = (
-            "psycopg2 INSERT ... SELECT FROM UNNEST, 1 statement + commit per 1,000 rows, "
-            "a connection per client" if backend == "postgres" else
-            "Python sqlite3 executemany, 1 transaction per 1,000 rows, WAL, synchronous=NORMAL, "
-            "one writer connection shared by the clients")
+            "psycopg2, a connection per client; log-batch: INSERT ... SELECT FROM UNNEST, "
+            "1 statement + commit per 1,000 rows" if backend == "postgres" else
+            "Python sqlite3, WAL, synchronous=NORMAL, one writer connection shared by the "
+            "clients; log-batch: executemany, 1 transaction per 1,000 rows"
+        ) + ("; runs/create: the run and its mlflow.runName tag, log-metric: the metric and its "
+             "latest-value upsert, 1 transaction each")
         self.writer_lock = threading.Lock()
 
     def connect(self):
@@ -1040,6 +1080,43 @@ class DbLimit:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         conn.executescript(SQLITE_PRAGMAS)
         return conn
+
+    def write(self, kind: str, conn, run: str, i: int, ts: int) -> None:
+        if kind == "runs_create":
+            self.transaction(conn, [
+                ("INSERT INTO runs (run_uuid, name, source_type, source_name, entry_point_name, "
+                 "user_id, status, start_time, end_time, source_version, lifecycle_stage, "
+                 "artifact_uri, experiment_id, deleted_time) VALUES (?, ?, 'UNKNOWN', '', '', "
+                 "?, 'RUNNING', ?, NULL, '', 'active', ?, 0, NULL)",
+                 (f"{run[:16]}{i:016x}", "bench", "bench", ts, "mlflow-artifacts:/0/x")),
+                ("INSERT INTO tags (key, value, run_uuid) VALUES (?, ?, ?)",
+                 ("mlflow.runName", "bench", f"{run[:16]}{i:016x}"))])
+        elif kind == "log_metric":
+            self.transaction(conn, [
+                ("INSERT INTO metrics (key, value, timestamp, step, is_nan, run_uuid) "
+                 "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                 ("loss", i + 0.25, ts, i, False, run)),
+                ("INSERT INTO latest_metrics (key, value, timestamp, step, is_nan, run_uuid) "
+                 "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (key, run_uuid) DO UPDATE SET "
+                 "value = excluded.value, timestamp = excluded.timestamp, step = excluded.step, "
+                 "is_nan = excluded.is_nan WHERE (excluded.step, excluded.timestamp, "
+                 "excluded.value) > (latest_metrics.step, latest_metrics.timestamp, "
+                 "latest_metrics.value)", ("loss", i + 0.25, ts, i, False, run))])
+        else:
+            self.write_batch(conn, run, i, ts)
+
+    def transaction(self, conn, statements: list[tuple[str, tuple]]) -> None:
+        if self.backend == "postgres":
+            with conn.cursor() as cur:
+                for sql, args in statements:
+                    cur.execute(sql.replace("?", "%s"), args)
+            conn.commit()
+        else:
+            with self.writer_lock:
+                conn.execute("BEGIN")
+                for sql, args in statements:
+                    conn.execute(sql, args)
+                conn.execute("COMMIT")
 
     def write_batch(self, conn, run: str, i: int, ts: int) -> None:
         steps = [i * BATCH_STEPS + s for _ in range(BATCH_KEYS) for s in range(BATCH_STEPS)]
@@ -1066,7 +1143,7 @@ class DbLimit:
                     zip(self.key_list, self.value_list, [ts] * n, steps, [run] * n))
                 conn.execute("COMMIT")
 
-    def measure(self, clients: int, seconds: float) -> dict:
+    def measure(self, kind: str, clients: int, seconds: float) -> dict:
         conns = ([self.connect() for _ in range(clients)] if self.backend == "postgres"
                  else [self.connect()] * clients)
         runs = [uuid.uuid4().hex for _ in range(clients)]
@@ -1085,7 +1162,7 @@ class DbLimit:
             i = 0
             while i == 0 or time.perf_counter() < stop_at[0]:
                 t0 = time.perf_counter()
-                self.write_batch(conns[c], runs[c], i, ts)
+                self.write(kind, conns[c], runs[c], i, ts)
                 lat[c].append(time.perf_counter() - t0)
                 i += 1
 
@@ -1094,7 +1171,8 @@ class DbLimit:
             conn.close()
         ops = sum(len(x) for x in lat)
         # SQLite runs inside this process: its CPU counts as the client's.
-        return dict(ops=ops, items=ops * BATCH_KEYS * BATCH_STEPS, errors=0, wall_s=wall,
+        items = ops * BATCH_KEYS * BATCH_STEPS if kind == "log_batch" else ops
+        return dict(ops=ops, items=items, errors=0, wall_s=wall,
                     latencies_ms=[x * 1000 for c in lat for x in c], **cpu,
                     client_cpu_s=client_cpu, client_cores=1.0)
 
@@ -1218,11 +1296,14 @@ def bench_backend(backend: str, server_names: list[str], workloads: list[Workloa
         last_py_p50: dict[tuple[str, str], float] = {}  # (server, workload) -> latest py p50
         warm_up(servers, workloads, last_py_p50)
         if dblimit:
-            dblimit.measure(1, 0.2)
+            for w in workloads:
+                if w.db_limit:
+                    dblimit.measure(w.key, 1, 0.2)
 
         rows = rows_for(workloads, use_wrk, scale["quick"])
         results: dict[str, dict[str, list[dict]]] = {r.id: {} for r in rows}
-        db_results: dict[int, list[dict]] = {}  # clients -> db-limit measurements
+        # (workload, clients) -> db-limit measurements
+        db_results: dict[tuple[str, int], list[dict]] = {}
         for rnd in range(scale["rounds"]):
             order = servers[rnd % len(servers):] + servers[:rnd % len(servers)]
             log(f"{backend}: round {rnd + 1}/{scale['rounds']} "
@@ -1237,11 +1318,12 @@ def bench_backend(backend: str, server_names: list[str], workloads: list[Workloa
                         s.unsupported[row.workload.key] = str(err)
                         continue
                     results[row.id].setdefault(s.name, []).append(m)
-                # The database's own limit, once per round and client count, beside log-batch.
+                # The database's own limit for the same work, once per round and client count.
+                limit_key = (row.workload.key, row.clients)
                 if row.workload.db_limit and dblimit and \
-                        len(db_results.get(row.clients, [])) <= rnd:
-                    db_results.setdefault(row.clients, []).append(
-                        dblimit.measure(row.clients, scale["wrk_seconds"]))
+                        len(db_results.get(limit_key, [])) <= rnd:
+                    db_results.setdefault(limit_key, []).append(
+                        dblimit.measure(row.workload.key, row.clients, scale["wrk_seconds"]))
 
         idle_cpu = {s.name: s.cpu() for s in servers}
         time.sleep(3)  # background work (job runners, pollers) shows as CPU while no request runs
@@ -1252,8 +1334,8 @@ def bench_backend(backend: str, server_names: list[str], workloads: list[Workloa
         out_rows = []
         for row in rows:
             summ = {name: summarize(ms) for name, ms in results[row.id].items() if ms}
-            if row.workload.db_limit and db_results.get(row.clients):
-                summ["db limit"] = summarize(db_results[row.clients])
+            if db_results.get((row.workload.key, row.clients)):
+                summ["db limit"] = summarize(db_results[(row.workload.key, row.clients)])
             out_rows.append(dict(id=row.id, workload=row.workload.key, title=row.workload.title,
                                  driver=row.driver, clients=row.clients, unit=row.workload.unit,
                                  items_per_op=row.workload.items_per_op, results=summ))
