@@ -1401,11 +1401,12 @@ def bottleneck(res: dict, clients: int, items: int, unit: str, goal: float | Non
 
 
 def db_cost(ff: dict, db: dict | None) -> str:
-    """ferroflow's database CPU per log-batch against the bare insert of the same rows."""
+    """ferroflow's database CPU per operation against the same rows written directly."""
     if not db or not ff.get("db_cpu_us_per_op") or not db.get("db_cpu_us_per_op"):
         return ""
-    return (f"; PostgreSQL CPU per 1,000-metric batch: {ff['db_cpu_us_per_op'] / 1000:.1f} ms "
-            f"for ferroflow's SQL vs {db['db_cpu_us_per_op'] / 1000:.1f} ms for the bare insert")
+    return (f"; PostgreSQL CPU per operation: {ff['db_cpu_us_per_op'] / 1000:.2f} ms for "
+            f"ferroflow's SQL vs {db['db_cpu_us_per_op'] / 1000:.2f} ms for the same rows "
+            f"written directly")
 
 
 def check_targets(backend: str, data: dict) -> list[dict]:

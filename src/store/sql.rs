@@ -655,11 +655,14 @@ impl SqlStore {
         }
         query.execute(&mut *tx).await?;
         if let Some(name) = latest.iter().find(|t| t.key == RUN_NAME_TAG) {
-            db::query("UPDATE runs SET name = $1 WHERE run_uuid = $2")
-                .bind(name.value.as_str())
-                .bind(run_id)
-                .execute(&mut *tx)
-                .await?;
+            // Only when it changes: a new run already has its name.
+            db::query(
+                "UPDATE runs SET name = $1 WHERE run_uuid = $2 AND (name <> $1 OR name IS NULL)",
+            )
+            .bind(name.value.as_str())
+            .bind(run_id)
+            .execute(&mut *tx)
+            .await?;
         }
         Ok(())
     }
