@@ -175,8 +175,8 @@ fn bind_all<'q>(sql: &'q str, ids: &[String]) -> Query<'q> {
     ids.iter().fold(db::query(sql), |query, id| query.bind(id))
 }
 
-/// Selects `is_nan` as an integer: the Any driver cannot decode SQLite's
-/// BOOLEAN columns, and an integer reads the same on both backends.
+/// Selects `is_nan` as an integer, which reads the same on both backends
+/// (SQLite keeps BOOLEAN as 0/1, PostgreSQL as a bool).
 const IS_NAN: &str = "CASE WHEN is_nan THEN 1 ELSE 0 END AS is_nan";
 
 fn is_nan(row: &Row) -> Result<bool> {
@@ -332,15 +332,16 @@ impl SqlStore {
         experiment_id: &str,
     ) -> Result<Experiment> {
         let id = parse_experiment_id(experiment_id)?;
-        let row = db::query(
-            "SELECT experiment_id, name, artifact_location, lifecycle_stage, creation_time, \
-             last_update_time, workspace FROM experiments WHERE experiment_id = $1 AND workspace = $2",
-        )
-        .bind(id)
-        .bind(ws.name())
-        .fetch_optional(target)
-        .await?
-        .ok_or_else(|| experiment_not_found(experiment_id))?;
+        let sql = format!(
+            "SELECT {} FROM experiments e WHERE e.experiment_id = $1 AND e.workspace = $2",
+            search::EXPERIMENT_COLUMNS
+        );
+        let row = db::query(&sql)
+            .bind(id)
+            .bind(ws.name())
+            .fetch_optional(target)
+            .await?
+            .ok_or_else(|| experiment_not_found(experiment_id))?;
         experiment_from_row(&row)
     }
 
