@@ -972,8 +972,8 @@ def probe_status(server: Server, w: Workload) -> int:
 
 
 # --------------------------------------------------------------------------------------------
-# The database's own limit for the same work, written straight into tables shaped like MLflow's
-# (same PKs, indexes, FKs), by one client and by eight: log-batch's 1,000-metric batches (the
+# The database's own limit for the same work, written straight into tables shaped like
+# ferroflow's (MLflow's PKs, indexes and FKs, and ferroflow's indexes), by one client and by eight: log-batch's 1,000-metric batches (the
 # bare insert of the metric rows), runs/create (a run and its mlflow.runName tag, one
 # transaction) and log-metric (a metric row and its latest-value upsert, one transaction).
 # --------------------------------------------------------------------------------------------
@@ -1005,6 +1005,7 @@ CREATE TABLE metrics (
     CONSTRAINT metric_pk PRIMARY KEY (key, "timestamp", step, run_uuid, value, is_nan));
 CREATE INDEX index_metrics_run_uuid ON metrics (run_uuid);
 CREATE INDEX index_metrics_run_uuid_key_step ON metrics (run_uuid, key, step);
+CREATE INDEX ff_metrics_history ON metrics (run_uuid, key, timestamp, step, value);
 """
 
 SQLITE_METRICS_DDL = """
@@ -1033,6 +1034,7 @@ CREATE TABLE metrics (
     CONSTRAINT metric_pk PRIMARY KEY ("key", timestamp, step, run_uuid, value, is_nan));
 CREATE INDEX index_metrics_run_uuid ON metrics (run_uuid);
 CREATE INDEX index_metrics_run_uuid_key_step ON metrics (run_uuid, "key", step);
+CREATE INDEX ff_metrics_history ON metrics (run_uuid, "key", timestamp, step, value);
 """
 # ferroflow's SQLite pragmas, so the baseline writes the way the server does.
 SQLITE_PRAGMAS = ("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; "
