@@ -18,8 +18,8 @@
 
 use std::sync::{Arc, Mutex};
 
-use sqlx::any::{AnyRow, AnyTypeInfoKind};
-use sqlx::{Any, AnyPool, Column, Row as _, ValueRef as _};
+use sqlx::postgres::{PgColumn, PgPool, PgRow, Postgres};
+use sqlx::{Column, Row as _, TypeInfo};
 
 /// A database error as the store needs to tell them apart.
 #[derive(Debug, thiserror::Error)]
@@ -261,7 +261,7 @@ impl SqliteDb {
 
 /// The store's database: where statements outside a transaction read.
 pub enum Db {
-    Postgres(AnyPool),
+    Postgres(PgPool),
     Sqlite(Arc<SqliteDb>),
 }
 
@@ -285,7 +285,7 @@ impl Db {
 
 /// An open write transaction; dropped without [`Tx::commit`], it rolls back.
 pub enum Tx {
-    Postgres(sqlx::Transaction<'static, Any>),
+    Postgres(sqlx::Transaction<'static, Postgres>),
     Sqlite(SqliteTx),
 }
 
@@ -409,7 +409,7 @@ impl<'q> Query<'q> {
 
     async fn run_sqlx<'e>(
         self,
-        executor: impl sqlx::Executor<'e, Database = Any>,
+        executor: impl sqlx::Executor<'e, Database = Postgres>,
         want_rows: bool,
     ) -> DbResult<Output> {
         let mut query = sqlx::query(self.sql);
@@ -428,21 +428,32 @@ impl<'q> Query<'q> {
                 rows_affected: done.rows_affected(),
             });
         }
-        let any_rows = query.fetch_all(executor).await?;
-        let Some(first) = any_rows.first() else {
+        let pg_rows = query.fetch_all(executor).await?;
+        let Some(first) = pg_rows.first() else {
             return Ok(Output {
                 rows: Vec::new(),
                 rows_affected: 0,
             });
         };
-        let columns: Arc<[String]> = first.columns.iter().map(|c| c.name().to_string()).collect();
-        let rows = any_rows
+        let columns: Arc<[String]> = first
+            .columns()
+            .iter()
+            .map(|c| c.name().to_string())
+            .collect();
+        let kinds = first
+            .columns()
+            .iter()
+            .map(PgKind::of)
+            .collect::<DbResult<Vec<_>>>()?;
+        let rows = pg_rows
             .iter()
             .map(|row| {
                 Ok(Row {
                     columns: columns.clone(),
-                    values: (0..columns.len())
-                        .map(|i| from_any(row, i))
+                    values: kinds
+                        .iter()
+                        .enumerate()
+                        .map(|(i, kind)| kind.read(row, i))
                         .collect::<DbResult<_>>()?,
                 })
             })
@@ -505,26 +516,49 @@ impl<'q> Query<'q> {
     }
 }
 
-/// A column of a sqlx row, read by the type PostgreSQL gave it.
-fn from_any(row: &AnyRow, i: usize) -> DbResult<Value> {
-    let raw = row.try_get_raw(i)?;
-    if raw.is_null() {
-        return Ok(Value::Text(None));
+/// How a PostgreSQL column is read: the store's statements return only these
+/// types (aggregates are cast to text).
+#[derive(Clone, Copy)]
+enum PgKind {
+    Bool,
+    Int2,
+    Int4,
+    Int8,
+    Float4,
+    Float8,
+    Text,
+}
+
+impl PgKind {
+    fn of(column: &PgColumn) -> DbResult<Self> {
+        Ok(match column.type_info().name() {
+            "BOOL" => PgKind::Bool,
+            "INT2" => PgKind::Int2,
+            "INT4" => PgKind::Int4,
+            "INT8" => PgKind::Int8,
+            "FLOAT4" => PgKind::Float4,
+            "FLOAT8" => PgKind::Float8,
+            "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" => PgKind::Text,
+            other => {
+                return Err(DbError::Other(anyhow::anyhow!(
+                    "column {} has type {other}, which the store does not read",
+                    column.name()
+                )))
+            }
+        })
     }
-    let kind = raw.type_info().kind();
-    Ok(match kind {
-        AnyTypeInfoKind::Bool => Value::Bool(Some(row.try_get(i)?)),
-        AnyTypeInfoKind::SmallInt => Value::Int(Some(row.try_get::<i16, _>(i)?.into())),
-        AnyTypeInfoKind::Integer => Value::Int(Some(row.try_get::<i32, _>(i)?.into())),
-        AnyTypeInfoKind::BigInt => Value::Int(Some(row.try_get(i)?)),
-        AnyTypeInfoKind::Real => Value::Real(Some(row.try_get::<f32, _>(i)?.into())),
-        AnyTypeInfoKind::Double => Value::Real(Some(row.try_get(i)?)),
-        AnyTypeInfoKind::Text => Value::Text(Some(row.try_get(i)?)),
-        AnyTypeInfoKind::Blob => Value::Text(Some(
-            String::from_utf8_lossy(&row.try_get::<Vec<u8>, _>(i)?).into_owned(),
-        )),
-        AnyTypeInfoKind::Null => Value::Text(None),
-    })
+
+    fn read(self, row: &PgRow, i: usize) -> DbResult<Value> {
+        Ok(match self {
+            PgKind::Bool => Value::Bool(row.try_get(i)?),
+            PgKind::Int2 => Value::Int(row.try_get::<Option<i16>, _>(i)?.map(i64::from)),
+            PgKind::Int4 => Value::Int(row.try_get::<Option<i32>, _>(i)?.map(i64::from)),
+            PgKind::Int8 => Value::Int(row.try_get(i)?),
+            PgKind::Float4 => Value::Real(row.try_get::<Option<f32>, _>(i)?.map(f64::from)),
+            PgKind::Float8 => Value::Real(row.try_get(i)?),
+            PgKind::Text => Value::Text(row.try_get(i)?),
+        })
+    }
 }
 
 fn from_sqlite(value: rusqlite::types::ValueRef<'_>) -> DbResult<Value> {

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use sqlx::any::AnyPoolOptions;
+use sqlx::postgres::PgPoolOptions;
 use sqlx::Connection;
 
 use super::db::Db;
@@ -26,11 +26,10 @@ fn sqlx_url(uri: &str) -> String {
 }
 
 pub(super) async fn open(uri: &str, default_artifact_root: &str) -> anyhow::Result<SqlStore> {
-    sqlx::any::install_default_drivers();
     // sqlx pings every connection it hands out by default: a network round
     // trip per transaction. Only a connection idle long enough to have been
     // dropped by the server or a proxy is checked.
-    let pool = AnyPoolOptions::new()
+    let pool = PgPoolOptions::new()
         .max_connections(MAX_CONNECTIONS)
         .acquire_timeout(Duration::from_secs(30))
         .test_before_acquire(false)
