@@ -11,30 +11,6 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
-/// The `mlflow server` environment variables ferroflow honours, with the key
-/// each one sets.
-const MLFLOW_ENV: &[&str] = &[
-    "MLFLOW_HOST",
-    "MLFLOW_PORT",
-    "MLFLOW_BACKEND_STORE_URI",
-    "MLFLOW_DEFAULT_ARTIFACT_ROOT",
-    "MLFLOW_ARTIFACTS_DESTINATION",
-    "MLFLOW_SERVE_ARTIFACTS",
-    "MLFLOW_ARTIFACTS_ONLY",
-];
-
-/// The config keys, also read as `FERROFLOW_<KEY>`; other `FERROFLOW_*`
-/// variables (test harness settings, say) are not config.
-const KEYS: &[&str] = &[
-    "host",
-    "port",
-    "backend_store_uri",
-    "default_artifact_root",
-    "artifacts_destination",
-    "serve_artifacts",
-    "artifacts_only",
-];
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -69,70 +45,68 @@ impl Default for Config {
 }
 
 /// Flags of `ferroflow server` (and `ferroflow db upgrade`); each overrides
-/// the file and the environment when given.
-#[derive(Debug, Default, Clone, clap::Args)]
+/// the file and the environment when given. Field names are the config keys:
+/// the flags that were given serialize straight into the top layer.
+#[derive(Debug, Default, Clone, clap::Args, Serialize)]
 pub struct ServerArgs {
     /// Address to listen on [default: 127.0.0.1]
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
     /// Port to listen on [default: 5000]
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
     /// Metadata store URI [default: sqlite:///mlflow.db]
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub backend_store_uri: Option<String>,
     /// Root URI for new experiments' artifacts [default: mlflow-artifacts:/ when serving artifacts]
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub default_artifact_root: Option<String>,
     /// Where the artifact proxy stores files [default: ./mlartifacts]
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub artifacts_destination: Option<String>,
     /// Serve the artifact proxy (the default)
     #[arg(long, overrides_with = "no_serve_artifacts")]
+    #[serde(skip)]
     pub serve_artifacts: bool,
     /// Do not serve the artifact proxy
     #[arg(long)]
+    #[serde(skip)]
     pub no_serve_artifacts: bool,
     /// Serve only the artifact proxy; tracking endpoints answer 503
     #[arg(long)]
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub artifacts_only: bool,
     /// TOML config file (also FERROFLOW_CONFIG); see config.example.toml
     #[arg(long)]
+    #[serde(skip)]
     pub config: Option<PathBuf>,
 }
 
 impl ServerArgs {
-    /// The flags that were given, as config keys.
-    fn overrides(&self) -> serde_json::Map<String, serde_json::Value> {
-        let mut map = serde_json::Map::new();
-        let mut set = |key: &str, value: serde_json::Value| {
-            map.insert(key.to_string(), value);
-        };
-        if let Some(host) = &self.host {
-            set("host", host.clone().into());
-        }
-        if let Some(port) = self.port {
-            set("port", port.into());
-        }
-        if let Some(uri) = &self.backend_store_uri {
-            set("backend_store_uri", uri.clone().into());
-        }
-        if let Some(root) = &self.default_artifact_root {
-            set("default_artifact_root", root.clone().into());
-        }
-        if let Some(dest) = &self.artifacts_destination {
-            set("artifacts_destination", dest.clone().into());
-        }
-        if self.serve_artifacts {
-            set("serve_artifacts", true.into());
-        }
-        if self.no_serve_artifacts {
-            set("serve_artifacts", false.into());
-        }
-        if self.artifacts_only {
-            set("artifacts_only", true.into());
+    /// The flags that were given, as config keys. `--serve-artifacts` and
+    /// `--no-serve-artifacts` set one key, so they are added by hand.
+    fn overrides(&self) -> serde_json::Value {
+        let mut map = serde_json::to_value(self).unwrap_or_default();
+        if let Some(map) = map.as_object_mut() {
+            if self.serve_artifacts || self.no_serve_artifacts {
+                map.insert("serve_artifacts".into(), self.serve_artifacts.into());
+            }
         }
         map
+    }
+}
+
+/// The config keys: the fields of [`Config`], read off its serialized form so
+/// the list cannot drift from the struct.
+fn keys() -> Vec<String> {
+    match serde_json::to_value(Config::default()) {
+        Ok(serde_json::Value::Object(map)) => map.into_iter().map(|(key, _)| key).collect(),
+        _ => Vec::new(),
     }
 }
 
@@ -153,14 +127,14 @@ impl Config {
             );
             figment = figment.merge(Toml::file_exact(path));
         }
+        // Every key is also `MLFLOW_<KEY>`, the variable `mlflow server`
+        // reads, and `FERROFLOW_<KEY>`, which wins. Other `FERROFLOW_*`
+        // variables (test harness settings, say) are not config.
+        let keys = keys();
+        let is_key = move |key: &figment::value::UncasedStr| keys.iter().any(|k| key == k.as_str());
         figment = figment
-            .merge(Env::raw().only(MLFLOW_ENV).map(|key| {
-                key.as_str()
-                    .trim_start_matches("MLFLOW_")
-                    .trim_start_matches("mlflow_")
-                    .into()
-            }))
-            .merge(Env::prefixed("FERROFLOW_").only(KEYS))
+            .merge(Env::prefixed("MLFLOW_").filter(is_key.clone()))
+            .merge(Env::prefixed("FERROFLOW_").filter(is_key))
             .merge(Serialized::defaults(args.overrides()));
         Ok(figment.extract()?)
     }

@@ -10,8 +10,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::store::db::DbError;
-
 /// The MLflow error codes ferroflow emits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -51,6 +49,9 @@ impl ErrorCode {
 pub struct MlflowError {
     pub code: ErrorCode,
     pub message: String,
+    /// What went wrong inside, for an internal error: logged when the
+    /// response is built, never sent.
+    detail: Option<String>,
 }
 
 pub type Result<T, E = MlflowError> = std::result::Result<T, E>;
@@ -60,6 +61,7 @@ impl MlflowError {
         Self {
             code,
             message: message.into(),
+            detail: None,
         }
     }
 
@@ -79,29 +81,19 @@ impl MlflowError {
         Self::new(ErrorCode::BadRequest, message)
     }
 
-    /// An unexpected failure. The detail is logged, the client sees a generic text.
+    /// An unexpected failure. The detail is logged with the response; the
+    /// client sees a generic text.
     pub fn internal(detail: impl std::fmt::Display) -> Self {
-        tracing::error!(%detail, "internal error");
-        Self::new(ErrorCode::InternalError, "Internal server error")
+        Self {
+            detail: Some(detail.to_string()),
+            ..Self::new(ErrorCode::InternalError, "Internal server error")
+        }
     }
 
     /// The error MLflow's client expects for a required field that is absent,
     /// `null` or `""`.
     pub fn missing_parameter(name: &str) -> Self {
         Self::invalid_parameter(format!("Missing value for required parameter '{name}'."))
-    }
-}
-
-impl From<DbError> for MlflowError {
-    /// A value too long or too large for its column is the client's mistake
-    /// (400, with the database's wording); anything else is ours (500, logged).
-    fn from(err: DbError) -> Self {
-        match err {
-            DbError::DataDoesNotFit(message) => {
-                Self::invalid_parameter(format!("A value does not fit its field: {message}"))
-            }
-            other => Self::internal(other),
-        }
     }
 }
 
@@ -113,6 +105,9 @@ struct ErrorBody<'a> {
 
 impl IntoResponse for MlflowError {
     fn into_response(self) -> Response {
+        if let Some(detail) = &self.detail {
+            tracing::error!(code = ?self.code, %detail, "request failed");
+        }
         let body = ErrorBody {
             error_code: self.code,
             message: &self.message,

@@ -497,7 +497,6 @@ pub async fn get_model_version_artifact(
 
 #[derive(Deserialize)]
 pub struct LoggedModelDirectory {
-    #[serde(alias = "artifactDirectoryPath")]
     artifact_directory_path: Option<String>,
 }
 impl QueryFields for LoggedModelDirectory {}
@@ -523,7 +522,6 @@ pub async fn list_logged_model_artifacts(
 
 #[derive(Deserialize)]
 pub struct LoggedModelFile {
-    #[serde(alias = "artifactFilePath")]
     artifact_file_path: Option<String>,
 }
 impl QueryFields for LoggedModelFile {}

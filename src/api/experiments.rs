@@ -15,7 +15,6 @@ use crate::store::ExperimentQuery;
 #[derive(Deserialize)]
 pub struct CreateExperiment {
     name: Option<String>,
-    #[serde(alias = "artifactLocation")]
     artifact_location: Option<String>,
     #[serde(default)]
     tags: Vec<KeyValue>,
@@ -37,7 +36,6 @@ pub async fn create(
 
 #[derive(Deserialize)]
 pub struct GetExperiment {
-    #[serde(alias = "experimentId")]
     experiment_id: Option<String>,
 }
 impl QueryFields for GetExperiment {}
@@ -59,7 +57,6 @@ pub async fn get(
 
 #[derive(Deserialize)]
 pub struct GetByName {
-    #[serde(alias = "experimentName")]
     experiment_name: Option<String>,
 }
 impl QueryFields for GetByName {}
@@ -78,16 +75,12 @@ pub async fn get_by_name(
 pub struct SearchExperiments {
     // Absent reads as the proto default 0, which MLflow rejects as not positive.
     #[serde(default, deserialize_with = "wire::opt_i64")]
-    #[serde(alias = "maxResults")]
     max_results: Option<i64>,
-    #[serde(alias = "pageToken")]
     page_token: Option<String>,
     filter: Option<String>,
     #[serde(default)]
-    #[serde(alias = "orderBy")]
     order_by: Vec<String>,
     #[serde(default, deserialize_with = "wire::opt_enum")]
-    #[serde(alias = "viewType")]
     view_type: Option<String>,
 }
 impl QueryFields for SearchExperiments {
@@ -139,9 +132,7 @@ pub async fn search_get(
 
 #[derive(Deserialize)]
 pub struct UpdateExperiment {
-    #[serde(alias = "experimentId")]
     experiment_id: Option<String>,
-    #[serde(alias = "newName")]
     new_name: Option<String>,
 }
 
@@ -158,7 +149,6 @@ pub async fn update(
 
 #[derive(Deserialize)]
 pub struct ExperimentId {
-    #[serde(alias = "experimentId")]
     experiment_id: Option<String>,
 }
 
@@ -184,7 +174,6 @@ pub async fn restore(
 
 #[derive(Deserialize)]
 pub struct ExperimentTagRequest {
-    #[serde(alias = "experimentId")]
     experiment_id: Option<String>,
     key: Option<String>,
     value: Option<String>,

@@ -26,12 +26,9 @@ fn non_empty(value: Option<String>) -> Option<String> {
 
 #[derive(Deserialize)]
 pub struct CreateLoggedModel {
-    #[serde(alias = "experimentId")]
     experiment_id: Option<String>,
     name: Option<String>,
-    #[serde(alias = "modelType")]
     model_type: Option<String>,
-    #[serde(alias = "sourceRunId")]
     source_run_id: Option<String>,
     #[serde(default)]
     params: Vec<KeyValue>,
@@ -58,7 +55,7 @@ pub async fn create(
 
 #[derive(Deserialize)]
 pub struct GetLoggedModel {
-    #[serde(default, alias = "allowDeleted", deserialize_with = "wire::opt_bool")]
+    #[serde(default, deserialize_with = "wire::opt_bool")]
     allow_deleted: Option<bool>,
 }
 impl QueryFields for GetLoggedModel {}
@@ -166,36 +163,29 @@ pub async fn log_params(
 
 #[derive(Deserialize)]
 pub struct DatasetMessage {
-    #[serde(alias = "datasetName")]
     dataset_name: Option<String>,
-    #[serde(alias = "datasetDigest")]
     dataset_digest: Option<String>,
 }
 
 #[derive(Deserialize)]
 pub struct OrderByMessage {
-    #[serde(alias = "fieldName")]
     field_name: Option<String>,
     #[serde(default, deserialize_with = "wire::opt_bool")]
     ascending: Option<bool>,
-    #[serde(alias = "datasetName")]
     dataset_name: Option<String>,
-    #[serde(alias = "datasetDigest")]
     dataset_digest: Option<String>,
 }
 
 #[derive(Deserialize)]
 pub struct SearchLoggedModels {
-    #[serde(alias = "experimentIds")]
     experiment_ids: Option<Vec<String>>,
     filter: Option<String>,
     #[serde(default)]
     datasets: Vec<DatasetMessage>,
-    #[serde(default, alias = "maxResults", deserialize_with = "wire::opt_i64")]
+    #[serde(default, deserialize_with = "wire::opt_i64")]
     max_results: Option<i64>,
-    #[serde(default, alias = "orderBy")]
+    #[serde(default)]
     order_by: Vec<OrderByMessage>,
-    #[serde(alias = "pageToken")]
     page_token: Option<String>,
 }
 

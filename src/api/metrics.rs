@@ -16,16 +16,11 @@ const MAX_RESULTS_BULK_INTERVAL: i64 = 2500;
 
 #[derive(Deserialize)]
 pub struct GetHistory {
-    #[serde(alias = "runId")]
     run_id: Option<String>,
-    #[serde(alias = "runUuid")]
     run_uuid: Option<String>,
-    #[serde(alias = "metricKey")]
     metric_key: Option<String>,
     #[serde(default, deserialize_with = "wire::opt_i64")]
-    #[serde(alias = "maxResults")]
     max_results: Option<i64>,
-    #[serde(alias = "pageToken")]
     page_token: Option<String>,
 }
 impl QueryFields for GetHistory {}
@@ -71,18 +66,13 @@ pub async fn get_history(
 #[derive(Deserialize)]
 pub struct GetHistoryBulkInterval {
     #[serde(default)]
-    #[serde(alias = "runIds")]
     run_ids: Vec<String>,
-    #[serde(alias = "metricKey")]
     metric_key: Option<String>,
     #[serde(default, deserialize_with = "wire::opt_i64")]
-    #[serde(alias = "startStep")]
     start_step: Option<i64>,
     #[serde(default, deserialize_with = "wire::opt_i64")]
-    #[serde(alias = "endStep")]
     end_step: Option<i64>,
     #[serde(default, deserialize_with = "wire::opt_i64")]
-    #[serde(alias = "maxResults")]
     max_results: Option<i64>,
 }
 impl QueryFields for GetHistoryBulkInterval {

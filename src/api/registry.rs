@@ -106,7 +106,6 @@ pub async fn delete_registered_model(
 #[derive(Deserialize)]
 pub struct RenameRegisteredModel {
     name: Option<String>,
-    #[serde(alias = "newName")]
     new_name: Option<String>,
 }
 
@@ -149,12 +148,9 @@ pub async fn update_registered_model(
 pub struct SearchRegistry {
     filter: Option<String>,
     #[serde(default, deserialize_with = "wire::opt_i64")]
-    #[serde(alias = "maxResults")]
     max_results: Option<i64>,
     #[serde(default)]
-    #[serde(alias = "orderBy")]
     order_by: Vec<String>,
-    #[serde(alias = "pageToken")]
     page_token: Option<String>,
 }
 impl QueryFields for SearchRegistry {
@@ -323,14 +319,11 @@ pub async fn get_by_alias(
 pub struct CreateModelVersion {
     name: Option<String>,
     source: Option<String>,
-    #[serde(alias = "runId")]
     run_id: Option<String>,
     #[serde(default)]
     tags: Vec<KeyValue>,
-    #[serde(alias = "runLink")]
     run_link: Option<String>,
     description: Option<String>,
-    #[serde(alias = "modelId")]
     model_id: Option<String>,
 }
 
@@ -434,7 +427,6 @@ pub struct TransitionStage {
     version: Option<String>,
     stage: Option<String>,
     #[serde(default, deserialize_with = "wire::opt_bool")]
-    #[serde(alias = "archiveExistingVersions")]
     archive_existing_versions: Option<bool>,
 }
 

@@ -29,14 +29,10 @@ pub struct RunResponse {
 
 #[derive(Deserialize)]
 pub struct CreateRun {
-    #[serde(alias = "experimentId")]
     experiment_id: Option<String>,
-    #[serde(alias = "userId")]
     user_id: Option<String>,
-    #[serde(alias = "runName")]
     run_name: Option<String>,
     #[serde(default, deserialize_with = "wire::opt_i64")]
-    #[serde(alias = "startTime")]
     start_time: Option<i64>,
     #[serde(default)]
     tags: Vec<KeyValue>,
@@ -60,9 +56,7 @@ pub async fn create(
 
 #[derive(Deserialize)]
 pub struct RunId {
-    #[serde(alias = "runId")]
     run_id: Option<String>,
-    #[serde(alias = "runUuid")]
     run_uuid: Option<String>,
 }
 impl QueryFields for RunId {}
@@ -79,16 +73,12 @@ pub async fn get(
 
 #[derive(Deserialize)]
 pub struct UpdateRun {
-    #[serde(alias = "runId")]
     run_id: Option<String>,
-    #[serde(alias = "runUuid")]
     run_uuid: Option<String>,
     #[serde(default, deserialize_with = "wire::opt_enum")]
     status: Option<String>,
     #[serde(default, deserialize_with = "wire::opt_i64")]
-    #[serde(alias = "endTime")]
     end_time: Option<i64>,
-    #[serde(alias = "runName")]
     run_name: Option<String>,
 }
 
@@ -142,19 +132,14 @@ pub async fn restore(
 #[derive(Deserialize)]
 pub struct SearchRuns {
     #[serde(default)]
-    #[serde(alias = "experimentIds")]
     experiment_ids: Vec<String>,
     filter: Option<String>,
     #[serde(default, deserialize_with = "wire::opt_enum")]
-    #[serde(alias = "runViewType")]
     run_view_type: Option<String>,
     #[serde(default, deserialize_with = "wire::opt_i64")]
-    #[serde(alias = "maxResults")]
     max_results: Option<i64>,
     #[serde(default)]
-    #[serde(alias = "orderBy")]
     order_by: Vec<String>,
-    #[serde(alias = "pageToken")]
     page_token: Option<String>,
 }
 
@@ -196,11 +181,8 @@ pub struct MetricInput {
     timestamp: Option<i64>,
     #[serde(default, deserialize_with = "wire::opt_i64")]
     step: Option<i64>,
-    #[serde(alias = "modelId")]
     model_id: Option<String>,
-    #[serde(alias = "datasetName")]
     dataset_name: Option<String>,
-    #[serde(alias = "datasetDigest")]
     dataset_digest: Option<String>,
 }
 
@@ -228,9 +210,7 @@ impl MetricInput {
 
 #[derive(Deserialize)]
 pub struct LogMetric {
-    #[serde(alias = "runId")]
     run_id: Option<String>,
-    #[serde(alias = "runUuid")]
     run_uuid: Option<String>,
     #[serde(flatten)]
     metric: MetricInput,
@@ -252,9 +232,7 @@ pub async fn log_metric(
 
 #[derive(Deserialize)]
 pub struct LogKeyValue {
-    #[serde(alias = "runId")]
     run_id: Option<String>,
-    #[serde(alias = "runUuid")]
     run_uuid: Option<String>,
     key: Option<String>,
     value: Option<String>,
@@ -311,9 +289,7 @@ pub async fn delete_tag(
 
 #[derive(Deserialize)]
 pub struct LogBatch {
-    #[serde(alias = "runId")]
     run_id: Option<String>,
-    #[serde(alias = "runUuid")]
     run_uuid: Option<String>,
     #[serde(default)]
     metrics: Vec<MetricInput>,
@@ -348,7 +324,6 @@ pub async fn log_batch(
 pub struct DatasetMessage {
     name: Option<String>,
     digest: Option<String>,
-    #[serde(alias = "sourceType")]
     source_type: Option<String>,
     source: Option<String>,
     schema: Option<String>,
@@ -364,9 +339,7 @@ pub struct DatasetInputMessage {
 
 #[derive(Deserialize)]
 pub struct LogInputs {
-    #[serde(alias = "runId")]
     run_id: Option<String>,
-    #[serde(alias = "runUuid")]
     run_uuid: Option<String>,
     #[serde(default)]
     datasets: Vec<DatasetInputMessage>,
@@ -376,7 +349,6 @@ pub struct LogInputs {
 
 #[derive(Deserialize)]
 pub struct ModelIdMessage {
-    #[serde(alias = "modelId")]
     model_id: Option<String>,
     #[serde(default, deserialize_with = "wire::opt_i64")]
     step: Option<i64>,
@@ -434,7 +406,6 @@ pub async fn log_inputs(
 
 #[derive(Deserialize)]
 pub struct LogOutputs {
-    #[serde(alias = "runId")]
     run_id: Option<String>,
     models: Option<Vec<ModelIdMessage>>,
 }
@@ -465,11 +436,8 @@ pub async fn log_outputs(
 
 #[derive(Deserialize)]
 pub struct LogModel {
-    #[serde(alias = "runId")]
     run_id: Option<String>,
-    #[serde(alias = "runUuid")]
     run_uuid: Option<String>,
-    #[serde(alias = "modelJson")]
     model_json: Option<String>,
 }
 

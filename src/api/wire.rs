@@ -17,6 +17,10 @@ use serde_json::{Map, Value};
 use crate::error::{MlflowError, Result};
 use crate::model::Tag;
 
+mod snake_case;
+
+use snake_case::{to_snake_case, SnakeCase};
+
 /// A request message read from a JSON body (POST/PATCH/DELETE).
 pub struct Body<T>(pub T);
 
@@ -89,8 +93,8 @@ async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes> {
 
 /// Parses a JSON request body into its message: empty means `{}`, and a JSON
 /// string holding JSON (double-encoded, which MLflow accepts) is decoded once
-/// more. lowerCamel names are serde aliases on the message fields; spelling
-/// one field both ways is an error, as in protobuf's parser.
+/// more. lowerCamel names are converted while parsing ([`SnakeCase`]);
+/// spelling one field both ways is an error, as in protobuf's parser.
 pub fn parse_message<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     let body = bytes.trim_ascii();
     match body.first() {
@@ -105,7 +109,12 @@ pub fn parse_message<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
             }
             parse_message(inner.as_bytes())
         }
-        Some(_) => serde_json::from_slice(body).map_err(malformed),
+        Some(_) => {
+            let mut json = serde_json::Deserializer::from_slice(body);
+            let message = T::deserialize(SnakeCase(&mut json)).map_err(malformed)?;
+            json.end().map_err(malformed)?;
+            Ok(message)
+        }
     }
 }
 
@@ -116,20 +125,6 @@ fn malformed(err: serde_json::Error) -> MlflowError {
 fn from_value<T: DeserializeOwned>(value: Value) -> Result<T> {
     serde_json::from_value(value)
         .map_err(|err| MlflowError::invalid_parameter(format!("Invalid request: {err}")))
-}
-
-/// `runId` → `run_id`, so query keys match the list of repeated fields.
-fn to_snake_case(name: &str) -> String {
-    let mut out = String::with_capacity(name.len() + 4);
-    for c in name.chars() {
-        if c.is_ascii_uppercase() {
-            out.push('_');
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// Query pairs as a JSON object of strings; `repeated` fields become lists.
@@ -251,7 +246,6 @@ mod tests {
 
     #[derive(Debug, Deserialize)]
     struct Sample {
-        #[serde(alias = "runId")]
         run_id: Option<String>,
         #[serde(default, deserialize_with = "opt_i64")]
         timestamp: Option<i64>,

@@ -1,37 +1,12 @@
-//! Renderer tests: the produced SQL runs on a small fixture of MLflow's tables
-//! and the returned ids and their order are checked. Every scenario runs on an
-//! in-memory SQLite and on PostgreSQL (`FERROFLOW_TEST_PG_URL`, default
-//! `postgresql://postgres@127.0.0.1:5432`), in temporary tables, so tests
-//! share the server without seeing each other.
-
-use sqlx::any::AnyPoolOptions;
-use sqlx::{AnyPool, Executor, Row};
+//! Renderer tests: the produced SQL runs on a small fixture in a migrated
+//! database, through the store's own query API, and the returned ids and
+//! their order are checked. Every scenario runs on SQLite and on PostgreSQL
+//! (when `FERROFLOW_TEST_PG_URL` is set), each on a database of its own.
 
 use super::*;
 use crate::error::ErrorCode;
-
-/// Temporary tables: on PostgreSQL they vanish with the test's one connection.
-const SCHEMA: &str = r#"
-CREATE TEMPORARY TABLE experiments (experiment_id INTEGER PRIMARY KEY, name TEXT NOT NULL,
-    artifact_location TEXT, lifecycle_stage TEXT, creation_time BIGINT,
-    last_update_time BIGINT, workspace TEXT NOT NULL);
-CREATE TEMPORARY TABLE experiment_tags (key TEXT, value TEXT, experiment_id INTEGER,
-    PRIMARY KEY (key, experiment_id));
-CREATE TEMPORARY TABLE runs (run_uuid TEXT PRIMARY KEY, name TEXT, source_type TEXT, source_name TEXT,
-    entry_point_name TEXT, user_id TEXT, status TEXT, start_time BIGINT, end_time BIGINT,
-    source_version TEXT, lifecycle_stage TEXT, artifact_uri TEXT, experiment_id INTEGER,
-    deleted_time BIGINT);
-CREATE TEMPORARY TABLE latest_metrics (key TEXT, value DOUBLE PRECISION NOT NULL, timestamp BIGINT, step BIGINT,
-    is_nan BOOLEAN NOT NULL, run_uuid TEXT, PRIMARY KEY (key, run_uuid));
-CREATE TEMPORARY TABLE params (key TEXT, value TEXT, run_uuid TEXT, PRIMARY KEY (key, run_uuid));
-CREATE TEMPORARY TABLE tags (key TEXT, value TEXT, run_uuid TEXT, PRIMARY KEY (key, run_uuid));
-CREATE TEMPORARY TABLE datasets (dataset_uuid TEXT PRIMARY KEY, experiment_id INTEGER, name TEXT,
-    digest TEXT, dataset_source_type TEXT, dataset_source TEXT, dataset_schema TEXT,
-    dataset_profile TEXT);
-CREATE TEMPORARY TABLE inputs (input_uuid TEXT PRIMARY KEY, source_type TEXT, source_id TEXT,
-    destination_type TEXT, destination_id TEXT);
-CREATE TEMPORARY TABLE input_tags (input_uuid TEXT, name TEXT, value TEXT, PRIMARY KEY (input_uuid, name));
-"#;
+use crate::store::db::{self, Db};
+use crate::store::testing::{Backend, TestDatabase};
 
 /// Runs of experiment 1 unless noted:
 /// - r1 alpha  FINISHED alice start 100 end 200; acc 0.9, loss 0.5; lr 0.1, opt adam; team A;
@@ -42,14 +17,16 @@ CREATE TEMPORARY TABLE input_tags (input_uuid TEXT, name TEXT, value TEXT, PRIMA
 /// - r5 eps    experiment 2, start 300; acc 0.8
 /// - r6 zeta   FINISHED dave  start 150 end -;   no metrics, params or team tag
 const FIXTURE: &str = r#"
-INSERT INTO experiments VALUES
+INSERT INTO experiments (experiment_id, name, artifact_location, lifecycle_stage, creation_time,
+                         last_update_time, workspace) VALUES
     (0, 'Default', 'a/0', 'active', 10, 10, 'default'),
     (1, 'alpha-exp', 'a/1', 'active', 30, 40, 'default'),
     (2, 'beta-exp', 'a/2', 'active', 30, 35, 'default'),
     (3, 'gamma', 'a/3', 'active', NULL, NULL, 'default'),
     (4, 'old-exp', 'a/4', 'deleted', 5, 5, 'default'),
     (5, 'alpha-exp', 'a/5', 'active', 100, 100, 'other');
-INSERT INTO experiment_tags VALUES ('team', 'A', 1), ('team', 'B', 2), ('team', 'A', 5);
+INSERT INTO experiment_tags (key, value, experiment_id) VALUES
+    ('team', 'A', 1), ('team', 'B', 2), ('team', 'A', 5);
 INSERT INTO runs (run_uuid, name, user_id, status, start_time, end_time, lifecycle_stage,
                   artifact_uri, experiment_id) VALUES
     ('r1', 'alpha', 'alice', 'FINISHED', 100, 200, 'active', 's3://b/r1', 1),
@@ -58,80 +35,67 @@ INSERT INTO runs (run_uuid, name, user_id, status, start_time, end_time, lifecyc
     ('r4', 'delta', 'carol', 'FAILED', 50, 60, 'deleted', 's3://b/r4', 1),
     ('r5', 'eps', 'alice', 'FINISHED', 300, 400, 'active', 's3://b/r5', 2),
     ('r6', 'zeta', 'dave', 'FINISHED', 150, NULL, 'active', 's3://b/r6', 1);
-INSERT INTO latest_metrics VALUES
+INSERT INTO latest_metrics (key, value, timestamp, step, is_nan, run_uuid) VALUES
     ('acc', 0.9, 1, 0, FALSE, 'r1'), ('loss', 0.5, 1, 0, FALSE, 'r1'),
     ('acc', 0.7, 1, 0, FALSE, 'r2'),
     ('acc', 0.0, 1, 0, TRUE, 'r3'),
     ('acc', 0.8, 1, 0, FALSE, 'r5');
-INSERT INTO params VALUES ('lr', '0.1', 'r1'), ('opt', 'adam', 'r1'), ('lr', '0.01', 'r2'),
-    ('lr', '0.1', 'r3');
-INSERT INTO tags VALUES
+INSERT INTO params (key, value, run_uuid) VALUES
+    ('lr', '0.1', 'r1'), ('opt', 'adam', 'r1'), ('lr', '0.01', 'r2'), ('lr', '0.1', 'r3');
+INSERT INTO tags (key, value, run_uuid) VALUES
     ('mlflow.runName', 'alpha', 'r1'), ('team', 'A', 'r1'),
     ('mlflow.runName', 'beta', 'r2'), ('team', 'b', 'r2'),
     ('mlflow.runName', 'gamma', 'r3'),
     ('mlflow.runName', 'delta', 'r4'), ('team', 'A', 'r4'),
     ('mlflow.runName', 'eps', 'r5'),
     ('mlflow.runName', 'zeta', 'r6');
-INSERT INTO datasets (dataset_uuid, experiment_id, name, digest) VALUES
-    ('d1', 1, 'train_ds', 'abc'), ('d2', 1, 'eval_ds', 'def');
-INSERT INTO inputs VALUES ('i1', 'DATASET', 'd1', 'RUN', 'r1'), ('i2', 'DATASET', 'd2', 'RUN', 'r2');
-INSERT INTO input_tags VALUES ('i1', 'mlflow.data.context', 'training'),
-    ('i2', 'mlflow.data.context', 'eval');
+INSERT INTO datasets (dataset_uuid, experiment_id, name, digest, dataset_source_type,
+                      dataset_source) VALUES
+    ('d1', 1, 'train_ds', 'abc', 'local', '{}'), ('d2', 1, 'eval_ds', 'def', 'local', '{}');
+INSERT INTO inputs (input_uuid, source_type, source_id, destination_type, destination_id) VALUES
+    ('i1', 'DATASET', 'd1', 'RUN', 'r1'), ('i2', 'DATASET', 'd2', 'RUN', 'r2');
+INSERT INTO input_tags (input_uuid, name, value) VALUES
+    ('i1', 'mlflow.data.context', 'training'), ('i2', 'mlflow.data.context', 'eval')
 "#;
 
-/// A fixture database through sqlx's Any driver, as the store runs it. Each
-/// test holds one connection, so all its queries see the same (temporary)
-/// tables.
-struct Db(AnyPool);
-
-async fn fixture(url: &str, setup: &'static str) -> Db {
-    sqlx::any::install_default_drivers();
-    let pool = AnyPoolOptions::new()
-        .max_connections(1)
-        .after_connect(move |conn, _| {
-            Box::pin(async move {
-                conn.execute(setup).await?;
-                Ok(())
-            })
-        })
-        .connect(url)
-        .await
-        .unwrap();
-    sqlx::raw_sql(SCHEMA).execute(&pool).await.unwrap();
-    sqlx::raw_sql(FIXTURE).execute(&pool).await.unwrap();
-    Db(pool)
+/// The fixture in a fresh migrated database; `None` when the backend is
+/// not available (PostgreSQL without `FERROFLOW_TEST_PG_URL`).
+struct Fixture {
+    db: Db,
+    _database: TestDatabase,
 }
 
-async fn sqlite() -> Db {
-    // The store's SQLite pool sets the same pragma: LIKE matches case.
-    fixture("sqlite::memory:", "PRAGMA case_sensitive_like = ON").await
+async fn fixture(backend: Backend) -> Option<Fixture> {
+    let database = TestDatabase::create(backend).await?;
+    let db = crate::store::open_db(database.uri()).await.unwrap();
+    for statement in FIXTURE.split(';') {
+        db::query(statement).execute(&db).await.unwrap();
+    }
+    Some(Fixture {
+        db,
+        _database: database,
+    })
 }
 
-async fn postgres() -> Db {
-    let base = std::env::var("FERROFLOW_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgresql://postgres@127.0.0.1:5432".into());
-    fixture(&format!("{base}/postgres"), "SELECT 1").await
-}
-
-impl Db {
+impl Fixture {
     /// The first column of every row, as text.
     async fn fetch(&self, query: &SqlQuery) -> Vec<String> {
-        let mut statement = sqlx::query(&query.sql);
-        for bind in &query.binds {
-            statement = match bind {
-                SqlValue::Text(s) => statement.bind(s.clone()),
-                SqlValue::Int(i) => statement.bind(*i),
-                SqlValue::Float(f) => statement.bind(*f),
-            };
-        }
+        let statement = query
+            .binds
+            .iter()
+            .fold(db::query(&query.sql), |q, bind| match bind {
+                SqlValue::Text(s) => q.bind(s),
+                SqlValue::Int(i) => q.bind(*i),
+                SqlValue::Float(f) => q.bind(*f),
+            });
         let rows = statement
-            .fetch_all(&self.0)
+            .fetch_all(&self.db)
             .await
             .unwrap_or_else(|e| panic!("{e}\n{}", query.sql));
         rows.iter()
             .map(|row| match row.try_get::<String, _>(0) {
                 Ok(s) => s,
-                Err(_) => row.get::<i64, _>(0).to_string(),
+                Err(_) => row.try_get::<i64, _>(0).unwrap().to_string(),
             })
             .collect()
     }
@@ -141,12 +105,12 @@ fn owned(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| s.to_string()).collect()
 }
 
-async fn runs(pool: &Db, filter: &str, order_by: &[&str]) -> Vec<String> {
+async fn runs(pool: &Fixture, filter: &str, order_by: &[&str]) -> Vec<String> {
     runs_in(pool, &[1], ViewType::ActiveOnly, filter, order_by, 100, 0).await
 }
 
 async fn runs_in(
-    pool: &Db,
+    pool: &Fixture,
     experiment_ids: &[i64],
     view: ViewType,
     filter: &str,
@@ -166,13 +130,18 @@ async fn runs_in(
     pool.fetch(&query).await
 }
 
-async fn experiments(pool: &Db, view: ViewType, filter: &str, order_by: &[&str]) -> Vec<String> {
+async fn experiments(
+    pool: &Fixture,
+    view: ViewType,
+    filter: &str,
+    order_by: &[&str],
+) -> Vec<String> {
     let query = experiments_search_query("default", view, filter, &owned(order_by), 100, 0)
         .unwrap_or_else(|e| panic!("{filter} / {order_by:?}: {e}"));
     pool.fetch(&query).await
 }
 
-async fn runs_default_order_views_and_experiments(pool: &Db) {
+async fn runs_default_order_views_and_experiments(pool: &Fixture) {
     // start_time DESC, then run_uuid ASC for the r2/r3 tie.
     assert_eq!(runs(pool, "", &[]).await, ["r2", "r3", "r6", "r1"]);
     assert_eq!(runs(pool, "  ", &[]).await, ["r2", "r3", "r6", "r1"]);
@@ -186,7 +155,7 @@ async fn runs_default_order_views_and_experiments(pool: &Db) {
     assert!(none.is_empty());
 }
 
-async fn runs_filters(pool: &Db) {
+async fn runs_filters(pool: &Fixture) {
     let cases: &[(&str, &[&str])] = &[
         // Metrics: a NaN row never matches a comparison except `!=`, and its
         // stored placeholder 0 never matches anything.
@@ -251,7 +220,7 @@ async fn runs_filters(pool: &Db) {
     }
 }
 
-async fn runs_order_by(pool: &Db) {
+async fn runs_order_by(pool: &Fixture) {
     let cases: &[(&[&str], &[&str])] = &[
         // Metrics: NaN after real values and missing last, in both directions.
         (&["metrics.acc DESC"], &["r1", "r2", "r3", "r6"]),
@@ -279,7 +248,7 @@ async fn runs_order_by(pool: &Db) {
     assert_eq!(ordered, ["r1", "r2", "r3"]);
 }
 
-async fn runs_paging_with_limit_and_offset(pool: &Db) {
+async fn runs_paging_with_limit_and_offset(pool: &Fixture) {
     let page = |offset| {
         runs_in(
             pool,
@@ -302,7 +271,7 @@ async fn runs_paging_with_limit_and_offset(pool: &Db) {
     assert_eq!(next, ["r6", "r1"]);
 }
 
-async fn hostile_values_are_bound_and_match_nothing(pool: &Db) {
+async fn hostile_values_are_bound_and_match_nothing(pool: &Fixture) {
     let hostile = [
         "tags.team = \"' OR 1=1 --\"",
         "params.lr = '\"; DROP TABLE runs; --'",
@@ -332,7 +301,7 @@ async fn hostile_values_are_bound_and_match_nothing(pool: &Db) {
     );
 }
 
-async fn experiments_filters_order_and_workspace(pool: &Db) {
+async fn experiments_filters_order_and_workspace(pool: &Fixture) {
     let active = ViewType::ActiveOnly;
     // creation_time DESC, experiment_id ASC; a missing creation_time sorts last.
     assert_eq!(
@@ -394,7 +363,8 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test]
                 async fn $scenario() {
-                    super::$scenario(&super::sqlite().await).await;
+                    let fixture = super::fixture(super::Backend::Sqlite).await.unwrap();
+                    super::$scenario(&fixture).await;
                 }
             )*
         }
@@ -402,7 +372,9 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test]
                 async fn $scenario() {
-                    super::$scenario(&super::postgres().await).await;
+                    if let Some(fixture) = super::fixture(super::Backend::Postgres).await {
+                        super::$scenario(&fixture).await;
+                    }
                 }
             )*
         }

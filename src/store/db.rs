@@ -12,14 +12,24 @@
 //! runtime thread is in use; a long read (a 100,000-point history) holds its
 //! runtime thread meanwhile, while the others go on serving.
 //!
-//! Statements are written once with `$1, $2, ...` placeholders; both drivers
-//! take them as they are (SQLite reads `$N` as a named parameter, mapped back
-//! to position N here; bulk statements use `?`, see `Placeholders`).
+//! Statements are written once with `$1, $2, ...` placeholders. PostgreSQL
+//! takes them as they are; for SQLite they become `?1, ?2, ...`, which it
+//! binds by number (it reads `$N` as a *named* parameter and resolves each
+//! name with a linear scan: quadratic for a 6,000-parameter batch insert).
+//!
+//! Another process may hold SQLite's write lock (a second server, `mlflow`
+//! migrating a shared file). Waiting for it inside SQLite (`busy_timeout`)
+//! would block a runtime thread, so connections give up at once and the wait
+//! happens here, asynchronously, up to [`SQLITE_BUSY_DEADLINE`].
 
+use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use sqlx::postgres::{PgColumn, PgPool, PgRow, Postgres};
 use sqlx::{Column, Row as _, TypeInfo};
+
+use crate::error::{ErrorCode, MlflowError};
 
 /// A database error as the store needs to tell them apart.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +42,9 @@ pub enum DbError {
     /// VARCHAR sizes and integer ranges; SQLite does not).
     #[error("{0}")]
     DataDoesNotFit(String),
+    /// SQLite's write lock stayed with another process past the deadline.
+    #[error("database is locked")]
+    Busy,
     #[error(transparent)]
     Other(anyhow::Error),
 }
@@ -39,6 +52,40 @@ pub enum DbError {
 impl DbError {
     pub fn is_unique_violation(&self) -> bool {
         matches!(self, DbError::UniqueViolation(_))
+    }
+}
+
+impl From<DbError> for MlflowError {
+    /// A value too long or too large for its column is the client's mistake
+    /// (400, with the database's wording); a lock held elsewhere is a 503 the
+    /// client retries; anything else is ours (500, logged, text hidden).
+    fn from(err: DbError) -> Self {
+        match err {
+            DbError::DataDoesNotFit(message) => {
+                Self::invalid_parameter(format!("A value does not fit its field: {message}"))
+            }
+            DbError::Busy => Self::new(
+                ErrorCode::TemporarilyUnavailable,
+                "The database is locked by another process; retry later.",
+            ),
+            other => Self::internal(other),
+        }
+    }
+}
+
+/// How the store reads a statement that may hit a unique constraint.
+pub trait UniqueViolation<T> {
+    /// A unique violation becomes `conflict()` (MLflow's "already exists"
+    /// wording differs per entity); any other error converts as usual.
+    fn or_conflict(self, conflict: impl FnOnce() -> MlflowError) -> Result<T, MlflowError>;
+}
+
+impl<T> UniqueViolation<T> for DbResult<T> {
+    fn or_conflict(self, conflict: impl FnOnce() -> MlflowError) -> Result<T, MlflowError> {
+        self.map_err(|err| match err {
+            DbError::UniqueViolation(_) => conflict(),
+            other => other.into(),
+        })
     }
 }
 
@@ -74,6 +121,9 @@ impl From<rusqlite::Error> for DbError {
                     || e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY =>
             {
                 DbError::UniqueViolation(message.clone().unwrap_or_default())
+            }
+            rusqlite::Error::SqliteFailure(e, _) if e.code == rusqlite::ErrorCode::DatabaseBusy => {
+                DbError::Busy
             }
             _ => DbError::Other(err.into()),
         }
@@ -227,12 +277,22 @@ pub struct SqliteDb {
     writer: Arc<tokio::sync::Mutex<rusqlite::Connection>>,
     readers: Mutex<Vec<rusqlite::Connection>>,
     open_reader: Box<dyn Fn() -> DbResult<rusqlite::Connection> + Send + Sync>,
+    busy_deadline: Duration,
 }
 
 /// Reader connections kept open between requests.
 const IDLE_READERS: usize = 8;
 
+/// How long a statement waits for a lock another process holds before the
+/// request fails with 503 (MLflow's SQLAlchemy store waits 30 s too).
+pub const SQLITE_BUSY_DEADLINE: Duration = Duration::from_secs(30);
+
+/// The longest pause between two tries of a locked statement.
+const SQLITE_BUSY_MAX_PAUSE: Duration = Duration::from_millis(50);
+
 impl SqliteDb {
+    /// `writer` and the connections `open_reader` makes must not wait inside
+    /// SQLite (`busy_timeout = 0`): waits happen in [`SqliteDb::retry_busy`].
     pub fn new(
         writer: rusqlite::Connection,
         open_reader: impl Fn() -> DbResult<rusqlite::Connection> + Send + Sync + 'static,
@@ -241,6 +301,29 @@ impl SqliteDb {
             writer: Arc::new(tokio::sync::Mutex::new(writer)),
             readers: Mutex::new(Vec::new()),
             open_reader: Box::new(open_reader),
+            busy_deadline: SQLITE_BUSY_DEADLINE,
+        }
+    }
+
+    #[cfg(test)]
+    fn with_busy_deadline(mut self, deadline: Duration) -> Self {
+        self.busy_deadline = deadline;
+        self
+    }
+
+    /// Runs `attempt` again while another process holds the lock, pausing
+    /// without blocking the runtime thread (1 ms, doubling up to 50 ms).
+    async fn retry_busy<T>(&self, mut attempt: impl FnMut() -> DbResult<T>) -> DbResult<T> {
+        let deadline = tokio::time::Instant::now() + self.busy_deadline;
+        let mut pause = Duration::from_millis(1);
+        loop {
+            match attempt() {
+                Err(DbError::Busy) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(SQLITE_BUSY_MAX_PAUSE);
+                }
+                result => return result,
+            }
         }
     }
 
@@ -272,11 +355,14 @@ impl Db {
         match self {
             Db::Postgres(pool) => Ok(Tx::Postgres(pool.begin().await?)),
             Db::Sqlite(db) => {
-                let conn = db.writer.clone().lock_owned().await;
+                let mut conn = db.writer.clone().lock_owned().await;
                 // IMMEDIATE takes the write lock now, so another process
-                // holding it makes us wait (busy_timeout) rather than fail
-                // halfway through the transaction.
-                conn.execute_batch("BEGIN IMMEDIATE")?;
+                // holding it makes us wait here rather than fail halfway
+                // through the transaction. (`&mut`: a connection is `Send`
+                // but not `Sync`, and the wait crosses an `.await`.)
+                let writer = &mut *conn;
+                db.retry_busy(move || Ok(writer.execute_batch("BEGIN IMMEDIATE")?))
+                    .await?;
                 Ok(Tx::Sqlite(SqliteTx(Some(conn))))
             }
         }
@@ -385,22 +471,34 @@ impl<'q> Query<'q> {
         match target {
             Target::Db(Db::Postgres(pool)) => self.run_sqlx(pool, want_rows).await,
             Target::Db(Db::Sqlite(db)) => {
+                let sql = sqlite_placeholders(self.sql);
                 // A reader runs what only reads; a statement that writes
                 // outside a transaction takes the writer connection.
-                let read = db.with_reader(|conn| {
-                    if conn.prepare_cached(self.sql)?.readonly() {
-                        self.run_sqlite(conn, want_rows).map(Some)
-                    } else {
-                        Ok(None)
-                    }
-                })?;
+                let read = db
+                    .retry_busy(|| {
+                        db.with_reader(|conn| {
+                            if conn.prepare_cached(&sql)?.readonly() {
+                                self.run_sqlite(conn, &sql, want_rows).map(Some)
+                            } else {
+                                Ok(None)
+                            }
+                        })
+                    })
+                    .await?;
                 match read {
                     Some(output) => Ok(output),
-                    None => self.run_sqlite(&*db.writer.lock().await, want_rows),
+                    None => {
+                        let mut conn = db.writer.lock().await;
+                        let writer = &mut *conn;
+                        db.retry_busy(move || self.run_sqlite(writer, &sql, want_rows))
+                            .await
+                    }
                 }
             }
             Target::Tx(Tx::Postgres(tx)) => self.run_sqlx(&mut **tx, want_rows).await,
-            Target::Tx(Tx::Sqlite(SqliteTx(Some(conn)))) => self.run_sqlite(conn, want_rows),
+            Target::Tx(Tx::Sqlite(SqliteTx(Some(conn)))) => {
+                self.run_sqlite(conn, &sqlite_placeholders(self.sql), want_rows)
+            }
             Target::Tx(Tx::Sqlite(SqliteTx(None))) => {
                 unreachable!("a committed transaction is consumed")
             }
@@ -464,19 +562,23 @@ impl<'q> Query<'q> {
         })
     }
 
-    fn run_sqlite(&self, conn: &rusqlite::Connection, want_rows: bool) -> DbResult<Output> {
-        let mut statement = conn.prepare_cached(self.sql)?;
-        for index in 1..=statement.parameter_count() {
-            // `$N` is SQLite's named parameter "$N": bind parameter N to it.
-            let position = statement
-                .parameter_name(index)
-                .and_then(|name| name.strip_prefix('$'))
-                .and_then(|n| n.parse::<usize>().ok())
-                .unwrap_or(index);
-            let value = self
-                .params
-                .get(position - 1)
-                .ok_or_else(|| DbError::Other(anyhow::anyhow!("parameter {position} not bound")))?;
+    /// Runs the statement, `sql` being its text with `?N` placeholders.
+    fn run_sqlite(
+        &self,
+        conn: &rusqlite::Connection,
+        sql: &str,
+        want_rows: bool,
+    ) -> DbResult<Output> {
+        let mut statement = conn.prepare_cached(sql)?;
+        let count = statement.parameter_count();
+        if count > self.params.len() {
+            return Err(DbError::Other(anyhow::anyhow!(
+                "{count} parameters in the statement, {} bound",
+                self.params.len()
+            )));
+        }
+        // `?N` is parameter N, so parameters bind by position.
+        for (index, value) in (1..=count).zip(&self.params) {
             match value {
                 Value::Int(v) => statement.raw_bind_parameter(index, v)?,
                 Value::Real(v) => statement.raw_bind_parameter(index, v)?,
@@ -514,6 +616,26 @@ impl<'q> Query<'q> {
             rows,
         })
     }
+}
+
+/// The statement with `$N` placeholders spelled `?N`, which SQLite binds by
+/// number. Store SQL has no `$` followed by a digit inside a string literal.
+fn sqlite_placeholders(sql: &str) -> Cow<'_, str> {
+    let bytes = sql.as_bytes();
+    let mut out = String::new();
+    let mut copied = 0;
+    for (i, pair) in bytes.windows(2).enumerate() {
+        if pair[0] == b'$' && pair[1].is_ascii_digit() {
+            out.push_str(&sql[copied..i]);
+            out.push('?');
+            copied = i + 1;
+        }
+    }
+    if copied == 0 {
+        return Cow::Borrowed(sql);
+    }
+    out.push_str(&sql[copied..]);
+    Cow::Owned(out)
 }
 
 /// How a PostgreSQL column is read: the store's statements return only these

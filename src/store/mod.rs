@@ -13,6 +13,8 @@ mod postgres;
 pub mod registry;
 mod sql;
 mod sqlite;
+#[doc(hidden)]
+pub mod testing;
 pub mod validation;
 
 use async_trait::async_trait;
@@ -23,6 +25,7 @@ use crate::model::{
     Tag, Workspace,
 };
 use crate::search::ViewType;
+use db::Db;
 
 pub use logged_models::{LoggedModelQuery, LoggedModelStore, NewLoggedModel};
 pub use registry::{NewModelVersion, RegistryQuery, RegistryStore};
@@ -185,22 +188,23 @@ pub trait TrackingStore: Send + Sync {
 /// (`sqlite:///relative.db`, `sqlite:////abs/path.db`, `postgresql://...`),
 /// applies migrations and makes sure experiment 0 exists.
 pub async fn open(uri: &str, default_artifact_root: &str) -> anyhow::Result<SqlStore> {
-    let store = connect(uri, default_artifact_root).await?;
+    let store = SqlStore::new(open_db(uri).await?, default_artifact_root);
     store.ensure_default_experiment().await?;
     Ok(store)
 }
 
 /// Applies migrations only (`ferroflow db upgrade`), like `mlflow db upgrade`.
 pub async fn upgrade(uri: &str) -> anyhow::Result<()> {
-    connect(uri, "mlflow-artifacts:/").await.map(drop)
+    open_db(uri).await.map(drop)
 }
 
-async fn connect(uri: &str, default_artifact_root: &str) -> anyhow::Result<SqlStore> {
+/// Connects to the database the URI names and applies its migrations.
+pub(crate) async fn open_db(uri: &str) -> anyhow::Result<Db> {
     let scheme = uri.split("://").next().unwrap_or_default();
     // SQLAlchemy URIs may name a driver (`postgresql+psycopg2://`).
     match scheme.split('+').next().unwrap_or_default() {
-        "sqlite" => sqlite::open(uri, default_artifact_root).await,
-        "postgresql" | "postgres" => postgres::open(uri, default_artifact_root).await,
+        "sqlite" => sqlite::open(uri).await,
+        "postgresql" | "postgres" => postgres::open(uri).await,
         _ => anyhow::bail!(
             "unsupported backend store URI scheme '{scheme}': use sqlite:///<path> or postgresql://..."
         ),

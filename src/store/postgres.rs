@@ -7,7 +7,6 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::Connection;
 
 use super::db::Db;
-use super::SqlStore;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
@@ -25,7 +24,8 @@ fn sqlx_url(uri: &str) -> String {
     }
 }
 
-pub(super) async fn open(uri: &str, default_artifact_root: &str) -> anyhow::Result<SqlStore> {
+/// Connects a pool to the database the URI names and migrates it.
+pub(super) async fn open(uri: &str) -> anyhow::Result<Db> {
     // sqlx pings every connection it hands out by default: a network round
     // trip per transaction. Only a connection idle long enough to have been
     // dropped by the server or a proxy is checked.
@@ -46,7 +46,7 @@ pub(super) async fn open(uri: &str, default_artifact_root: &str) -> anyhow::Resu
     // The migrator takes an advisory lock, so replicas starting together
     // apply each migration once.
     MIGRATOR.run(&pool).await?;
-    Ok(SqlStore::new(Db::Postgres(pool), default_artifact_root))
+    Ok(Db::Postgres(pool))
 }
 
 #[cfg(test)]

@@ -1,24 +1,28 @@
 //! SQLite: the embedded default. WAL mode, one writer connection and a pool
 //! of readers (see `db.rs` for why they are rusqlite connections used in
-//! place); the pragmas live here and nowhere else.
+//! place); the pragmas and the migration runner live here and nowhere else.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::Instant;
 
 use rusqlite::OpenFlags;
-use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::ConnectOptions;
 
 use super::db::{Db, DbResult, SqliteDb};
-use super::SqlStore;
 
+/// The migrations, embedded at build time. sqlx's macro only reads the files
+/// (name, text, checksum); they are applied below, through rusqlite.
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
 /// Set on every connection. `case_sensitive_like` makes `LIKE` match case as
-/// MLflow's LIKE does (ILIKE is rendered with `LOWER`); `busy_timeout` lets
-/// another process (a second server, `mlflow` itself) hold the file briefly.
+/// MLflow's LIKE does (ILIKE is rendered with `LOWER`). `busy_timeout = 0`:
+/// a lock held by another process is waited for asynchronously in `db.rs`,
+/// never inside SQLite on a runtime thread.
 const PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-     PRAGMA busy_timeout = 30000; PRAGMA foreign_keys = ON; PRAGMA case_sensitive_like = ON;";
+     PRAGMA busy_timeout = 0; PRAGMA foreign_keys = ON; PRAGMA case_sensitive_like = ON;";
+
+/// Migrations run once at startup, before serving, on a blocking thread: they
+/// may wait as long as MLflow's store would for another process's lock.
+const MIGRATION_BUSY_TIMEOUT_MS: u32 = 30_000;
 
 /// Prepared statements kept per connection (searches render their SQL, so
 /// the cache also holds a few shapes of those).
@@ -46,23 +50,78 @@ fn connect(path: &str) -> DbResult<rusqlite::Connection> {
     Ok(conn)
 }
 
-pub(super) async fn open(uri: &str, default_artifact_root: &str) -> anyhow::Result<SqlStore> {
+/// Opens the file the URI names, creating and migrating it as needed.
+pub(super) async fn open(uri: &str) -> anyhow::Result<Db> {
     let path = file_path(uri)?;
-    // Migrations go through sqlx's migrator (and its bookkeeping table), once.
-    let mut migrator = SqliteConnectOptions::new()
-        .filename(&path)
-        .create_if_missing(true)
-        .busy_timeout(Duration::from_secs(30))
-        .connect()
-        .await?;
-    MIGRATOR.run(&mut migrator).await?;
-    drop(migrator);
+    let migrate_path = path.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = connect(&migrate_path)?;
+        conn.busy_timeout(std::time::Duration::from_millis(
+            MIGRATION_BUSY_TIMEOUT_MS.into(),
+        ))?;
+        migrate(&mut conn)
+    })
+    .await??;
     let writer = connect(&path)?;
     let db = SqliteDb::new(writer, move || connect(&path));
-    Ok(SqlStore::new(
-        Db::Sqlite(Arc::new(db)),
-        default_artifact_root,
-    ))
+    Ok(Db::Sqlite(Arc::new(db)))
+}
+
+/// The bookkeeping table of sqlx's migrator, which ferroflow used for SQLite
+/// before it applied migrations itself: databases migrated either way read
+/// the same, and a changed migration file is still refused by its checksum.
+const BOOKKEEPING: &str = "CREATE TABLE IF NOT EXISTS _sqlx_migrations (
+    version BIGINT PRIMARY KEY,
+    description TEXT NOT NULL,
+    installed_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    success BOOLEAN NOT NULL,
+    checksum BLOB NOT NULL,
+    execution_time BIGINT NOT NULL
+)";
+
+/// Applies the migrations the database lacks, all in one `IMMEDIATE`
+/// transaction, so servers starting together on one file apply each once.
+fn migrate(conn: &mut rusqlite::Connection) -> anyhow::Result<()> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    tx.execute_batch(BOOKKEEPING)?;
+    let applied: Vec<(i64, bool, Vec<u8>)> = tx
+        .prepare("SELECT version, success, checksum FROM _sqlx_migrations")?
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    for migration in MIGRATOR
+        .iter()
+        .filter(|m| !m.migration_type.is_down_migration())
+    {
+        match applied
+            .iter()
+            .find(|(version, ..)| *version == migration.version)
+        {
+            Some((version, false, _)) => {
+                anyhow::bail!("migration {version} failed earlier and left the database dirty")
+            }
+            Some((version, true, checksum)) if checksum[..] != migration.checksum[..] => {
+                anyhow::bail!("migration {version} was applied from a different file")
+            }
+            Some(_) => {}
+            None => {
+                let started = Instant::now();
+                tx.execute_batch(&migration.sql)?;
+                tx.execute(
+                    "INSERT INTO _sqlx_migrations \
+                     (version, description, success, checksum, execution_time) \
+                     VALUES (?1, ?2, TRUE, ?3, ?4)",
+                    rusqlite::params![
+                        migration.version,
+                        &*migration.description,
+                        &*migration.checksum,
+                        i64::try_from(started.elapsed().as_nanos()).unwrap_or(i64::MAX),
+                    ],
+                )?;
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(())
 }
 
 #[cfg(test)]
