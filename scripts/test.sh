@@ -10,6 +10,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The PostgreSQL cases of `cargo test` run only when this is set.
+export FERROFLOW_TEST_PG_URL=${FERROFLOW_TEST_PG_URL:-postgresql://postgres@127.0.0.1:5432}
+
 scripts/setup-python.sh
 scripts/setup-node.sh
 

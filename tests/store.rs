@@ -1,72 +1,19 @@
 //! The store behaviour suite: the same tests against SQLite and PostgreSQL,
 //! each test on a database of its own so they run in parallel.
 //!
-//! PostgreSQL is reached at `FERROFLOW_TEST_PG_URL` (default
-//! `postgresql://postgres@127.0.0.1:5432`); each test creates and drops a
-//! database named `ff_test_<uuid>`.
+//! PostgreSQL cases run when `FERROFLOW_TEST_PG_URL` names a server
+//! (`scripts/test.sh` and CI set it); each creates a database `ff_test_<uuid>`
+//! that is dropped even when the test fails.
 
 use ferroflow::error::ErrorCode;
 use ferroflow::model::{LoggedModelStatus, Metric, ModelOutput, RunStatus, Tag, Workspace};
 use ferroflow::search::ViewType;
+use ferroflow::store::testing::{Backend, TestDatabase};
 use ferroflow::store::{
-    self, Batch, ExperimentQuery, HistoryInterval, LoggedModelQuery, LoggedModelStore,
-    NewDatasetInput, NewLoggedModel, NewModelVersion, NewRun, RegistryQuery, RegistryStore,
-    RunQuery, RunUpdate, SqlStore, TrackingStore,
+    Batch, ExperimentQuery, HistoryInterval, LoggedModelQuery, LoggedModelStore, NewDatasetInput,
+    NewLoggedModel, NewModelVersion, NewRun, RegistryQuery, RegistryStore, RunQuery, RunUpdate,
+    SqlStore, TrackingStore,
 };
-use sqlx::Connection;
-
-/// A store on a fresh database, dropped (best effort) with the guard.
-struct TestDb {
-    store: SqlStore,
-    _dir: Option<tempfile::TempDir>,
-    pg_database: Option<String>,
-}
-
-fn pg_base_url() -> String {
-    std::env::var("FERROFLOW_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgresql://postgres@127.0.0.1:5432".into())
-}
-
-async fn sqlite_db() -> TestDb {
-    let dir = tempfile::tempdir().unwrap();
-    let uri = format!("sqlite:///{}/test.db", dir.path().display());
-    TestDb {
-        store: store::open(&uri, "mlflow-artifacts:/").await.unwrap(),
-        _dir: Some(dir),
-        pg_database: None,
-    }
-}
-
-async fn postgres_db() -> TestDb {
-    let name = format!("ff_test_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = sqlx::PgConnection::connect(&format!("{}/postgres", pg_base_url()))
-        .await
-        .expect("PostgreSQL must be reachable for the store suite");
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let uri = format!("{}/{name}", pg_base_url());
-    TestDb {
-        store: store::open(&uri, "mlflow-artifacts:/").await.unwrap(),
-        _dir: None,
-        pg_database: Some(name),
-    }
-}
-
-impl TestDb {
-    async fn drop_database(self) {
-        let Some(name) = self.pg_database else { return };
-        drop(self.store);
-        if let Ok(mut admin) =
-            sqlx::PgConnection::connect(&format!("{}/postgres", pg_base_url())).await
-        {
-            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .execute(&mut admin)
-                .await;
-        }
-    }
-}
 
 /// Instantiates every listed behaviour test once per backend.
 macro_rules! store_suite {
@@ -75,8 +22,8 @@ macro_rules! store_suite {
             $(
                 #[tokio::test]
                 async fn $test() {
-                    let db = super::sqlite_db().await;
-                    super::$test(&db.store).await;
+                    let db = super::TestDatabase::create(super::Backend::Sqlite).await.unwrap();
+                    super::$test(&db.store().await).await;
                 }
             )*
         }
@@ -84,9 +31,9 @@ macro_rules! store_suite {
             $(
                 #[tokio::test]
                 async fn $test() {
-                    let db = super::postgres_db().await;
-                    super::$test(&db.store).await;
-                    db.drop_database().await;
+                    if let Some(db) = super::TestDatabase::create(super::Backend::Postgres).await {
+                        super::$test(&db.store().await).await;
+                    }
                 }
             )*
         }

@@ -1,0 +1,107 @@
+//! `spawn_app`: a ferroflow on port 0 with a fresh database, and typed calls.
+
+use std::sync::Arc;
+
+use ferroflow::app::{self, AppState};
+use ferroflow::artifacts::ArtifactStore;
+use ferroflow::store::testing::{Backend, TestDatabase};
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+/// A running server; dropping it shuts the server down and removes its
+/// database.
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    _shutdown: oneshot::Sender<()>,
+    _database: TestDatabase,
+}
+
+/// What a call answered: the status and the body as JSON (`Null` if none).
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Answer {
+    /// Asserts MLflow's error shape and returns the message.
+    pub fn error(&self, status: u16, code: &str) -> String {
+        assert_eq!(self.status, status, "{}", self.body);
+        assert_eq!(self.body["error_code"], code, "{}", self.body);
+        self.body["message"].as_str().expect("message").to_string()
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_with(|_| {}).await
+}
+
+/// Spawns the app after `configure` had its say on the state.
+pub async fn spawn_with(configure: impl FnOnce(&mut AppState)) -> TestApp {
+    let database = TestDatabase::create(Backend::Sqlite).await.unwrap();
+    let mut state = AppState {
+        store: Arc::new(database.store().await),
+        artifacts: Some(Arc::new(ArtifactStore::in_memory())),
+        artifacts_only: false,
+    };
+    configure(&mut state);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (shutdown, stopped) = oneshot::channel::<()>();
+    tokio::spawn(app::run(listener, state, async {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        base,
+        http: reqwest::Client::new(),
+        _shutdown: shutdown,
+        _database: database,
+    }
+}
+
+impl TestApp {
+    /// POSTs `body` as JSON to `/api/2.0/mlflow/<path>`.
+    pub async fn post(&self, path: &str, body: Value) -> Answer {
+        let request = self
+            .http
+            .post(format!("{}/api/2.0/mlflow/{path}", self.base))
+            .json(&body);
+        answer(request).await
+    }
+
+    /// GETs `/api/2.0/mlflow/<path>?<query>`.
+    pub async fn get(&self, path: &str, query: &[(&str, &str)]) -> Answer {
+        let request = self
+            .http
+            .get(format!("{}/api/2.0/mlflow/{path}", self.base))
+            .query(query);
+        answer(request).await
+    }
+
+    /// Sends a prepared request to any path of the server.
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> Answer {
+        answer(request).await
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A new experiment's id.
+    pub async fn experiment(&self, name: &str) -> String {
+        let created = self
+            .post("experiments/create", serde_json::json!({ "name": name }))
+            .await;
+        assert_eq!(created.status, 200, "{}", created.body);
+        created.body["experiment_id"].as_str().unwrap().to_string()
+    }
+}
+
+async fn answer(request: reqwest::RequestBuilder) -> Answer {
+    let response = request.send().await.expect("server answers");
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+    Answer { status, body }
+}
