@@ -137,6 +137,21 @@ mod tests {
     }
 
     #[test]
+    fn migrations_apply_once_and_a_changed_file_is_refused() {
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        migrate(&mut conn).unwrap();
+        let count = |sql: &str| -> i64 { conn.query_row(sql, [], |row| row.get(0)).unwrap() };
+        let applied = count("SELECT COUNT(*) FROM _sqlx_migrations WHERE success");
+        assert_eq!(applied, MIGRATOR.iter().count() as i64);
+        assert_eq!(count("SELECT COUNT(*) FROM alembic_version"), 1);
+        conn.execute_batch("UPDATE _sqlx_migrations SET checksum = x'00' WHERE version = 2")
+            .unwrap();
+        let err = migrate(&mut conn).unwrap_err();
+        assert!(err.to_string().contains("different file"), "{err}");
+    }
+
+    #[test]
     fn both_dialects_have_the_same_migration_versions() {
         let versions = |dir: &str| {
             let mut names: Vec<String> = std::fs::read_dir(dir)
