@@ -1,0 +1,189 @@
+//! Files served from an entity's artifact root: `artifacts/list`,
+//! `/get-artifact`, `/model-versions/get-artifact` and logged models' files.
+
+use super::*;
+
+#[derive(Deserialize)]
+pub struct RunArtifact {
+    run_id: Option<String>,
+    run_uuid: Option<String>,
+    path: Option<String>,
+}
+impl QueryFields for RunArtifact {}
+
+/// `GET /api/2.0/mlflow/artifacts/list`: run-relative paths and `root_uri`.
+pub async fn list_run_artifacts(
+    State(state): State<AppState>,
+    ws: Workspace,
+    Query(req): Query<RunArtifact>,
+) -> Result<Json<ListArtifactsResponse>> {
+    let run_id = wire::run_id(req.run_id, req.run_uuid)?;
+    let run = state.store.get_run(&ws, &run_id).await?;
+    let root_uri = run.info.artifact_uri;
+    list_under(&state, &format!("run '{run_id}'"), root_uri, req.path).await
+}
+
+/// Lists `rel` (a directory under `root_uri`, which `owner` owns) with
+/// paths relative to the root.
+pub(super) async fn list_under(
+    state: &AppState,
+    owner: &str,
+    root_uri: String,
+    rel: Option<String>,
+) -> Result<Json<ListArtifactsResponse>> {
+    let (store, root) = served_root(state, owner, &root_uri)?;
+    let rel = rel.unwrap_or_default();
+    let rel = ArtifactPath::parse(rel.trim_end_matches('/'))?;
+    let files = store
+        .list(&root.join(&rel))
+        .await?
+        .into_iter()
+        .map(|file| FileInfo {
+            path: match rel.is_root() {
+                true => file.path,
+                false => format!("{}/{}", rel.as_str(), file.path),
+            },
+            ..file
+        })
+        .collect();
+    Ok(Json(ListArtifactsResponse {
+        root_uri: Some(root_uri),
+        files,
+    }))
+}
+
+/// `GET /get-artifact?run_id=&path=`: the UI's download of a run artifact.
+pub async fn get_run_artifact(
+    State(state): State<AppState>,
+    ws: Workspace,
+    headers: HeaderMap,
+    Query(req): Query<RunArtifact>,
+) -> Result<Response> {
+    let run_id = wire::run_id(req.run_id, req.run_uuid)?;
+    let run = state.store.get_run(&ws, &run_id).await?;
+    let owner = format!("run '{run_id}'");
+    download_under(&state, &owner, &run.info.artifact_uri, req.path, &headers).await
+}
+
+/// Streams the file `rel` under `root_uri` (owned by `owner`), uncached.
+pub(super) async fn download_under(
+    state: &AppState,
+    owner: &str,
+    root_uri: &str,
+    rel: Option<String>,
+    headers: &HeaderMap,
+) -> Result<Response> {
+    let (store, root) = served_root(state, owner, root_uri)?;
+    let path = ArtifactPath::parse(&wire::required(rel, "path")?)?;
+    let mut response = serve_file(&store, &root.join(&path), headers).await?;
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    Ok(response)
+}
+
+/// The store and destination path behind an artifact root URI of a run or
+/// logged model (`owner`). Only `mlflow-artifacts:` roots are read: a
+/// user-supplied `file:` or cloud location must not make the server read
+/// its own disk or an arbitrary network address.
+pub(super) fn served_root(
+    state: &AppState,
+    owner: &str,
+    uri: &str,
+) -> Result<(Arc<ArtifactStore>, ArtifactPath)> {
+    let not_served = || {
+        MlflowError::invalid_parameter(format!(
+            "The artifacts of {owner} are at '{uri}', which this server does not \
+             serve; read them from there directly"
+        ))
+    };
+    let store = state.artifacts.clone().ok_or_else(not_served)?;
+    let root = from_proxied_uri(uri).ok_or_else(not_served)??;
+    Ok((store, root))
+}
+
+#[derive(Deserialize)]
+pub struct ModelVersionArtifact {
+    name: Option<String>,
+    version: Option<String>,
+    path: Option<String>,
+}
+impl QueryFields for ModelVersionArtifact {}
+
+/// `GET /model-versions/get-artifact?name=&version=&path=`: the UI's download
+/// of a file of a registered model version, under its download URI.
+pub async fn get_model_version_artifact(
+    State(state): State<AppState>,
+    ws: Workspace,
+    headers: HeaderMap,
+    Query(req): Query<ModelVersionArtifact>,
+) -> Result<Response> {
+    let name = wire::required(req.name, "name")?;
+    let version = wire::required(req.version, "version")?;
+    let root = state
+        .store
+        .get_model_version_download_uri(&ws, &name, &version)
+        .await?;
+    let owner = format!("model '{name}' version {version}");
+    download_under(&state, &owner, &root, req.path, &headers).await
+}
+
+#[derive(Deserialize)]
+pub struct LoggedModelDirectory {
+    artifact_directory_path: Option<String>,
+}
+impl QueryFields for LoggedModelDirectory {}
+
+/// `GET /mlflow/logged-models/{id}/artifacts/directories`: the UI's listing
+/// of a logged model's files, relative to its root.
+pub async fn list_logged_model_artifacts(
+    State(state): State<AppState>,
+    ws: Workspace,
+    Path(model_id): Path<String>,
+    Query(req): Query<LoggedModelDirectory>,
+) -> Result<Json<ListArtifactsResponse>> {
+    let model = state.store.get_logged_model(&ws, &model_id, false).await?;
+    let owner = format!("logged model '{model_id}'");
+    list_under(
+        &state,
+        &owner,
+        model.info.artifact_uri,
+        req.artifact_directory_path,
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+pub struct LoggedModelFile {
+    artifact_file_path: Option<String>,
+}
+impl QueryFields for LoggedModelFile {}
+
+/// `GET /ajax-api/2.0/mlflow/logged-models/{id}/artifacts/files`: the UI's
+/// download of one file of a logged model.
+pub async fn get_logged_model_artifact(
+    State(state): State<AppState>,
+    ws: Workspace,
+    Path(model_id): Path<String>,
+    headers: HeaderMap,
+    Query(req): Query<LoggedModelFile>,
+) -> Result<Response> {
+    let rel = req
+        .artifact_file_path
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| {
+            MlflowError::bad_request(
+                "Request must include the \"artifact_file_path\" query parameter.",
+            )
+        })?;
+    let model = state.store.get_logged_model(&ws, &model_id, false).await?;
+    let owner = format!("logged model '{model_id}'");
+    download_under(
+        &state,
+        &owner,
+        &model.info.artifact_uri,
+        Some(rel),
+        &headers,
+    )
+    .await
+}
