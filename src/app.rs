@@ -4,12 +4,14 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
+use axum::middleware;
 use axum::serve::ListenerExt;
 use axum::Router;
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 
 use crate::artifacts::ArtifactStore;
+use crate::auth::{self, Workspaces};
 use crate::config::Config;
 use crate::store::{self, Store};
 
@@ -25,13 +27,24 @@ pub struct AppState {
     pub artifacts: Option<Arc<ArtifactStore>>,
     /// `--artifacts-only`: only the artifact proxy is served.
     pub artifacts_only: bool,
+    /// `--enable-workspaces`: the catalog requests resolve their workspace
+    /// against; `None` puts every request in `default`.
+    pub workspaces: Option<Arc<Workspaces>>,
 }
 
 pub fn router(state: AppState) -> Router {
-    crate::api::routes(&state)
+    let workspaces_on = state.workspaces.is_some();
+    let router = crate::api::routes(&state)
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BODY))
         .layer(TraceLayer::new_for_http())
-        .with_state(state)
+        .with_state(state);
+    if !workspaces_on {
+        return router;
+    }
+    // Outside the routes, so that routing sees the path without `/w/<name>`.
+    Router::new()
+        .fallback_service(router)
+        .layer(middleware::from_fn(auth::strip_path_prefix))
 }
 
 /// Opens the store named by the config and serves until SIGINT/SIGTERM.
@@ -44,8 +57,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     } else {
         None
     };
+    let store = Arc::new(store);
     let state = AppState {
-        store: Arc::new(store),
+        workspaces: config
+            .enable_workspaces
+            .then(|| Arc::new(Workspaces::new(store.clone()))),
+        store,
         artifacts,
         artifacts_only: config.artifacts_only,
     };

@@ -28,6 +28,9 @@ pub struct Config {
     /// Serve only the artifact proxy; tracking routes answer 503
     /// (`--artifacts-only`).
     pub artifacts_only: bool,
+    /// Workspaces (tenants), selected by the `X-MLFLOW-WORKSPACE` header or a
+    /// `/w/<name>` path prefix (`--enable-workspaces`).
+    pub enable_workspaces: bool,
 }
 
 impl Default for Config {
@@ -40,6 +43,7 @@ impl Default for Config {
             artifacts_destination: "./mlartifacts".into(),
             serve_artifacts: true,
             artifacts_only: false,
+            enable_workspaces: false,
         }
     }
 }
@@ -81,6 +85,11 @@ pub struct ServerArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub artifacts_only: bool,
+    /// Serve workspaces: each request acts in the one its X-MLFLOW-WORKSPACE
+    /// header or /w/<name> path prefix names
+    #[arg(long)]
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub enable_workspaces: bool,
     /// TOML config file (also FERROFLOW_CONFIG); see config.example.toml
     #[arg(long)]
     #[serde(skip)]

@@ -24,15 +24,21 @@ pub enum ErrorCode {
     InternalError,
     NotImplemented,
     TemporarilyUnavailable,
+    /// The request is fine but the resource's state forbids it (deleting a
+    /// workspace that still holds resources).
+    InvalidState,
 }
 
 impl ErrorCode {
     /// The status MLflow pairs with the code; "already exists" is 400, not 409.
     pub fn status(self) -> StatusCode {
         match self {
-            Self::InvalidParameterValue | Self::BadRequest | Self::ResourceAlreadyExists => {
-                StatusCode::BAD_REQUEST
-            }
+            // MLflow answers INVALID_STATE with 500, which its client retries
+            // five times; the caller has to act, so it is a 400 here.
+            Self::InvalidParameterValue
+            | Self::BadRequest
+            | Self::ResourceAlreadyExists
+            | Self::InvalidState => StatusCode::BAD_REQUEST,
             Self::Unauthenticated => StatusCode::UNAUTHORIZED,
             Self::PermissionDenied => StatusCode::FORBIDDEN,
             Self::ResourceDoesNotExist | Self::EndpointNotFound => StatusCode::NOT_FOUND,

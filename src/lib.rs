@@ -6,6 +6,8 @@ pub mod api;
 pub mod app;
 /// Artifact storage behind MLflow's artifact operations; path safety.
 pub mod artifacts;
+/// Workspaces (tenants) a request acts in; later keys, tokens and roles.
+pub mod auth;
 /// Typed configuration: defaults < file < environment < flags.
 pub mod config;
 /// MLflow error codes and their HTTP mapping.

@@ -31,6 +31,18 @@ impl Default for Workspace {
     }
 }
 
+/// A workspace as MLflow's workspace API shows it; unset fields are omitted.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct WorkspaceInfo {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Where this workspace's new experiments put their artifacts, instead of
+    /// `<server root>/workspaces/<name>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_artifact_root: Option<String>,
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Tag {
     pub key: String,

@@ -11,6 +11,7 @@ mod registry;
 mod runs;
 mod server;
 pub mod wire;
+mod workspaces;
 
 use axum::extract::{DefaultBodyLimit, FromRequestParts, Request, State};
 use axum::http::request::Parts;
@@ -205,6 +206,26 @@ fn artifact_routes() -> Router<AppState> {
         )
 }
 
+/// The workspace catalog, relative to `/api/3.0/mlflow/workspaces`.
+fn workspace_routes(state: &AppState) -> Router<AppState> {
+    Router::new()
+        .route("/", get(workspaces::list).post(workspaces::create))
+        .route(
+            "/{name}",
+            get(workspaces::get)
+                .patch(workspaces::update)
+                .delete(workspaces::delete),
+        )
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            workspaces::require_workspaces,
+        ))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            disable_if_artifacts_only,
+        ))
+}
+
 /// Every route ferroflow serves, with MLflow's JSON 404 for anything else.
 pub fn routes(state: &AppState) -> Router<AppState> {
     // `--artifacts-only`: tracking answers 503 text, as in MLflow.
@@ -228,6 +249,8 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/version", get(server::version))
         .route("/api/3.0/mlflow/server-info", get(server::server_info))
         .route("/ajax-api/3.0/mlflow/server-info", get(server::server_info))
+        .nest("/api/3.0/mlflow/workspaces", workspace_routes(state))
+        .nest("/ajax-api/3.0/mlflow/workspaces", workspace_routes(state))
         .fallback(endpoint_not_found)
         .method_not_allowed_fallback(endpoint_not_found)
 }
@@ -256,13 +279,16 @@ async fn endpoint_not_found(method: Method, uri: axum::http::Uri) -> MlflowError
     )
 }
 
-/// The workspace a request acts in. Until workspaces are configurable every
-/// request belongs to `default`; handlers already take it so tenancy is a
-/// change here, not in every handler.
-impl<S: Send + Sync> FromRequestParts<S> for Workspace {
+/// The workspace a request acts in: `default` unless workspaces are on, then
+/// the one its header or path prefix names (see `auth::workspace`). Every
+/// scoped handler takes it, so no route can forget its tenant.
+impl FromRequestParts<AppState> for Workspace {
     type Rejection = MlflowError;
 
-    async fn from_request_parts(_parts: &mut Parts, _state: &S) -> Result<Self, MlflowError> {
-        Ok(Workspace::default())
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, MlflowError> {
+        match &state.workspaces {
+            None => Ok(Workspace::default()),
+            Some(workspaces) => workspaces.resolve(parts).await,
+        }
     }
 }

@@ -36,7 +36,7 @@ pub async fn server_info(State(state): State<AppState>) -> Json<Value> {
     // `artifact_serving_enabled` and `artifacts_presigned_only`.
     Json(json!({
         "store_type": store_type,
-        "workspaces_enabled": false,
+        "workspaces_enabled": state.workspaces.is_some(),
         "trace_archival_enabled": false,
         "multipart_uploads_enabled": multipart_uploads,
         "multipart_downloads_enabled": false,

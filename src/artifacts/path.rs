@@ -68,6 +68,39 @@ impl ArtifactPath {
     }
 }
 
+/// Where a workspace's proxied artifacts live under the destination root.
+const WORKSPACES_DIR: &str = "workspaces";
+
+impl ArtifactPath {
+    /// The path as workspace `workspace` may reach it through the proxy, as
+    /// MLflow's server confines it (`_get_workspace_scoped_repo_path_if_enabled`):
+    /// `workspaces/<workspace>/...` is kept, another workspace's prefix is
+    /// refused, and anything else is put under the workspace's prefix —
+    /// except in `default`, whose artifacts predate workspaces and stay at
+    /// the root.
+    pub fn in_workspace(&self, workspace: &str) -> Result<Self> {
+        let is_default = workspace == crate::model::Workspace::DEFAULT;
+        let mut segments = self.segments();
+        let (first, second) = (segments.next(), segments.next());
+        if first == Some(WORKSPACES_DIR) {
+            return match second {
+                None => Err(MlflowError::invalid_parameter(
+                    "Artifact paths prefixed with 'workspaces/' must include a workspace name.",
+                )),
+                Some(named) if named != workspace => Err(MlflowError::invalid_parameter(format!(
+                    "Artifact path targets workspace '{named}' but the workspace specified in \
+                     the request is '{workspace}'."
+                ))),
+                Some(_) => Ok(self.clone()),
+            };
+        }
+        if is_default {
+            return Ok(self.clone());
+        }
+        Ok(Self(format!("{WORKSPACES_DIR}/{workspace}")).join(self))
+    }
+}
+
 /// The route anchor of proxied `http(s)` artifact roots
 /// (`--default-artifact-root http://host/api/2.0/mlflow-artifacts/artifacts/x`).
 const PROXY_ANCHOR: &str = "/api/2.0/mlflow-artifacts/artifacts/";
@@ -140,6 +173,39 @@ fn check(path: &str) -> std::result::Result<(), &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn proxied_paths_stay_in_their_workspace() {
+        let scoped = |raw: &str, ws: &str| ArtifactPath::parse(raw).unwrap().in_workspace(ws);
+        let ok = |raw: &str, ws: &str| scoped(raw, ws).unwrap().as_str().to_string();
+        assert_eq!(
+            ok("1/r/artifacts/a", "team-a"),
+            "workspaces/team-a/1/r/artifacts/a"
+        );
+        assert_eq!(
+            ok("workspaces/team-a/1/x", "team-a"),
+            "workspaces/team-a/1/x"
+        );
+        assert_eq!(ok("", "team-a"), "workspaces/team-a");
+        assert_eq!(ok("0/r/artifacts/a", "default"), "0/r/artifacts/a");
+        assert_eq!(ok("", "default"), "");
+        assert_eq!(
+            ok("workspaces/default/3", "default"),
+            "workspaces/default/3"
+        );
+        for (raw, ws) in [
+            ("workspaces/team-b/1/x", "team-a"),
+            ("workspaces/team-b", "default"),
+            ("workspaces", "team-a"),
+        ] {
+            let err = scoped(raw, ws).unwrap_err();
+            assert_eq!(
+                err.code,
+                crate::error::ErrorCode::InvalidParameterValue,
+                "{raw}"
+            );
+        }
+    }
 
     #[test]
     fn hostile_paths_are_refused() {

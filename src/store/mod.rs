@@ -16,6 +16,7 @@ mod sqlite;
 #[doc(hidden)]
 pub mod testing;
 pub mod validation;
+pub mod workspaces;
 
 use async_trait::async_trait;
 
@@ -30,11 +31,12 @@ use db::Db;
 pub use logged_models::{LoggedModelQuery, LoggedModelStore, NewLoggedModel};
 pub use registry::{NewModelVersion, RegistryQuery, RegistryStore};
 pub use sql::SqlStore;
+pub use workspaces::{DeletionMode, WorkspaceStore, WorkspaceUpdate};
 
 /// Everything the HTTP layer stores: one object, one trait per MLflow service.
-pub trait Store: TrackingStore + LoggedModelStore + RegistryStore {}
+pub trait Store: TrackingStore + LoggedModelStore + RegistryStore + WorkspaceStore {}
 
-impl<T: TrackingStore + LoggedModelStore + RegistryStore> Store for T {}
+impl<T: TrackingStore + LoggedModelStore + RegistryStore + WorkspaceStore> Store for T {}
 
 /// Arguments of `experiments/search`.
 #[derive(Debug, Clone, Default)]

@@ -14,6 +14,7 @@
 
 mod logged_models;
 mod registry;
+mod workspaces;
 
 use std::collections::{HashMap, HashSet};
 

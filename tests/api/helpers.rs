@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use ferroflow::app::{self, AppState};
 use ferroflow::artifacts::ArtifactStore;
+use ferroflow::auth::Workspaces;
 use ferroflow::store::testing::{Backend, TestDatabase};
 use serde_json::Value;
 use tokio::net::TcpListener;
@@ -37,6 +38,14 @@ pub async fn spawn_app() -> TestApp {
     spawn_with(|_| {}).await
 }
 
+/// A server with `--enable-workspaces`.
+pub async fn spawn_with_workspaces() -> TestApp {
+    spawn_with(|state| {
+        state.workspaces = Some(Arc::new(Workspaces::new(state.store.clone())));
+    })
+    .await
+}
+
 /// Spawns the app after `configure` had its say on the state.
 pub async fn spawn_with(configure: impl FnOnce(&mut AppState)) -> TestApp {
     let database = TestDatabase::create(Backend::Sqlite).await.unwrap();
@@ -44,6 +53,7 @@ pub async fn spawn_with(configure: impl FnOnce(&mut AppState)) -> TestApp {
         store: Arc::new(database.store().await),
         artifacts: Some(Arc::new(ArtifactStore::in_memory())),
         artifacts_only: false,
+        workspaces: None,
     };
     configure(&mut state);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -76,6 +86,25 @@ impl TestApp {
             .http
             .get(format!("{}/api/2.0/mlflow/{path}", self.base))
             .query(query);
+        answer(request).await
+    }
+
+    /// Sends `method` with a JSON `body` to any path of the server, in
+    /// workspace `workspace` by header when given.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        workspace: Option<&str>,
+        body: Option<Value>,
+    ) -> Answer {
+        let mut request = self.http.request(method, self.url(path));
+        if let Some(workspace) = workspace {
+            request = request.header("X-MLFLOW-WORKSPACE", workspace);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
         answer(request).await
     }
 

@@ -66,14 +66,25 @@ pub(super) fn artifact_path(
     ArtifactPath::parse(&raw)
 }
 
+/// A proxied path as the request's workspace may reach it (unchanged when
+/// workspaces are off).
+pub(super) fn scoped(state: &AppState, ws: &Workspace, path: ArtifactPath) -> Result<ArtifactPath> {
+    match state.workspaces {
+        Some(_) => path.in_workspace(ws.name()),
+        None => Ok(path),
+    }
+}
+
 /// `PUT /mlflow-artifacts/artifacts/<path>`: the raw body, any Content-Type,
 /// streamed into the store.
 pub async fn upload(
     Artifacts(store): Artifacts,
+    State(state): State<AppState>,
+    ws: Workspace,
     path: std::result::Result<Path<String>, PathRejection>,
     body: Body,
 ) -> Result<Json<Value>> {
-    let path = artifact_path(path)?;
+    let path = scoped(&state, &ws, artifact_path(path)?)?;
     store.put(&path, body.into_data_stream()).await?;
     Ok(Json(json!({})))
 }
@@ -81,19 +92,23 @@ pub async fn upload(
 /// `GET /mlflow-artifacts/artifacts/<path>`.
 pub async fn download(
     Artifacts(store): Artifacts,
+    State(state): State<AppState>,
+    ws: Workspace,
     path: std::result::Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    let path = artifact_path(path)?;
+    let path = scoped(&state, &ws, artifact_path(path)?)?;
     serve_file(&store, &path, &headers).await
 }
 
 /// `DELETE /mlflow-artifacts/artifacts/<path>`, recursive.
 pub async fn delete(
     Artifacts(store): Artifacts,
+    State(state): State<AppState>,
+    ws: Workspace,
     path: std::result::Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>> {
-    let path = artifact_path(path)?;
+    let path = scoped(&state, &ws, artifact_path(path)?)?;
     store.delete(&path).await?;
     Ok(Json(json!({})))
 }
@@ -116,9 +131,12 @@ pub struct ListArtifactsResponse {
 /// or a missing path.
 pub async fn list(
     Artifacts(store): Artifacts,
+    State(state): State<AppState>,
+    ws: Workspace,
     Query(req): Query<ListArtifacts>,
 ) -> Result<Json<ListArtifactsResponse>> {
     let dir = ArtifactPath::parse(req.path.as_deref().unwrap_or("").trim_end_matches('/'))?;
+    let dir = scoped(&state, &ws, dir)?;
     let files = store.list(&dir).await?;
     Ok(Json(ListArtifactsResponse {
         root_uri: None,

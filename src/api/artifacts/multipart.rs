@@ -1,7 +1,10 @@
 //! MLflow's proxied multipart uploads (`mpu/create`, part PUTs, `mpu/complete`,
 //! `mpu/abort`) over the store's native multipart upload.
 
+use axum::Extension;
+
 use super::*;
+use crate::auth::PathWorkspace;
 
 #[derive(Deserialize)]
 pub struct CreateMultipartUpload {
@@ -32,16 +35,29 @@ pub struct CreateMultipartUploadResponse {
 /// destination: MLflow's 501, and the client falls back to a plain PUT.
 pub async fn create_multipart(
     Artifacts(store): Artifacts,
+    State(state): State<AppState>,
+    ws: Workspace,
+    path_workspace: Option<Extension<PathWorkspace>>,
     OriginalUri(original): OriginalUri,
     nested: Uri,
     headers: HeaderMap,
     path: std::result::Result<Path<String>, PathRejection>,
     wire::Body(req): wire::Body<CreateMultipartUpload>,
 ) -> Result<Json<CreateMultipartUploadResponse>> {
-    let file = upload_target(path, req.path)?;
+    let file = scoped(&state, &ws, upload_target(path, req.path)?)?;
     let num_parts = req.num_parts.unwrap_or(0);
     let upload_id = store.create_multipart(&file, num_parts).await?;
-    let base = part_endpoint(&original, &nested, &headers, &file)?;
+    // The client PUTs parts with no workspace header: a workspace chosen by
+    // header travels in the part URL's path prefix instead.
+    let workspace_prefix = (state.workspaces.is_some() && path_workspace.is_none())
+        .then(|| format!("/w/{}", ws.name()));
+    let base = part_endpoint(
+        &original,
+        &nested,
+        &headers,
+        workspace_prefix.as_deref(),
+        &file,
+    )?;
     let credentials = (1..=num_parts)
         .map(|part_number| {
             let mut url = base.clone();
@@ -67,12 +83,14 @@ pub async fn create_multipart(
 /// client hands to `mpu/complete`.
 pub async fn upload_part(
     Artifacts(store): Artifacts,
+    State(state): State<AppState>,
+    ws: Workspace,
     path: std::result::Result<Path<String>, PathRejection>,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response> {
-    let path = artifact_path(path)?;
+    let path = scoped(&state, &ws, artifact_path(path)?)?;
     // The body is the part: the query string is read by hand.
     let query = |name: &str| {
         url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
@@ -121,10 +139,12 @@ pub struct CompleteMultipartUpload {
 /// the object appears under its name, made of the parts in part order.
 pub async fn complete_multipart(
     Artifacts(store): Artifacts,
+    State(state): State<AppState>,
+    ws: Workspace,
     path: std::result::Result<Path<String>, PathRejection>,
     wire::Body(req): wire::Body<CompleteMultipartUpload>,
 ) -> Result<Json<Value>> {
-    let file = upload_target(path, req.path)?;
+    let file = scoped(&state, &ws, upload_target(path, req.path)?)?;
     let parts = req
         .parts
         .ok_or_else(|| MlflowError::missing_parameter("parts"))?
@@ -154,10 +174,12 @@ pub struct AbortMultipartUpload {
 /// upload; nothing appears under its name.
 pub async fn abort_multipart(
     Artifacts(store): Artifacts,
+    State(state): State<AppState>,
+    ws: Workspace,
     path: std::result::Result<Path<String>, PathRejection>,
     wire::Body(req): wire::Body<AbortMultipartUpload>,
 ) -> Result<Json<Value>> {
-    let file = upload_target(path, req.path)?;
+    let file = scoped(&state, &ws, upload_target(path, req.path)?)?;
     store
         .abort_multipart(&file, &req.upload_id.unwrap_or_default())
         .await?;
@@ -190,11 +212,12 @@ pub(super) fn upload_target(
 /// this server: scheme and host from `X-Forwarded-Proto`/`X-Forwarded-Host`
 /// (a reverse proxy's) or the `Host` header, `X-Forwarded-Prefix` and the
 /// path prefix the request came in under (`/api/2.0/mlflow-artifacts` or
-/// `/ajax-api/...`) kept.
+/// `/ajax-api/...`) kept, after `workspace_prefix` (`/w/<name>`) if given.
 pub(super) fn part_endpoint(
     original: &Uri,
     nested: &Uri,
     headers: &HeaderMap,
+    workspace_prefix: Option<&str>,
     file: &ArtifactPath,
 ) -> Result<url::Url> {
     let first = |name: &str| {
@@ -235,6 +258,7 @@ pub(super) fn part_endpoint(
         segments.clear();
         for segment in forwarded_prefix
             .split('/')
+            .chain(workspace_prefix.unwrap_or("").split('/'))
             .chain(service.split('/'))
             .filter(|s| !s.is_empty())
         {
