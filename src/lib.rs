@@ -8,6 +8,8 @@ pub mod app;
 pub mod artifacts;
 /// Workspaces (tenants) a request acts in; later keys, tokens and roles.
 pub mod auth;
+/// Operator subcommands that work on the database directly.
+pub mod cli;
 /// Typed configuration: defaults < file < environment < flags.
 pub mod config;
 /// MLflow error codes and their HTTP mapping.

@@ -1,6 +1,7 @@
 //! The `ferroflow` binary: parse the command line, set up logging, run.
 
 use clap::{Parser, Subcommand};
+use ferroflow::cli::WorkspaceCommand;
 use ferroflow::config::{Config, ServerArgs};
 use tracing_subscriber::EnvFilter;
 
@@ -24,6 +25,11 @@ enum Command {
         #[command(subcommand)]
         command: DbCommand,
     },
+    /// Manage workspaces directly in the backend store
+    Workspace {
+        #[command(subcommand)]
+        command: WorkspaceCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -34,7 +40,9 @@ enum DbCommand {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Logs go to stderr: stdout carries the output of CLI subcommands.
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
@@ -49,5 +57,16 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!("database is at the latest schema");
             Ok(())
         }
+        Command::Workspace { command } => match command.run().await {
+            Ok(output) => {
+                println!("{output}");
+                Ok(())
+            }
+            // An operator's mistake: one line, no backtrace.
+            Err(err) => {
+                eprintln!("error: {err:#}");
+                std::process::exit(1)
+            }
+        },
     }
 }

@@ -11,10 +11,11 @@ use serde::{Deserialize, Serialize};
 
 use super::wire::{required, Body, Query, QueryFields};
 use crate::app::AppState;
-use crate::error::{MlflowError, Result};
-use crate::model::{Workspace, WorkspaceInfo};
+use crate::error::Result;
+use crate::model::WorkspaceInfo;
 use crate::store::workspaces::{
-    validate_workspace_artifact_root, validate_workspace_name, DeletionMode, WorkspaceUpdate,
+    check_new_workspace, check_workspace_deletion, check_workspace_update, validate_workspace_name,
+    DeletionMode, WorkspaceUpdate,
 };
 
 /// Workspaces off: 503 in plain text, as `mlflow server` answers without
@@ -61,21 +62,12 @@ pub async fn create(
     State(state): State<AppState>,
     Body(req): Body<CreateWorkspace>,
 ) -> Result<(StatusCode, Json<WorkspaceResponse>)> {
-    let name = required(req.name, "name")?;
-    if name == Workspace::DEFAULT {
-        return Err(MlflowError::invalid_parameter(
-            "The 'default' workspace is reserved and cannot be created",
-        ));
-    }
-    validate_workspace_name(&name)?;
-    if let Some(root) = &req.default_artifact_root {
-        validate_workspace_artifact_root(root)?;
-    }
     let workspace = WorkspaceInfo {
-        name,
+        name: required(req.name, "name")?,
         description: req.description,
         default_artifact_root: req.default_artifact_root.filter(|r| !r.is_empty()),
     };
+    check_new_workspace(&workspace)?;
     let workspace = state.store.create_workspace(&workspace).await?;
     Ok((StatusCode::CREATED, Json(WorkspaceResponse { workspace })))
 }
@@ -100,19 +92,11 @@ pub async fn update(
     Path(name): Path<String>,
     Body(req): Body<UpdateWorkspace>,
 ) -> Result<Json<WorkspaceResponse>> {
-    validate_workspace_name(&name)?;
-    if req.description.is_none() && req.default_artifact_root.is_none() {
-        return Err(MlflowError::invalid_parameter(
-            "Workspace update must have at least one key",
-        ));
-    }
-    if let Some(root) = &req.default_artifact_root {
-        validate_workspace_artifact_root(root)?;
-    }
     let update = WorkspaceUpdate {
         description: req.description,
         default_artifact_root: req.default_artifact_root,
     };
+    check_workspace_update(&name, &update)?;
     let workspace = state.store.update_workspace(&name, &update).await?;
     forget(&state, &name);
     Ok(Json(WorkspaceResponse { workspace }))
@@ -129,12 +113,7 @@ pub async fn delete(
     Path(name): Path<String>,
     Query(req): Query<DeleteWorkspace>,
 ) -> Result<StatusCode> {
-    if name == Workspace::DEFAULT {
-        return Err(MlflowError::invalid_parameter(
-            "The 'default' workspace is reserved and cannot be deleted",
-        ));
-    }
-    validate_workspace_name(&name)?;
+    check_workspace_deletion(&name)?;
     let mode = match req.mode.as_deref() {
         None => DeletionMode::default(),
         Some(mode) => DeletionMode::parse(mode)?,

@@ -109,6 +109,39 @@ pub fn validate_workspace_artifact_root(root: &str) -> Result<()> {
     )))
 }
 
+/// Checks a workspace about to be created: MLflow's name rules, `default`
+/// reserved, a usable artifact root.
+pub fn check_new_workspace(workspace: &WorkspaceInfo) -> Result<()> {
+    if workspace.name == Workspace::DEFAULT {
+        return Err(MlflowError::invalid_parameter(
+            "The 'default' workspace is reserved and cannot be created",
+        ));
+    }
+    validate_workspace_name(&workspace.name)?;
+    validate_workspace_artifact_root(workspace.default_artifact_root.as_deref().unwrap_or(""))
+}
+
+/// Checks an update: at least one field, a usable artifact root.
+pub fn check_workspace_update(name: &str, update: &WorkspaceUpdate) -> Result<()> {
+    validate_workspace_name(name)?;
+    if update.description.is_none() && update.default_artifact_root.is_none() {
+        return Err(MlflowError::invalid_parameter(
+            "Workspace update must have at least one key",
+        ));
+    }
+    validate_workspace_artifact_root(update.default_artifact_root.as_deref().unwrap_or(""))
+}
+
+/// Checks a workspace about to be deleted: `default` never is.
+pub fn check_workspace_deletion(name: &str) -> Result<()> {
+    if name == Workspace::DEFAULT {
+        return Err(MlflowError::invalid_parameter(
+            "The 'default' workspace is reserved and cannot be deleted",
+        ));
+    }
+    validate_workspace_name(name)
+}
+
 /// The error for a workspace that does not exist, as MLflow words it.
 pub fn workspace_not_found(name: &str) -> MlflowError {
     MlflowError::not_found(format!("Workspace '{name}' not found"))
