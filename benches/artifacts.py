@@ -28,7 +28,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench  # noqa: E402  (the tracking harness: process and memory helpers, Server)
+from harness import RESULTS, VENV_BIN, log  # noqa: E402  (the tracking benchmark's modules)
+from procstat import memory_kb  # noqa: E402
+from report import machine_description  # noqa: E402
+from servers import Server  # noqa: E402
 
 PROXY = "/api/2.0/mlflow-artifacts/artifacts"
 BLOCK = 1 << 20
@@ -36,8 +39,8 @@ TARGET_RATIO_1GB = 5.0
 TARGET_FERROFLOW_RSS_MB = 100
 
 
-class ArtifactServer(bench.Server):
-    """bench.Server on SQLite with a local --artifacts-destination; mlflow from `--mlflow`."""
+class ArtifactServer(Server):
+    """servers.Server on SQLite with a local --artifacts-destination; mlflow from `--mlflow`."""
 
     mlflow_bin = "mlflow"
 
@@ -51,13 +54,13 @@ class ArtifactServer(bench.Server):
 class PeakRss:
     """Samples the RSS summed over a process tree until stopped; keeps the peak."""
 
-    def __init__(self, server: bench.Server):
+    def __init__(self, server: Server):
         self.server, self.peak_kb, self._stop = server, 0, threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self):
         while not self._stop.is_set():
-            kb = bench.memory_kb(self.server.pids(), "status", "VmRSS")
+            kb = memory_kb(self.server.pids(), "status", "VmRSS")
             self.peak_kb = max(self.peak_kb, kb)
             time.sleep(0.02)
 
@@ -70,7 +73,7 @@ class PeakRss:
         self._thread.join()
 
 
-def connection(server: bench.Server) -> http.client.HTTPConnection:
+def connection(server: Server) -> http.client.HTTPConnection:
     return http.client.HTTPConnection("127.0.0.1", server.port, timeout=600, blocksize=BLOCK)
 
 
@@ -106,7 +109,7 @@ def get(conn, path: str, sink=None) -> int:
     return n
 
 
-def measure(server: bench.Server, big: Path, small: list[bytes]) -> dict:
+def measure(server: Server, big: Path, small: list[bytes]) -> dict:
     results = {}
     conn = connection(server)
 
@@ -117,8 +120,8 @@ def measure(server: bench.Server, big: Path, small: list[bytes]) -> dict:
             secs = time.perf_counter() - t0
         results[name] = dict(seconds=round(secs, 2), mb_s=round(nbytes / secs / 1e6, 1),
                              items_s=round(items / secs, 1), peak_rss_mb=round(rss.peak_kb / 1024, 1))
-        bench.log(f"  {server.name} {name}: {secs:.2f} s, {nbytes / secs / 1e6:.1f} MB/s, "
-                  f"peak RSS {rss.peak_kb / 1024:.0f} MB")
+        log(f"  {server.name} {name}: {secs:.2f} s, {nbytes / secs / 1e6:.1f} MB/s, "
+            f"peak RSS {rss.peak_kb / 1024:.0f} MB")
 
     size = big.stat().st_size
     phase("upload_1gb", size, 1, lambda: put_file(conn, "bench/big.bin", big))
@@ -135,7 +138,7 @@ def measure(server: bench.Server, big: Path, small: list[bytes]) -> dict:
     get(conn, "bench/big.bin", digest)
     results["big_sha256_ok"] = digest.hexdigest() == sha256(big)
     conn.close()
-    results["idle_rss_mb"] = round(bench.memory_kb(server.pids(), "status", "VmRSS") / 1024, 1)
+    results["idle_rss_mb"] = round(memory_kb(server.pids(), "status", "VmRSS") / 1024, 1)
     return results
 
 
@@ -167,7 +170,7 @@ def main() -> int:
     ap.add_argument("--size-mb", type=int, default=1024, help="big file size in MiB (default 1024)")
     ap.add_argument("--files", type=int, default=1000, help="small files (default 1000)")
     ap.add_argument("--servers", default="ferroflow,mlflow")
-    ap.add_argument("--mlflow", default=str(bench.VENV_BIN / "mlflow"), help="mlflow CLI")
+    ap.add_argument("--mlflow", default=str(VENV_BIN / "mlflow"), help="mlflow CLI")
     args = ap.parse_args()
     ArtifactServer.mlflow_bin = os.path.abspath(args.mlflow)  # servers run in their own dir
 
@@ -188,15 +191,15 @@ def main() -> int:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"{name} did not start")
                 time.sleep(0.2)
-            bench.log(f"{name} ready in {server.info['startup_s']} s")
+            log(f"{name} ready in {server.info['startup_s']} s")
             try:
                 results[name] = measure(server, big, small)
             finally:
                 server.stop()
-        out = dict(machine=bench.machine_description(), size_mb=args.size_mb, files=args.files,
+        out = dict(machine=machine_description(), size_mb=args.size_mb, files=args.files,
                    results=results, at=time.strftime("%Y-%m-%dT%H:%M:%S"))
-        bench.RESULTS.mkdir(exist_ok=True)
-        path = bench.RESULTS / f"artifacts-{time.strftime('%Y%m%d-%H%M%S')}.json"
+        RESULTS.mkdir(exist_ok=True)
+        path = RESULTS / f"artifacts-{time.strftime('%Y%m%d-%H%M%S')}.json"
         path.write_text(json.dumps(out, indent=2))
         print(json.dumps(results, indent=2))
         if {"ferroflow", "mlflow"} <= results.keys():

@@ -4,6 +4,7 @@
 #
 #   benches/run.sh --quick
 #   benches/run.sh --servers ferroflow,mlflow --backends sqlite --workloads runs_create,log_batch
+#   benches/run.sh --quick --servers ferroflow --baseline-bin /tmp/ferroflow-before   # A/B
 #
 # Set BENCH_NO_BUILD=1 to skip `cargo build --release` (it is a no-op when up to date anyway).
 set -euo pipefail

@@ -23,19 +23,18 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-import requests
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# The server launcher shared with the benchmark harness (benches/servers.py).
+sys.path.insert(0, str(REPO_ROOT / "tests" / "support"))
+import ferroflow_process  # noqa: E402
 SERVER_KIND = os.environ.get("FERROFLOW_E2E_SERVER", "ferroflow").strip().lower()
 if SERVER_KIND not in ("ferroflow", "mlflow"):
     raise pytest.UsageError(
@@ -139,10 +138,8 @@ _SERVERS_IN_CURRENT_TEST: list["Server"] = []
 _LIVE_SERVERS: list["Server"] = []
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# Test files import it under this name.
+_free_port = ferroflow_process.free_port
 
 
 def _mlflow_bin() -> str:
@@ -187,8 +184,6 @@ class Server:
     def _command(self) -> tuple[list[str], dict[str, str]]:
         env = dict(os.environ)
         env.update(self.destination.server_env)
-        listen = ["--host", "127.0.0.1", "--port", str(self.port)]
-        artifacts = ["--artifacts-destination", self.destination.uri]
         if self.kind == "ferroflow":
             binary = _ferroflow_bin()
             if not Path(binary).exists():
@@ -198,53 +193,33 @@ class Server:
                     pytrace=False,
                 )
             env.setdefault("RUST_BACKTRACE", "1")
-            return [
-                binary,
-                "server",
-                *listen,
-                "--backend-store-uri",
-                self.database.uri,
-                *artifacts,
-            ], env
+            cmd = ferroflow_process.ferroflow_command(
+                binary, self.port, self.database.uri, self.destination.uri
+            )
+            return cmd, env
         # The background job runner (a huey pool of ~50 threads) plays no part in tracking.
         env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
+        listen = ["--host", ferroflow_process.HOST, "--port", str(self.port)]
+        artifacts = ["--artifacts-destination", self.destination.uri]
         backend = ["--backend-store-uri", self.database.mlflow_uri]
         return [_mlflow_bin(), "server", *listen, *backend, *artifacts, "--workers", "1"], env
 
     def start(self) -> "Server":
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.port = ferroflow_process.free_port()
+        self.url = f"http://{ferroflow_process.HOST}:{self.port}"
         cmd, env = self._command()
         default_timeout = 30 if self.kind == "ferroflow" else 120
         timeout = float(os.environ.get("FERROFLOW_E2E_STARTUP_TIMEOUT", default_timeout))
-        log = open(self.log_path, "ab")
-        log.write(f"$ {' '.join(cmd)}\n".encode())
-        log.flush()
-        # A new session makes the server its own process group, so stop() can end the
-        # uvicorn/worker children the reference spawns, and nothing else.
-        self._proc = subprocess.Popen(
-            cmd,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=env,
-            start_new_session=True,
-        )
-        log.close()
+        self._proc = ferroflow_process.launch(cmd, self.log_path, env=env)
         _LIVE_SERVERS.append(self)
         _SERVERS_IN_CURRENT_TEST.append(self)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                self._fail_start(f"exited with code {self._proc.returncode} before it was ready")
-            try:
-                resp = requests.get(f"{self.url}/health", timeout=2)
-                if resp.status_code == 200 and resp.text.strip() == "OK":
-                    return self
-            except requests.RequestException:
-                pass
-            time.sleep(0.1)
-        self._fail_start(f"did not answer GET /health with OK within {timeout:.0f} s")
+        try:
+            ready = ferroflow_process.wait_ready(self._proc, f"{self.url}/health", timeout)
+        except ferroflow_process.Exited as e:
+            self._fail_start(f"exited with code {e.returncode} before it was ready")
+        if not ready:
+            self._fail_start(f"did not answer GET /health with OK within {timeout:.0f} s")
+        return self
 
     def _fail_start(self, why: str):
         tail = self.log_tail()
@@ -257,14 +232,8 @@ class Server:
         proc, self._proc = self._proc, None
         if self in _LIVE_SERVERS:
             _LIVE_SERVERS.remove(self)
-        if proc is None:
-            return
-        # The whole group goes, so the reference's uvicorn child releases the port and database.
-        for sig, grace in ((signal.SIGTERM, 15), (signal.SIGKILL, 10)):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, sig)
-            if _wait_for_group_exit(proc, grace):
-                return
+        if proc is not None:
+            ferroflow_process.stop_group(proc)
 
     @property
     def client(self):
@@ -275,26 +244,10 @@ class Server:
         return self._client
 
     def log_tail(self, lines: int = 60) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError as e:
-            return f"(no log: {e})"
-        return "\n".join(text.splitlines()[-lines:])
+        return ferroflow_process.log_tail(self.log_path, lines)
 
     def __repr__(self) -> str:
         return f"<Server {self.label} {self.url}>"
-
-
-def _wait_for_group_exit(proc: subprocess.Popen, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        proc.poll()  # reap the group leader so it does not linger as a zombie
-        try:
-            os.killpg(proc.pid, 0)
-        except ProcessLookupError:
-            return True
-        time.sleep(0.1)
-    return False
 
 
 @contextlib.contextmanager
@@ -357,31 +310,19 @@ class LocalDestination(Destination):
 
 
 def _start_emulator(name: str, cmd: list[str], url: str, log_path: Path, ready) -> subprocess.Popen:
-    log = open(log_path, "ab")
-    proc = subprocess.Popen(
-        cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
-    )
-    log.close()
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"{name} exited with {proc.returncode}: {log_path.read_text()[-2000:]}", pytrace=False)
-        try:
-            if ready(requests.get(url, timeout=2)):
-                return proc
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
+    proc = ferroflow_process.launch(cmd, log_path)
+    try:
+        up = ferroflow_process.wait_ready(proc, url, 60, ready, interval=0.2)
+    except ferroflow_process.Exited as e:
+        pytest.fail(f"{name} exited with {e.returncode}: {log_path.read_text()[-2000:]}", pytrace=False)
+    if up:
+        return proc
     _stop_group(proc)
     pytest.fail(f"{name} did not start within 60 s: {log_path.read_text()[-2000:]}", pytrace=False)
 
 
 def _stop_group(proc: subprocess.Popen) -> None:
-    for sig, grace in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-        if _wait_for_group_exit(proc, grace):
-            return
+    ferroflow_process.stop_group(proc, term_grace=10, kill_grace=5)
 
 
 class S3Destination(Destination):
