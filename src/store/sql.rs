@@ -46,7 +46,6 @@ pub struct SqlStore {
     /// Reads run on it directly, writes in a transaction from `db.begin()`.
     db: Db,
     dialect: Dialect,
-    placeholders: Placeholders,
     /// Root under which experiments get their artifact location, e.g.
     /// `mlflow-artifacts:/`.
     default_artifact_root: String,
@@ -68,13 +67,6 @@ pub(super) enum Dialect {
 }
 
 impl Dialect {
-    fn placeholders(self) -> Placeholders {
-        match self {
-            Self::Postgres => Placeholders::Numbered,
-            Self::Sqlite => Placeholders::Anonymous,
-        }
-    }
-
     /// A double as text that parses back to the same bits. JSON functions
     /// print doubles with 15 digits, so aggregated values go through this.
     pub(super) fn exact_real(self, column: &str) -> String {
@@ -100,63 +92,42 @@ impl Dialect {
     }
 }
 
-/// How bind parameters are spelled. Named `$N` parameters work on both
-/// backends, but SQLite resolves each name with a linear scan, which makes a
-/// 6,000-parameter batch insert quadratic; its store therefore writes the
-/// many-parameter statements (bulk `VALUES`, `IN` lists) with anonymous `?`.
-/// One statement uses one style throughout, since `?` is numbered by position.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Placeholders {
-    Numbered,
-    Anonymous,
-}
+// Statements spell every parameter `$N`, on both backends (`db.rs` binds
+// them by number on SQLite); these build the long lists.
 
-impl Placeholders {
-    /// The `n`-th parameter of a statement (1-based).
-    fn param(self, n: usize) -> String {
-        match self {
-            Self::Numbered => format!("${n}"),
-            Self::Anonymous => "?".into(),
-        }
-    }
-
-    fn push(self, sql: &mut String, n: usize) {
-        match self {
-            Self::Numbered => {
-                sql.push('$');
-                sql.push_str(itoa::Buffer::new().format(n));
-            }
-            Self::Anonymous => sql.push('?'),
-        }
-    }
-
-    /// `(p, p, ...), (p, ...)` for a multi-row `VALUES`, numbered from `start`.
-    fn values(self, rows: usize, columns: usize, start: usize) -> String {
-        let mut sql = String::with_capacity(rows * (columns * 7 + 3));
-        for row in 0..rows {
-            sql.push_str(if row == 0 { "(" } else { ",(" });
-            for col in 0..columns {
-                if col > 0 {
-                    sql.push(',');
-                }
-                self.push(&mut sql, start + row * columns + col);
-            }
-            sql.push(')');
-        }
-        sql
-    }
-
-    /// `p, p, ...` for an `IN (...)` list of `n`, numbered from `start`.
-    fn list(self, n: usize, start: usize) -> String {
-        let mut sql = String::with_capacity(n * 7);
-        for i in start..start + n {
-            if i > start {
+/// `($s,$s+1,...),($s+c,...)`: the placeholders of a multi-row `VALUES` of
+/// `rows` rows of `columns`, numbered from `start`.
+fn values_rows(rows: usize, columns: usize, start: usize) -> String {
+    let mut sql = String::with_capacity(rows * (columns * 7 + 3));
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(" } else { ",(" });
+        for col in 0..columns {
+            if col > 0 {
                 sql.push(',');
             }
-            self.push(&mut sql, i);
+            push_param(&mut sql, start + row * columns + col);
         }
-        sql
+        sql.push(')');
     }
+    sql
+}
+
+/// `$s,$s+1,...`: the placeholders of an `IN (...)` list of `n`, numbered
+/// from `start`.
+fn in_list(n: usize, start: usize) -> String {
+    let mut sql = String::with_capacity(n * 7);
+    for i in start..start + n {
+        if i > start {
+            sql.push(',');
+        }
+        push_param(&mut sql, i);
+    }
+    sql
+}
+
+fn push_param(sql: &mut String, n: usize) {
+    sql.push('$');
+    sql.push_str(itoa::Buffer::new().format(n));
 }
 
 fn bind_values<'q>(mut query: Query<'q>, values: &[SqlValue]) -> Query<'q> {
@@ -302,7 +273,6 @@ impl SqlStore {
         Self {
             db,
             dialect,
-            placeholders: dialect.placeholders(),
             default_artifact_root: default_artifact_root.to_string(),
         }
     }
@@ -351,7 +321,7 @@ impl SqlStore {
             let sql = format!(
                 "SELECT {} FROM experiments e WHERE e.experiment_id IN ({})",
                 search::EXPERIMENT_COLUMNS,
-                self.placeholders.list(chunk.len(), 1)
+                in_list(chunk.len(), 1)
             );
             let rows = chunk
                 .iter()
@@ -378,7 +348,7 @@ impl SqlStore {
         for chunk in experiments.chunks(IN_LIST_CHUNK) {
             let sql = format!(
                 "SELECT experiment_id, key, value FROM experiment_tags WHERE experiment_id IN ({})",
-                self.placeholders.list(chunk.len(), 1)
+                in_list(chunk.len(), 1)
             );
             let mut query = db::query(&sql);
             for experiment in chunk {
@@ -457,21 +427,21 @@ impl SqlStore {
         let mut runs: HashMap<String, Run> = HashMap::with_capacity(run_ids.len());
         let json = |columns: &str| self.dialect.json_rows(columns);
         for chunk in run_ids.chunks(IN_LIST_CHUNK) {
-            let list = self.placeholders.list(chunk.len(), 1);
+            let list = in_list(chunk.len(), 1);
             let runs_sql = format!(
                 "SELECT {RUN_COLUMNS}, \
                  (SELECT {} FROM params p WHERE p.run_uuid = r.run_uuid) AS params, \
                  (SELECT {} FROM tags t WHERE t.run_uuid = r.run_uuid) AS tags, \
                  (SELECT {} FROM latest_metrics m WHERE m.run_uuid = r.run_uuid) AS metrics \
                  FROM runs r JOIN experiments e ON e.experiment_id = r.experiment_id \
-                 WHERE r.run_uuid IN ({list}) AND e.workspace = {}",
+                 WHERE r.run_uuid IN ({list}) AND e.workspace = ${}",
                 json("p.key, p.value"),
                 json("t.key, t.value"),
                 json(&format!(
                     "m.key, {}, m.timestamp, m.step, CASE WHEN m.is_nan THEN 1 ELSE 0 END",
                     self.dialect.exact_real("m.value")
                 )),
-                self.placeholders.param(chunk.len() + 1)
+                chunk.len() + 1
             );
             let inputs_sql = format!(
                 "SELECT i.input_uuid, i.destination_id, d.name, d.digest, d.dataset_source_type, \
@@ -547,7 +517,7 @@ impl SqlStore {
         for chunk in input_uuids.chunks(IN_LIST_CHUNK) {
             let sql = format!(
                 "SELECT input_uuid, name, value FROM input_tags WHERE input_uuid IN ({}) ORDER BY name",
-                self.placeholders.list(chunk.len(), 1)
+                in_list(chunk.len(), 1)
             );
             for row in bind_all(&sql, chunk).fetch_all(&self.db).await? {
                 let input_uuid: String = row.try_get("input_uuid")?;
@@ -585,7 +555,7 @@ impl SqlStore {
     async fn write_params(&self, tx: &mut Tx, run_id: &str, params: &[Tag]) -> Result<()> {
         let sql = format!(
             "INSERT INTO params (key, value, run_uuid) VALUES {} ON CONFLICT DO NOTHING",
-            self.placeholders.values(params.len(), 3, 1)
+            values_rows(params.len(), 3, 1)
         );
         let mut query = db::query(&sql);
         for param in params {
@@ -597,9 +567,8 @@ impl SqlStore {
         query.execute(&mut *tx).await?;
 
         let sql = format!(
-            "SELECT key, value FROM params WHERE run_uuid = {} AND key IN ({})",
-            self.placeholders.param(1),
-            self.placeholders.list(params.len(), 2)
+            "SELECT key, value FROM params WHERE run_uuid = $1 AND key IN ({})",
+            in_list(params.len(), 2)
         );
         let mut query = db::query(&sql).bind(run_id);
         for param in params {
@@ -645,7 +614,7 @@ impl SqlStore {
         let sql = format!(
             "INSERT INTO tags (key, value, run_uuid) VALUES {} \
              ON CONFLICT (key, run_uuid) DO UPDATE SET value = excluded.value",
-            self.placeholders.values(latest.len(), 3, 1)
+            values_rows(latest.len(), 3, 1)
         );
         let mut query = db::query(&sql);
         for tag in &latest {
@@ -677,7 +646,7 @@ impl SqlStore {
         let sql = format!(
             "INSERT INTO metrics (key, value, timestamp, step, is_nan, run_uuid) VALUES {} \
              ON CONFLICT DO NOTHING",
-            self.placeholders.values(metrics.len(), 6, 1)
+            values_rows(metrics.len(), 6, 1)
         );
         let mut query = db::query(&sql);
         for metric in metrics {
@@ -713,7 +682,7 @@ impl SqlStore {
              timestamp = excluded.timestamp, step = excluded.step, is_nan = excluded.is_nan \
              WHERE (excluded.step, excluded.timestamp, excluded.value) > \
              (latest_metrics.step, latest_metrics.timestamp, latest_metrics.value)",
-            self.placeholders.values(latest.len(), 6, 1)
+            values_rows(latest.len(), 6, 1)
         );
         let mut query = db::query(&sql);
         for metric in latest {
@@ -746,7 +715,7 @@ impl SqlStore {
         let sql = format!(
             "INSERT INTO inputs (input_uuid, source_type, source_id, destination_type, \
              destination_id, step) VALUES {} ON CONFLICT DO NOTHING",
-            self.placeholders.values(models.len(), 6, 1)
+            values_rows(models.len(), 6, 1)
         );
         let mut query = db::query(&sql);
         for (model_id, step) in models {
@@ -1202,9 +1171,8 @@ impl TrackingStore for SqlStore {
         }
         // Only experiments of this workspace are searched; others match nothing.
         let sql = format!(
-            "SELECT experiment_id FROM experiments WHERE workspace = {} AND experiment_id IN ({})",
-            self.placeholders.param(1),
-            self.placeholders.list(requested.len(), 2)
+            "SELECT experiment_id FROM experiments WHERE workspace = $1 AND experiment_id IN ({})",
+            in_list(requested.len(), 2)
         );
         let mut visible = db::query(&sql).bind(ws.name());
         for id in &requested {
@@ -1500,10 +1468,9 @@ mod tests {
 
     #[test]
     fn placeholders_number_rows_in_order() {
-        let numbered = Placeholders::Numbered;
-        assert_eq!(numbered.values(2, 3, 1), "($1,$2,$3),($4,$5,$6)");
-        assert_eq!(numbered.list(3, 2), "$2,$3,$4");
-        assert_eq!(Placeholders::Anonymous.values(2, 2, 1), "(?,?),(?,?)");
+        assert_eq!(values_rows(2, 3, 1), "($1,$2,$3),($4,$5,$6)");
+        assert_eq!(in_list(3, 2), "$2,$3,$4");
+        assert_eq!(values_rows(1, 1, 12), "($12)");
     }
 
     #[test]

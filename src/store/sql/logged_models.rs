@@ -8,8 +8,8 @@ use crate::store::db::{self, Row, Target, Tx};
 use async_trait::async_trait;
 
 use super::{
-    append_to_uri, bind_all, fetch_rendered, now_millis, parse_experiment_id, tag_from_row,
-    SqlStore, ACTIVE, DELETED, IN_LIST_CHUNK,
+    append_to_uri, bind_all, fetch_rendered, in_list, now_millis, parse_experiment_id,
+    tag_from_row, values_rows, SqlStore, ACTIVE, DELETED, IN_LIST_CHUNK,
 };
 use crate::error::{MlflowError, Result};
 use crate::model::{
@@ -111,14 +111,14 @@ impl SqlStore {
     async fn load_logged_models(&self, ws: &Workspace, ids: &[String]) -> Result<Vec<LoggedModel>> {
         let mut models: HashMap<String, LoggedModel> = HashMap::with_capacity(ids.len());
         for chunk in ids.chunks(IN_LIST_CHUNK) {
-            let list = self.placeholders.list(chunk.len(), 1);
+            let list = in_list(chunk.len(), 1);
             let models_sql = format!(
                 "SELECT lm.model_id, lm.experiment_id, lm.name, lm.artifact_location, \
                  lm.creation_timestamp_ms, lm.last_updated_timestamp_ms, lm.status, \
                  lm.model_type, lm.source_run_id, lm.status_message FROM logged_models lm \
                  JOIN experiments e ON e.experiment_id = lm.experiment_id \
-                 WHERE lm.model_id IN ({list}) AND e.workspace = {}",
-                self.placeholders.param(chunk.len() + 1)
+                 WHERE lm.model_id IN ({list}) AND e.workspace = ${}",
+                chunk.len() + 1
             );
             let tags_sql = format!(
                 "SELECT model_id, tag_key, tag_value AS value FROM logged_model_tags \
@@ -204,7 +204,7 @@ impl SqlStore {
         let sql = format!(
             "INSERT INTO logged_model_tags (model_id, experiment_id, tag_key, tag_value) \
              VALUES {} ON CONFLICT (model_id, tag_key) DO UPDATE SET tag_value = excluded.tag_value",
-            self.placeholders.values(tags.len(), 4, 1)
+            values_rows(tags.len(), 4, 1)
         );
         let mut query = db::query(&sql);
         for tag in tags {
@@ -231,7 +231,7 @@ impl SqlStore {
         let sql = format!(
             "INSERT INTO logged_model_params (model_id, experiment_id, param_key, param_value) \
              VALUES {} ON CONFLICT (model_id, param_key) DO UPDATE SET param_value = excluded.param_value",
-            self.placeholders.values(params.len(), 4, 1)
+            values_rows(params.len(), 4, 1)
         );
         let mut query = db::query(&sql);
         for param in params {
@@ -266,7 +266,7 @@ impl SqlStore {
         model_ids.dedup();
         let sql = format!(
             "SELECT model_id FROM logged_models WHERE model_id IN ({})",
-            self.placeholders.list(model_ids.len(), 1)
+            in_list(model_ids.len(), 1)
         );
         let found = model_ids
             .iter()
@@ -285,7 +285,7 @@ impl SqlStore {
             "INSERT INTO logged_model_metrics (model_id, metric_name, metric_timestamp_ms, \
              metric_step, metric_value, experiment_id, run_id, dataset_name, dataset_digest) \
              VALUES {} ON CONFLICT DO NOTHING",
-            self.placeholders.values(metrics.len(), 9, 1)
+            values_rows(metrics.len(), 9, 1)
         );
         let mut query = db::query(&sql);
         for (metric, model_id) in metrics {

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use crate::store::db::{self, DbError, DbResult, Row, Target, Tx};
 use async_trait::async_trait;
 
-use super::{now_millis, tag_from_row, Placeholders, SqlStore};
+use super::{in_list, now_millis, tag_from_row, SqlStore};
 use crate::error::{MlflowError, Result};
 use crate::model::{ModelVersion, Page, RegisteredModel, RegisteredModelAlias, Tag, Workspace};
 use crate::search::registry::MODEL_VERSION_COLUMNS;
@@ -198,7 +198,7 @@ impl SqlStore {
     ) -> Result<Vec<RegisteredModel>> {
         let mut models: HashMap<String, RegisteredModel> = HashMap::with_capacity(names.len());
         for chunk in names.chunks(super::IN_LIST_CHUNK) {
-            let list = Placeholders::Numbered.list(chunk.len(), 2);
+            let list = in_list(chunk.len(), 2);
             let models_sql = format!(
                 "SELECT name, creation_time, last_updated_time, description FROM \
                  registered_models WHERE workspace = $1 AND name IN ({list})"
@@ -221,7 +221,6 @@ impl SqlStore {
                  ) l ON l.name = v.name AND l.latest = v.version \
                  WHERE v.workspace = $1 ORDER BY l.first"
             );
-            // Numbered placeholders throughout: `$1` appears twice in the latest query.
             let query = |sql| bind_names(sql, ws.name(), chunk);
             let (model_rows, tag_rows, alias_rows, latest_rows) = tokio::try_join!(
                 query(&models_sql).fetch_all(&self.db),
@@ -332,7 +331,7 @@ impl SqlStore {
             let sql = format!(
                 "SELECT name, alias, version FROM registered_model_aliases WHERE workspace = $1 \
                  AND name IN ({}) ORDER BY alias",
-                Placeholders::Numbered.list(chunk.len(), 2)
+                in_list(chunk.len(), 2)
             );
             let query = chunk
                 .iter()
