@@ -19,7 +19,7 @@ use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 
-use super::db::{self, Db, Query, Row, Target, Tx};
+use super::db::{self, Db, Query, Row, Target, Tx, UniqueViolation};
 use super::names::random_run_name;
 use super::validation::{self, MAX_RESULTS_SEARCH};
 use super::{
@@ -800,7 +800,7 @@ impl TrackingStore for SqlStore {
         }
         let now = now_millis();
         let mut tx = self.db.begin().await?;
-        let inserted = db::query(
+        let id: i64 = db::query(
             "INSERT INTO experiments (name, artifact_location, lifecycle_stage, creation_time, \
              last_update_time, workspace) VALUES ($1, $2, 'active', $3, $3, $4) \
              RETURNING experiment_id",
@@ -810,12 +810,9 @@ impl TrackingStore for SqlStore {
         .bind(now)
         .bind(ws.name())
         .fetch_one(&mut tx)
-        .await;
-        let id: i64 = match inserted {
-            Ok(row) => row.try_get("experiment_id")?,
-            Err(err) if err.is_unique_violation() => return Err(already_exists()),
-            Err(err) => return Err(err.into()),
-        };
+        .await
+        .or_conflict(already_exists)?
+        .try_get("experiment_id")?;
         if artifact_location.is_none_or(str::is_empty) {
             db::query("UPDATE experiments SET artifact_location = $1 WHERE experiment_id = $2")
                 .bind(append_to_uri(
@@ -909,23 +906,22 @@ impl TrackingStore for SqlStore {
                 "Cannot rename a non-active experiment.",
             ));
         }
-        let renamed = db::query(
+        db::query(
             "UPDATE experiments SET name = $1, last_update_time = $2 WHERE experiment_id = $3",
         )
         .bind(new_name)
         .bind(now_millis())
         .bind(parse_experiment_id(experiment_id)?)
         .execute(&self.db)
-        .await;
-        match renamed {
-            Ok(_) => Ok(()),
-            // MLflow lets the database reject the rename and reports BAD_REQUEST.
-            Err(err) if err.is_unique_violation() => Err(MlflowError::new(
+        .await
+        // MLflow lets the database reject the rename and reports BAD_REQUEST.
+        .or_conflict(|| {
+            MlflowError::new(
                 ErrorCode::BadRequest,
                 format!("Experiment(name={new_name}) already exists."),
-            )),
-            Err(err) => Err(err.into()),
-        }
+            )
+        })?;
+        Ok(())
     }
 
     async fn set_experiment_deleted(

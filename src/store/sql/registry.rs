@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use crate::store::db::{self, DbError, DbResult, Row, Target, Tx};
+use crate::store::db::{self, DbError, DbResult, Row, Target, Tx, UniqueViolation};
 use async_trait::async_trait;
 
 use super::{in_list, now_millis, tag_from_row, SqlStore};
@@ -779,6 +779,8 @@ impl RegistryStore for SqlStore {
         .await;
         match inserted {
             Ok(_) => {}
+            // Not `or_conflict`: the message depends on whether a model or a
+            // prompt holds the name, which takes a read.
             Err(err) if err.is_unique_violation() => {
                 drop(tx);
                 let existing = self.get_registered_model(ws, name).await?;
@@ -848,7 +850,7 @@ impl RegistryStore for SqlStore {
         self.require_model(&mut tx, ws, name).await?;
         let now = now_millis();
         // Versions, tags and aliases follow through ON UPDATE CASCADE.
-        let renamed = db::query(
+        db::query(
             "UPDATE registered_models SET name = $1, last_updated_time = $2 \
              WHERE workspace = $3 AND name = $4",
         )
@@ -857,16 +859,12 @@ impl RegistryStore for SqlStore {
         .bind(ws.name())
         .bind(name)
         .execute(&mut tx)
-        .await;
-        match renamed {
-            Ok(_) => {}
-            Err(err) if err.is_unique_violation() => {
-                return Err(MlflowError::already_exists(format!(
-                    "Registered Model (name={new_name}) already exists."
-                )))
-            }
-            Err(err) => return Err(err.into()),
-        }
+        .await
+        .or_conflict(|| {
+            MlflowError::already_exists(format!(
+                "Registered Model (name={new_name}) already exists."
+            ))
+        })?;
         db::query(
             "UPDATE model_versions SET last_updated_time = $1 WHERE workspace = $2 AND name = $3",
         )
@@ -1074,7 +1072,9 @@ impl RegistryStore for SqlStore {
             {
                 Ok(version) => version,
                 Err(DbError::RowNotFound) => return Err(model_not_found(&new.name)),
-                // Another creator took the number first: count again.
+                // Another creator took the number first: count again. (A
+                // match, not `or_conflict`: this violation is a cue to retry,
+                // not an error to report.)
                 Err(err) if err.is_unique_violation() && attempt < CREATE_VERSION_ATTEMPTS => {
                     tracing::info!(name = %new.name, attempt, "model version number taken, retrying");
                     continue;
