@@ -17,10 +17,11 @@ use crate::model::{ModelVersion, Page, RegisteredModel, RegisteredModelAlias, Ta
 use crate::search::registry::MODEL_VERSION_COLUMNS;
 use crate::search::{self, page_token};
 use crate::store::registry::{
-    self as rules, canonical_stage, parse_version, validate_alias, validate_alias_not_reserved,
-    validate_model_name, validate_registry_tag, ModelUri, NewModelVersion, RegistryQuery,
-    RegistryStore, ACTIVE_STAGES, ALL_STAGES, IS_PROMPT_TAG, MODEL_VERSIONS_TAG,
-    SEARCH_MODEL_VERSIONS_MAX, SEARCH_REGISTERED_MODELS_MAX, STAGE_DELETED_INTERNAL,
+    self as rules, canonical_stage, check_not_prompt, dedup_tags, is_prompt, parse_version,
+    python_json, validate_alias, validate_alias_not_reserved, validate_model_name,
+    validate_registry_tag, ModelUri, NewModelVersion, RegistryQuery, RegistryStore, ACTIVE_STAGES,
+    ALL_STAGES, MODEL_VERSIONS_TAG, SEARCH_MODEL_VERSIONS_MAX, SEARCH_REGISTERED_MODELS_MAX,
+    STAGE_DELETED_INTERNAL,
 };
 
 /// Attempts at numbering a new version before giving up, as MLflow's store.
@@ -72,76 +73,6 @@ fn version_from_row(row: &Row) -> Result<VersionRow> {
         },
         storage_location: row.try_get("storage_location")?,
     })
-}
-
-/// `json.dumps` of a JSON value: `", "` and `": "` separators, non-ASCII
-/// escaped, so a tag written here reads as MLflow's own.
-fn python_json(value: &serde_json::Value, out: &mut String) {
-    use serde_json::Value;
-    match value {
-        Value::String(s) => {
-            out.push('"');
-            for c in s.chars() {
-                match c {
-                    '"' => out.push_str("\\\""),
-                    '\\' => out.push_str("\\\\"),
-                    '\n' => out.push_str("\\n"),
-                    '\r' => out.push_str("\\r"),
-                    '\t' => out.push_str("\\t"),
-                    c if (c as u32) < 0x20 || (c as u32) > 0x7e => {
-                        let mut units = [0u16; 2];
-                        for unit in c.encode_utf16(&mut units) {
-                            out.push_str(&format!("\\u{unit:04x}"));
-                        }
-                    }
-                    c => out.push(c),
-                }
-            }
-            out.push('"');
-        }
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                python_json(item, out);
-            }
-            out.push(']');
-        }
-        Value::Object(map) => {
-            out.push('{');
-            for (i, (key, item)) in map.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                python_json(&Value::String(key.clone()), out);
-                out.push_str(": ");
-                python_json(item, out);
-            }
-            out.push('}');
-        }
-        other => out.push_str(&other.to_string()),
-    }
-}
-
-/// The last value of each key wins, as MLflow builds its tag dict.
-fn dedup_tags(tags: &[Tag]) -> Vec<Tag> {
-    let mut latest: Vec<Tag> = Vec::with_capacity(tags.len());
-    for tag in tags {
-        match latest.iter_mut().find(|t| t.key == tag.key) {
-            Some(existing) => existing.value = tag.value.clone(),
-            None => latest.push(tag.clone()),
-        }
-    }
-    latest
-}
-
-fn is_prompt(tags: &[Tag]) -> bool {
-    tags.iter()
-        .rev()
-        .find(|t| t.key == IS_PROMPT_TAG)
-        .is_some_and(|t| t.value.eq_ignore_ascii_case("true"))
 }
 
 /// A logged model's row, as model-version creation needs it.
@@ -498,113 +429,26 @@ impl SqlStore {
         Ok(())
     }
 
-    /// The artifact URI of the source's run; an unknown run makes the source invalid.
-    async fn run_artifact_root(
-        &self,
-        ws: &Workspace,
-        run_id: &str,
-        source: &str,
-    ) -> Result<String> {
+    /// The artifact URI of a source's run; `None` when the run is not here.
+    async fn run_artifact_root(&self, ws: &Workspace, run_id: &str) -> Result<Option<String>> {
         match self.accessible_run(ws, run_id).await {
-            Ok(run) => Ok(run.artifact_uri),
-            Err(err) if err.code == crate::error::ErrorCode::ResourceDoesNotExist => {
-                Err(rules::invalid_source(source, "run_id"))
-            }
+            Ok(run) => Ok(Some(run.artifact_uri)),
+            Err(err) if err.code == crate::error::ErrorCode::ResourceDoesNotExist => Ok(None),
             Err(err) => Err(err),
         }
     }
 
-    /// `_validate_source_run`: where a source may point given its run.
-    async fn validate_source_run(&self, ws: &Workspace, source: &str, run_id: &str) -> Result<()> {
-        if rules::is_local_uri(source)? {
-            if !run_id.is_empty()
-                && rules::local_source_within(
-                    source,
-                    &self.run_artifact_root(ws, run_id, source).await?,
-                )?
-            {
-                return Ok(());
-            }
-            return Err(rules::invalid_local_source(source, "run_id"));
-        }
-        rules::validate_no_relative_paths(source)?;
-        let parts = rules::split_uri(source);
-        if parts.scheme == "runs" {
-            if !parts.netloc.is_empty() {
-                return Err(rules::invalid_source(source, "run_id"));
-            }
-            let (source_run, _) = rules::parse_runs_uri(source)?;
-            if !run_id.is_empty() && source_run == run_id {
-                return Ok(());
-            }
-            return Err(rules::invalid_source(source, "run_id"));
-        }
-        if parts.scheme == "models"
-            && (!parts.netloc.is_empty()
-                || !matches!(
-                    rules::parse_models_uri(source),
-                    Ok(ModelUri::Version(..) | ModelUri::Alias(..) | ModelUri::Stage(..))
-                ))
-        {
-            return Err(rules::invalid_source(source, "model_id"));
-        }
-        if rules::is_mlflow_artifacts_source(source) {
-            if !run_id.is_empty()
-                && rules::uri_within_root(
-                    source,
-                    &self.run_artifact_root(ws, run_id, source).await?,
-                )
-            {
-                return Ok(());
-            }
-            return Err(rules::invalid_source(source, "run_id"));
-        }
-        Ok(())
-    }
-
-    /// `_validate_source_model`: where a source may point given its logged model.
-    async fn validate_source_model(
+    /// The artifact location of a source's logged model; `None` when the
+    /// model is not here.
+    async fn logged_model_artifact_root(
         &self,
         ws: &Workspace,
-        source: &str,
         model_id: &str,
-    ) -> Result<()> {
-        let model_root = || async move {
-            self.logged_model(ws, model_id)
-                .await?
-                .map(|m| m.artifact_location)
-                .ok_or_else(|| rules::invalid_source(source, "model_id"))
-        };
-        if rules::is_local_uri(source)? {
-            if rules::local_source_within(source, &model_root().await?)? {
-                return Ok(());
-            }
-            return Err(rules::invalid_local_source(source, "model_id"));
-        }
-        rules::validate_no_relative_paths(source)?;
-        let parts = rules::split_uri(source);
-        if parts.scheme == "models" {
-            if !parts.netloc.is_empty() {
-                return Err(rules::invalid_source(source, "model_id"));
-            }
-            match rules::parse_models_uri(source) {
-                Ok(ModelUri::LoggedModel(id)) if id == model_id => return Ok(()),
-                Ok(ModelUri::LoggedModel(_)) | Err(_) => {
-                    return Err(rules::invalid_source(source, "model_id"))
-                }
-                Ok(_) => {}
-            }
-        }
-        if parts.scheme == "runs" {
-            return Err(rules::invalid_source(source, "model_id"));
-        }
-        if rules::is_mlflow_artifacts_source(source) {
-            if rules::uri_within_root(source, &model_root().await?) {
-                return Ok(());
-            }
-            return Err(rules::invalid_source(source, "model_id"));
-        }
-        Ok(())
+    ) -> Result<Option<String>> {
+        Ok(self
+            .logged_model(ws, model_id)
+            .await?
+            .map(|m| m.artifact_location))
     }
 
     /// Where the version's files are: a logged model's artifact location, a
@@ -739,16 +583,6 @@ fn bind_names<'q>(sql: &'q str, workspace: &'q str, names: &[String]) -> db::Que
     names
         .iter()
         .fold(db::query(sql).bind(workspace), |q, name| q.bind(name))
-}
-
-fn check_not_prompt(model: &RegisteredModel, source: &str) -> Result<()> {
-    if is_prompt(&model.tags) {
-        return Err(MlflowError::invalid_parameter(format!(
-            "Invalid model version source: '{source}'. Prompt versions cannot be used as model \
-             version sources."
-        )));
-    }
-    Ok(())
 }
 
 #[async_trait]
@@ -1037,12 +871,13 @@ impl RegistryStore for SqlStore {
         let model_id = new.model_id.clone().filter(|m| !m.is_empty());
         match &model_id {
             Some(model_id) => {
-                self.validate_source_model(ws, &new.source, model_id)
-                    .await?
+                let root = self.logged_model_artifact_root(ws, model_id);
+                rules::validate_source_model(&new.source, model_id, root).await?
             }
             None => {
                 let run_id = new.run_id.clone().unwrap_or_default();
-                self.validate_source_run(ws, &new.source, &run_id).await?
+                let root = self.run_artifact_root(ws, &run_id);
+                rules::validate_source_run(&new.source, &run_id, root).await?
             }
         }
         validate_model_name(&new.name)?;
@@ -1407,28 +1242,5 @@ impl RegistryStore for SqlStore {
         })?;
         let version: i64 = row.try_get("version")?;
         self.full_version(ws, name, &version.to_string()).await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn model_versions_tag_prints_like_json_dumps() {
-        let mut out = String::new();
-        let value = serde_json::json!([{"name": "m é", "version": 2}]);
-        python_json(&value, &mut out);
-        assert_eq!(out, r#"[{"name": "m \u00e9", "version": 2}]"#);
-    }
-
-    #[test]
-    fn repeated_tag_keys_keep_the_last_value() {
-        let tag = |k: &str, v: &str| Tag {
-            key: k.into(),
-            value: v.into(),
-        };
-        let tags = dedup_tags(&[tag("a", "1"), tag("b", "2"), tag("a", "3")]);
-        assert_eq!(tags, vec![tag("a", "3"), tag("b", "2")]);
     }
 }
