@@ -7,9 +7,10 @@ use std::collections::HashMap;
 use crate::store::db::{self, Row, Target, Tx};
 use async_trait::async_trait;
 
+use super::experiments::parse_experiment_id;
 use super::{
-    append_to_uri, bind_all, fetch_rendered, in_list, now_millis, parse_experiment_id,
-    tag_from_row, values_rows, SqlStore, ACTIVE, DELETED, IN_LIST_CHUNK,
+    append_to_uri, bind_all, fetch_rendered, in_list, now_millis, tag_from_row, values_rows,
+    SqlStore, ACTIVE, DELETED, IN_LIST_CHUNK,
 };
 use crate::error::{MlflowError, Result};
 use crate::model::{
