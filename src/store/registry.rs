@@ -1,16 +1,21 @@
 //! The model registry store: MLflow's registry operations, never SQL, behind
 //! one trait, plus the registry's pure rules (names, aliases, stages, version
-//! numbers, model-version sources) that every backend enforces alike.
-//!
-//! Source rules mirror the checks of MLflow's server (`_validate_source_run`,
-//! `_validate_source_model`, `_validate_non_local_source_contains_relative_paths`
-//! in mlflow/server/handlers.py); the lookups they need (runs, logged models)
-//! are the backend's, the string work is here.
+//! numbers, tags, prompts; model-version sources in `registry/sources.rs`) that every
+//! backend enforces alike.
+
+mod sources;
 
 use async_trait::async_trait;
 
 use crate::error::{MlflowError, Result};
 use crate::model::{ModelVersion, Page, RegisteredModel, Tag, Workspace};
+
+pub use sources::{
+    invalid_local_source, invalid_source, is_local_uri, is_mlflow_artifacts_source,
+    local_source_within, parse_models_uri, parse_runs_uri, split_uri, uri_within_root,
+    validate_no_relative_paths, validate_source_model, validate_source_run, validate_source_scheme,
+    ModelUri, UriParts,
+};
 
 /// The tag that marks a registered model as a prompt (prompts share the table).
 pub const IS_PROMPT_TAG: &str = "mlflow.prompt.is_prompt";
@@ -280,411 +285,93 @@ pub fn validate_registry_tag(tag: &Tag) -> Result<()> {
     Ok(())
 }
 
-// ---------------------------------------------------------------------------
-// Model-version sources
-// ---------------------------------------------------------------------------
-
-/// A URI split like Python's `urllib.parse.urlsplit`: the scheme lower-cased,
-/// the authority after `//`, the path up to `?` or `#`.
-#[derive(Debug, PartialEq, Eq)]
-pub struct UriParts<'a> {
-    pub scheme: String,
-    pub netloc: &'a str,
-    pub path: &'a str,
-}
-
-pub fn split_uri(uri: &str) -> UriParts<'_> {
-    let (scheme, rest) = match uri.find(':') {
-        Some(i)
-            if i > 0
-                && uri.as_bytes()[0].is_ascii_alphabetic()
-                && uri[..i]
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b)) =>
-        {
-            (uri[..i].to_ascii_lowercase(), &uri[i + 1..])
-        }
-        _ => (String::new(), uri),
-    };
-    let (netloc, rest) = match rest.strip_prefix("//") {
-        Some(after) => {
-            let end = after.find(['/', '?', '#']).unwrap_or(after.len());
-            (&after[..end], &after[end..])
-        }
-        None => ("", rest),
-    };
-    let path = &rest[..rest.find(['?', '#']).unwrap_or(rest.len())];
-    UriParts {
-        scheme,
-        netloc,
-        path,
-    }
-}
-
-/// Percent-decodes until nothing changes, like MLflow's iterative
-/// `unquote`/`unquote_plus` (`plus` also turns `+` into a space).
-fn unquote_fully(value: &str, plus: bool) -> String {
-    let mut current = value.to_string();
-    loop {
-        let spaced = if plus {
-            current.replace('+', " ")
-        } else {
-            current.clone()
-        };
-        let decoded = percent_encoding::percent_decode_str(&spaced)
-            .decode_utf8_lossy()
-            .into_owned();
-        if decoded == current {
-            return current;
-        }
-        current = decoded;
-    }
-}
-
-/// The error for a source that the given run or model id does not contain.
-pub fn invalid_source(source: &str, id_name: &str) -> MlflowError {
-    MlflowError::invalid_parameter(format!(
-        "Invalid model version source: '{source}'. The {id_name} request parameter must \
-         identify the resource that contains the source."
-    ))
-}
-
-/// Schemes that make a server connect to the host they name; MLflow refuses
-/// them as sources unless they address its own artifact storage.
-const HOST_ADDRESSED_SCHEMES: &[&str] = &[
-    "ftp",
-    "sftp",
-    "hdfs",
-    "viewfs",
-    "http",
-    "https",
-    "mlflow-artifacts",
-    "r2",
-    "b2",
-    "abfss",
-];
-
-/// `_validate_artifact_uri_scheme(source, "source")`. ferroflow trusts no
-/// host: only `mlflow-artifacts:/path` (no host) resolves to itself.
-pub fn validate_source_scheme(source: &str) -> Result<()> {
-    let parts = split_uri(source);
-    if !HOST_ADDRESSED_SCHEMES.contains(&parts.scheme.as_str())
-        || (parts.scheme == "mlflow-artifacts" && parts.netloc.is_empty())
-    {
-        return Ok(());
-    }
-    Err(MlflowError::invalid_parameter(format!(
-        "'source' cannot use the '{}' scheme: the '{}' scheme addresses a host other than the \
-         tracking server's configured artifact storage, so the server would connect to the host \
-         named in the URI.",
-        parts.scheme, parts.scheme
-    )))
-}
-
-/// `_validate_non_local_source_contains_relative_paths`: after full
-/// unquoting, no `..` segment and no NUL, and the path must be absolute and
-/// already normal (no `.` segments).
-pub fn validate_no_relative_paths(source: &str) -> Result<()> {
-    let invalid = || {
-        MlflowError::invalid_parameter(format!(
-            "Invalid model version source: '{source}'. If supplying a source as an http, https, \
-             local file path, ftp, objectstore, or mlflow-artifacts uri, an absolute path must \
-             be provided without relative path references present. Please provide an absolute \
-             path."
-        ))
-    };
-    let unquoted = unquote_fully(source, true);
-    let raw_path = split_uri(&unquoted).path.trim_end_matches('/').to_string();
-    let mut path = String::with_capacity(raw_path.len());
-    for c in raw_path.chars() {
-        if !(c == '/' && path.ends_with('/')) {
-            path.push(c);
+/// The last value of each key wins, as MLflow builds its tag dict.
+pub(crate) fn dedup_tags(tags: &[Tag]) -> Vec<Tag> {
+    let mut latest: Vec<Tag> = Vec::with_capacity(tags.len());
+    for tag in tags {
+        match latest.iter_mut().find(|t| t.key == tag.key) {
+            Some(existing) => existing.value = tag.value.clone(),
+            None => latest.push(tag.clone()),
         }
     }
-    if path.contains('\0') || unquoted.split('/').any(|p| p == "..") {
-        return Err(invalid());
-    }
-    // `Path(path).resolve()` must give the path back: absolute, no `.` parts.
-    if !path.starts_with('/') || path.split('/').skip(1).any(|p| p == "." || p.is_empty()) {
-        return Err(invalid());
+    latest
+}
+
+/// Whether tags mark a registered model as a prompt (the last
+/// [`IS_PROMPT_TAG`] counts, `true` in any case).
+pub(crate) fn is_prompt(tags: &[Tag]) -> bool {
+    tags.iter()
+        .rev()
+        .find(|t| t.key == IS_PROMPT_TAG)
+        .is_some_and(|t| t.value.eq_ignore_ascii_case("true"))
+}
+
+/// A `models:/` source must not name a prompt's version.
+pub(crate) fn check_not_prompt(model: &RegisteredModel, source: &str) -> Result<()> {
+    if is_prompt(&model.tags) {
+        return Err(MlflowError::invalid_parameter(format!(
+            "Invalid model version source: '{source}'. Prompt versions cannot be used as model \
+             version sources."
+        )));
     }
     Ok(())
 }
 
-/// `is_local_uri`: a plain path or a `file:` URI on this host.
-pub fn is_local_uri(uri: &str) -> Result<bool> {
-    let parts = split_uri(uri);
-    match parts.scheme.as_str() {
-        "" => Ok(true),
-        "file" => {
-            let host = parts
-                .netloc
-                .rsplit('@')
-                .next()
-                .unwrap_or_default()
-                .split(':')
-                .next()
-                .unwrap_or_default();
-            if host.is_empty()
-                || host == "."
-                || host.starts_with("localhost")
-                || host.starts_with("127.0.0.1")
-            {
-                Ok(true)
-            } else {
-                Err(MlflowError::invalid_parameter(format!(
-                    "{uri} is not a valid remote uri. For remote access on windows, please \
-                     consider using a different scheme such as SMB (e.g. smb://<hostname>/<path>)."
-                )))
+/// `json.dumps` of a JSON value: `", "` and `": "` separators, non-ASCII
+/// escaped, so a tag written here (like [`MODEL_VERSIONS_TAG`]) reads as
+/// MLflow's own.
+pub(crate) fn python_json(value: &serde_json::Value, out: &mut String) {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => {
+            out.push('"');
+            for c in s.chars() {
+                match c {
+                    '"' => out.push_str("\\\""),
+                    '\\' => out.push_str("\\\\"),
+                    '\n' => out.push_str("\\n"),
+                    '\r' => out.push_str("\\r"),
+                    '\t' => out.push_str("\\t"),
+                    c if (c as u32) < 0x20 || (c as u32) > 0x7e => {
+                        let mut units = [0u16; 2];
+                        for unit in c.encode_utf16(&mut units) {
+                            out.push_str(&format!("\\u{unit:04x}"));
+                        }
+                    }
+                    c => out.push(c),
+                }
             }
+            out.push('"');
         }
-        _ => Ok(false),
-    }
-}
-
-/// A local URI as an absolute, lexically normalized path.
-fn local_path(uri: &str) -> std::path::PathBuf {
-    let parts = split_uri(uri);
-    let raw = if parts.scheme == "file" {
-        unquote_fully(parts.path, false)
-    } else {
-        uri.to_string()
-    };
-    let mut path = std::path::PathBuf::from(raw);
-    if path.is_relative() {
-        if let Ok(cwd) = std::env::current_dir() {
-            path = cwd.join(path);
-        }
-    }
-    let mut normal = std::path::PathBuf::new();
-    for part in path.components() {
-        match part {
-            std::path::Component::ParentDir => {
-                normal.pop();
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                python_json(item, out);
             }
-            std::path::Component::CurDir => {}
-            other => normal.push(other),
+            out.push(']');
         }
-    }
-    normal
-}
-
-/// True when the local `source` lies in (or is) the local artifact root `root`.
-pub fn local_source_within(source: &str, root: &str) -> Result<bool> {
-    if !is_local_uri(root)? {
-        return Ok(false);
-    }
-    Ok(local_path(source).starts_with(local_path(root)))
-}
-
-/// `_is_uri_within_root`: same scheme and authority, and the root's
-/// (unquoted) path parts prefix the source's.
-pub fn uri_within_root(source: &str, root: &str) -> bool {
-    let normalized = |uri: &str| {
-        let parts = split_uri(uri);
-        let path: Vec<String> = parts
-            .path
-            .split('/')
-            .filter(|p| !p.is_empty())
-            .map(|p| unquote_fully(p, false))
-            .collect();
-        (parts.scheme, parts.netloc.to_ascii_lowercase(), path)
-    };
-    let (source_scheme, source_host, source_path) = normalized(source);
-    let (root_scheme, root_host, root_path) = normalized(root);
-    source_scheme == root_scheme
-        && source_host == root_host
-        && !root_path.is_empty()
-        && source_path.starts_with(&root_path)
-}
-
-/// `_is_mlflow_artifact_source`: `mlflow-artifacts:` or an http(s) URL of the
-/// artifact proxy.
-pub fn is_mlflow_artifacts_source(source: &str) -> bool {
-    let parts = split_uri(source);
-    if parts.scheme == "mlflow-artifacts" {
-        return true;
-    }
-    let route = ["api", "2.0", "mlflow-artifacts", "artifacts"];
-    let path: Vec<String> = parts
-        .path
-        .split('/')
-        .filter(|p| !p.is_empty())
-        .map(|p| unquote_fully(p, false))
-        .collect();
-    (parts.scheme == "http" || parts.scheme == "https")
-        && path.windows(route.len()).any(|w| w == route)
-}
-
-/// A `runs:/<run_id>/<path>` URI: the run id and the run-relative path.
-pub fn parse_runs_uri(uri: &str) -> Result<(String, String)> {
-    let parts = split_uri(uri);
-    let improper = || {
-        MlflowError::invalid_parameter(format!(
-            "Not a proper runs:/ URI: {uri}. Runs URIs must be of the form \
-             'runs:/<run_id>/run-relative/path/to/artifact'"
-        ))
-    };
-    if parts.scheme != "runs" || !parts.path.starts_with('/') || parts.path.len() <= 1 {
-        return Err(improper());
-    }
-    let (run_id, path) = parts.path[1..]
-        .split_once('/')
-        .unwrap_or((&parts.path[1..], ""));
-    if run_id.is_empty() {
-        return Err(improper());
-    }
-    Ok((run_id.to_string(), path.to_string()))
-}
-
-/// What a `models:/` URI names (`_parse_model_uri`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ModelUri {
-    /// `models:/<model_id>`: a logged model.
-    LoggedModel(String),
-    /// `models:/<name>/<version>`.
-    Version(String, String),
-    /// `models:/<name>/<stage>`; `None` is `models:/<name>/latest`.
-    Stage(String, Option<String>),
-    /// `models:/<name>@<alias>`.
-    Alias(String, String),
-}
-
-pub fn parse_models_uri(uri: &str) -> Result<ModelUri> {
-    let improper = || {
-        MlflowError::invalid_parameter(format!(
-            "Not a proper models:/ URI: {uri}. Models URIs must be of the form \
-             'models:/name/suffix' or 'models:/name@alias' where suffix is a version, stage, or \
-             the string 'latest' and where alias is a registered model alias. Only one of suffix \
-             or alias can be defined at a time."
-        ))
-    };
-    let parts = split_uri(uri);
-    let path = parts.path;
-    if parts.scheme != "models" || !path.starts_with('/') || path.len() <= 1 {
-        return Err(improper());
-    }
-    let pieces: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    if pieces.len() > 2 || pieces[0].trim().is_empty() {
-        return Err(improper());
-    }
-    if let [name, suffix] = pieces[..] {
-        if suffix.trim().is_empty() {
-            return Err(improper());
-        }
-        return Ok(if suffix.chars().all(|c| c.is_ascii_digit()) {
-            ModelUri::Version(name.into(), suffix.into())
-        } else if suffix.eq_ignore_ascii_case("latest") {
-            ModelUri::Stage(name.into(), None)
-        } else {
-            ModelUri::Stage(name.into(), Some(suffix.into()))
-        });
-    }
-    if path.contains('@') {
-        return match pieces[0].rsplit_once('@') {
-            Some((name, alias)) if !alias.trim().is_empty() => {
-                Ok(ModelUri::Alias(name.into(), alias.into()))
+        Value::Object(map) => {
+            out.push('{');
+            for (i, (key, item)) in map.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                python_json(&Value::String(key.clone()), out);
+                out.push_str(": ");
+                python_json(item, out);
             }
-            _ => Err(improper()),
-        };
+            out.push('}');
+        }
+        other => out.push_str(&other.to_string()),
     }
-    Ok(ModelUri::LoggedModel(pieces[0].into()))
-}
-
-/// The message MLflow gives a local source that is not inside the run's (or
-/// logged model's) artifact directory.
-pub fn invalid_local_source(source: &str, id_name: &str) -> MlflowError {
-    // MLflow says "the run" for model ids too.
-    MlflowError::invalid_parameter(format!(
-        "Invalid model version source: '{source}'. To use a local path as a model version \
-         source, the {id_name} request parameter has to be specified and the local path has to \
-         be contained within the artifact directory of the run specified by the {id_name}."
-    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn uris_split_like_urllib() {
-        let p = split_uri("mlflow-artifacts://host:5000/a/b?x#y");
-        assert_eq!(
-            (p.scheme.as_str(), p.netloc, p.path),
-            ("mlflow-artifacts", "host:5000", "/a/b")
-        );
-        let p = split_uri("runs:/abc/model");
-        assert_eq!(
-            (p.scheme.as_str(), p.netloc, p.path),
-            ("runs", "", "/abc/model")
-        );
-        let p = split_uri("/local/path");
-        assert_eq!((p.scheme.as_str(), p.path), ("", "/local/path"));
-    }
-
-    #[test]
-    fn relative_and_nul_sources_are_rejected_even_encoded() {
-        for bad in [
-            "mlflow-artifacts:/1/../2",
-            "mlflow-artifacts:/1/..%2f..%2fx",
-            "mlflow-artifacts:/1/%252e%252e/x",
-            "s3://b/a%00b",
-            "s3://b/./x",
-            "s3://bucket",
-            "runs:abc",
-        ] {
-            assert!(validate_no_relative_paths(bad).is_err(), "{bad}");
-        }
-        for good in [
-            "s3://b/models/x",
-            "runs:/abc/model",
-            "mlflow-artifacts:/1/r/artifacts/m",
-        ] {
-            assert!(validate_no_relative_paths(good).is_ok(), "{good}");
-        }
-    }
-
-    #[test]
-    fn roots_contain_sources_by_whole_parts() {
-        let root = "mlflow-artifacts:/1/abc/artifacts";
-        assert!(uri_within_root(
-            "mlflow-artifacts:/1/abc/artifacts/model",
-            root
-        ));
-        assert!(!uri_within_root(
-            "mlflow-artifacts:/1/abcd/artifacts/model",
-            root
-        ));
-        assert!(!uri_within_root("mlflow-artifacts:/2/abc/artifacts", root));
-        assert!(local_source_within("/tmp/a/b/model", "file:///tmp/a/b").unwrap());
-        assert!(!local_source_within("/tmp/a/bc", "/tmp/a/b").unwrap());
-        assert!(!local_source_within("/tmp/a/b/../../x", "/tmp/a/b").unwrap());
-    }
-
-    #[test]
-    fn model_uris_parse_like_mlflow() {
-        assert_eq!(
-            parse_models_uri("models:/m-123").unwrap(),
-            ModelUri::LoggedModel("m-123".into())
-        );
-        assert_eq!(
-            parse_models_uri("models:/reg/3").unwrap(),
-            ModelUri::Version("reg".into(), "3".into())
-        );
-        assert_eq!(
-            parse_models_uri("models:/reg@champ").unwrap(),
-            ModelUri::Alias("reg".into(), "champ".into())
-        );
-        assert_eq!(
-            parse_models_uri("models:/reg/Latest").unwrap(),
-            ModelUri::Stage("reg".into(), None)
-        );
-        assert!(parse_models_uri("models:/a/b/c").is_err());
-        assert_eq!(
-            parse_runs_uri("runs:/r1/path/to").unwrap(),
-            ("r1".to_string(), "path/to".to_string())
-        );
-    }
 
     #[test]
     fn aliases_and_stages() {
@@ -696,5 +383,23 @@ mod tests {
         assert!(validate_alias_not_reserved("v1a").is_ok());
         assert_eq!(canonical_stage("production").unwrap(), "Production");
         assert!(canonical_stage("prod").is_err());
+    }
+
+    #[test]
+    fn model_versions_tag_prints_like_json_dumps() {
+        let mut out = String::new();
+        let value = serde_json::json!([{"name": "m é", "version": 2}]);
+        python_json(&value, &mut out);
+        assert_eq!(out, r#"[{"name": "m \u00e9", "version": 2}]"#);
+    }
+
+    #[test]
+    fn repeated_tag_keys_keep_the_last_value() {
+        let tag = |k: &str, v: &str| Tag {
+            key: k.into(),
+            value: v.into(),
+        };
+        let tags = dedup_tags(&[tag("a", "1"), tag("b", "2"), tag("a", "3")]);
+        assert_eq!(tags, vec![tag("a", "3"), tag("b", "2")]);
     }
 }

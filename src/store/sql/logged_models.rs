@@ -7,8 +7,9 @@ use std::collections::HashMap;
 use crate::store::db::{self, Row, Target, Tx};
 use async_trait::async_trait;
 
+use super::experiments::parse_experiment_id;
 use super::{
-    append_to_uri, bind_all, fetch_rendered, now_millis, parse_experiment_id, tag_from_row,
+    append_to_uri, bind_all, fetch_rendered, in_list, now_millis, tag_from_row, values_rows,
     SqlStore, ACTIVE, DELETED, IN_LIST_CHUNK,
 };
 use crate::error::{MlflowError, Result};
@@ -17,49 +18,13 @@ use crate::model::{
     Workspace,
 };
 use crate::search::logged_models::{self, PageToken, DEFAULT_MAX_RESULTS};
-use crate::store::logged_models::{LoggedModelQuery, LoggedModelStore, NewLoggedModel};
+use crate::store::logged_models::{
+    dedup_keys, validate_new_logged_model, LoggedModelQuery, LoggedModelStore, NewLoggedModel,
+};
 use crate::store::names::random_run_name;
-
-/// Characters MLflow refuses in a logged model's name.
-const NAME_FORBIDDEN: [char; 6] = ['/', ':', '.', '%', '"', '\''];
-/// `logged_model_params.param_key` / `logged_model_tags.tag_key` are VARCHAR(255).
-const MAX_KEY_LENGTH: usize = 255;
-const MAX_NAME_LENGTH: usize = 500;
-/// `logged_models.model_type` and `.source_run_id` column sizes.
-const MAX_MODEL_TYPE_LENGTH: usize = 500;
-const MAX_RUN_ID_LENGTH: usize = 32;
 
 fn model_not_found(model_id: &str) -> MlflowError {
     MlflowError::not_found(format!("Logged model with ID '{model_id}' not found."))
-}
-
-fn validate_name(name: &str) -> Result<()> {
-    if name.is_empty() || name.contains(NAME_FORBIDDEN) || name.chars().count() > MAX_NAME_LENGTH {
-        return Err(MlflowError::invalid_parameter(format!(
-            "Invalid model name ('{name}') provided. Model name must be a non-empty string of at \
-             most {MAX_NAME_LENGTH} characters and cannot contain the following characters: \
-             ('/', ':', '.', '%', '\"', \"'\")"
-        )));
-    }
-    Ok(())
-}
-
-/// Keys must fit their column; a key given twice keeps its last value.
-fn dedup_keys<'a>(items: &'a [Tag], what: &str) -> Result<Vec<&'a Tag>> {
-    let mut last: HashMap<&str, usize> = HashMap::new();
-    for (i, item) in items.iter().enumerate() {
-        if item.key.is_empty() || item.key.chars().count() > MAX_KEY_LENGTH {
-            return Err(MlflowError::invalid_parameter(format!(
-                "Invalid {what} key '{}': it must be 1 to {MAX_KEY_LENGTH} characters long",
-                item.key.chars().take(32).collect::<String>()
-            )));
-        }
-        last.insert(&item.key, i);
-    }
-    let mut kept: Vec<&Tag> = last.into_values().map(|i| &items[i]).collect();
-    // A fixed order keeps concurrent upserts from deadlocking on PostgreSQL.
-    kept.sort_by(|a, b| a.key.cmp(&b.key));
-    Ok(kept)
 }
 
 fn info_from_row(row: &Row) -> Result<LoggedModelInfo> {
@@ -111,14 +76,14 @@ impl SqlStore {
     async fn load_logged_models(&self, ws: &Workspace, ids: &[String]) -> Result<Vec<LoggedModel>> {
         let mut models: HashMap<String, LoggedModel> = HashMap::with_capacity(ids.len());
         for chunk in ids.chunks(IN_LIST_CHUNK) {
-            let list = self.placeholders.list(chunk.len(), 1);
+            let list = in_list(chunk.len(), 1);
             let models_sql = format!(
                 "SELECT lm.model_id, lm.experiment_id, lm.name, lm.artifact_location, \
                  lm.creation_timestamp_ms, lm.last_updated_timestamp_ms, lm.status, \
                  lm.model_type, lm.source_run_id, lm.status_message FROM logged_models lm \
                  JOIN experiments e ON e.experiment_id = lm.experiment_id \
-                 WHERE lm.model_id IN ({list}) AND e.workspace = {}",
-                self.placeholders.param(chunk.len() + 1)
+                 WHERE lm.model_id IN ({list}) AND e.workspace = ${}",
+                chunk.len() + 1
             );
             let tags_sql = format!(
                 "SELECT model_id, tag_key, tag_value AS value FROM logged_model_tags \
@@ -204,7 +169,7 @@ impl SqlStore {
         let sql = format!(
             "INSERT INTO logged_model_tags (model_id, experiment_id, tag_key, tag_value) \
              VALUES {} ON CONFLICT (model_id, tag_key) DO UPDATE SET tag_value = excluded.tag_value",
-            self.placeholders.values(tags.len(), 4, 1)
+            values_rows(tags.len(), 4, 1)
         );
         let mut query = db::query(&sql);
         for tag in tags {
@@ -231,7 +196,7 @@ impl SqlStore {
         let sql = format!(
             "INSERT INTO logged_model_params (model_id, experiment_id, param_key, param_value) \
              VALUES {} ON CONFLICT (model_id, param_key) DO UPDATE SET param_value = excluded.param_value",
-            self.placeholders.values(params.len(), 4, 1)
+            values_rows(params.len(), 4, 1)
         );
         let mut query = db::query(&sql);
         for param in params {
@@ -266,7 +231,7 @@ impl SqlStore {
         model_ids.dedup();
         let sql = format!(
             "SELECT model_id FROM logged_models WHERE model_id IN ({})",
-            self.placeholders.list(model_ids.len(), 1)
+            in_list(model_ids.len(), 1)
         );
         let found = model_ids
             .iter()
@@ -285,7 +250,7 @@ impl SqlStore {
             "INSERT INTO logged_model_metrics (model_id, metric_name, metric_timestamp_ms, \
              metric_step, metric_value, experiment_id, run_id, dataset_name, dataset_digest) \
              VALUES {} ON CONFLICT DO NOTHING",
-            self.placeholders.values(metrics.len(), 9, 1)
+            values_rows(metrics.len(), 9, 1)
         );
         let mut query = db::query(&sql);
         for (metric, model_id) in metrics {
@@ -318,19 +283,7 @@ impl LoggedModelStore for SqlStore {
         ws: &Workspace,
         model: NewLoggedModel,
     ) -> Result<LoggedModel> {
-        if let Some(name) = &model.name {
-            validate_name(name)?;
-        }
-        for (field, value, max) in [
-            ("model_type", &model.model_type, MAX_MODEL_TYPE_LENGTH),
-            ("source_run_id", &model.source_run_id, MAX_RUN_ID_LENGTH),
-        ] {
-            if value.as_deref().is_some_and(|v| v.chars().count() > max) {
-                return Err(MlflowError::invalid_parameter(format!(
-                    "Invalid value for '{field}': it exceeds the maximum length of {max}"
-                )));
-            }
-        }
+        validate_new_logged_model(&model)?;
         let params = dedup_keys(&model.params, "param")?;
         let tags = dedup_keys(&model.tags, "tag")?;
         let experiment = self
