@@ -25,6 +25,7 @@ use serde_json::{json, Value};
 use super::wire::{self, Query, QueryFields};
 use crate::app::AppState;
 use crate::artifacts::{from_proxied_uri, ArtifactPath, ArtifactStore, FileInfo, UploadPart};
+use crate::auth::PathWorkspace;
 use crate::error::{ErrorCode, MlflowError, Result};
 use crate::model::Workspace;
 
@@ -66,12 +67,46 @@ pub(super) fn artifact_path(
     ArtifactPath::parse(&raw)
 }
 
-/// A proxied path as the request's workspace may reach it (unchanged when
-/// workspaces are off).
-pub(super) fn scoped(state: &AppState, ws: &Workspace, path: ArtifactPath) -> Result<ArtifactPath> {
-    match state.workspaces {
-        Some(_) => path.in_workspace(ws.name()),
-        None => Ok(path),
+/// The part of the destination a proxied request may reach: with workspaces
+/// on, its workspace's `workspaces/<name>/` (see `ArtifactPath::in_workspace`).
+pub struct ProxyScope {
+    workspace: Option<Workspace>,
+    /// The workspace came from the header, not from a `/w/<name>` prefix.
+    by_header: bool,
+}
+
+impl FromRequestParts<AppState> for ProxyScope {
+    type Rejection = MlflowError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+        if state.workspaces.is_none() {
+            return Ok(Self {
+                workspace: None,
+                by_header: false,
+            });
+        }
+        let workspace = Workspace::from_request_parts(parts, state).await?;
+        Ok(Self {
+            workspace: Some(workspace),
+            by_header: parts.extensions.get::<PathWorkspace>().is_none(),
+        })
+    }
+}
+
+impl ProxyScope {
+    /// `path` as this request may reach it.
+    pub(super) fn path(&self, path: ArtifactPath) -> Result<ArtifactPath> {
+        match &self.workspace {
+            Some(workspace) => path.in_workspace(workspace.name()),
+            None => Ok(path),
+        }
+    }
+
+    /// The client PUTs multipart parts with no workspace header, so a
+    /// workspace chosen by header travels in the part URLs' path instead.
+    pub(super) fn part_url_prefix(&self) -> Option<String> {
+        let workspace = self.workspace.as_ref().filter(|_| self.by_header)?;
+        Some(format!("/w/{}", workspace.name()))
     }
 }
 
@@ -79,12 +114,11 @@ pub(super) fn scoped(state: &AppState, ws: &Workspace, path: ArtifactPath) -> Re
 /// streamed into the store.
 pub async fn upload(
     Artifacts(store): Artifacts,
-    State(state): State<AppState>,
-    ws: Workspace,
+    scope: ProxyScope,
     path: std::result::Result<Path<String>, PathRejection>,
     body: Body,
 ) -> Result<Json<Value>> {
-    let path = scoped(&state, &ws, artifact_path(path)?)?;
+    let path = scope.path(artifact_path(path)?)?;
     store.put(&path, body.into_data_stream()).await?;
     Ok(Json(json!({})))
 }
@@ -92,23 +126,21 @@ pub async fn upload(
 /// `GET /mlflow-artifacts/artifacts/<path>`.
 pub async fn download(
     Artifacts(store): Artifacts,
-    State(state): State<AppState>,
-    ws: Workspace,
+    scope: ProxyScope,
     path: std::result::Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    let path = scoped(&state, &ws, artifact_path(path)?)?;
+    let path = scope.path(artifact_path(path)?)?;
     serve_file(&store, &path, &headers).await
 }
 
 /// `DELETE /mlflow-artifacts/artifacts/<path>`, recursive.
 pub async fn delete(
     Artifacts(store): Artifacts,
-    State(state): State<AppState>,
-    ws: Workspace,
+    scope: ProxyScope,
     path: std::result::Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>> {
-    let path = scoped(&state, &ws, artifact_path(path)?)?;
+    let path = scope.path(artifact_path(path)?)?;
     store.delete(&path).await?;
     Ok(Json(json!({})))
 }
@@ -131,12 +163,11 @@ pub struct ListArtifactsResponse {
 /// or a missing path.
 pub async fn list(
     Artifacts(store): Artifacts,
-    State(state): State<AppState>,
-    ws: Workspace,
+    scope: ProxyScope,
     Query(req): Query<ListArtifacts>,
 ) -> Result<Json<ListArtifactsResponse>> {
     let dir = ArtifactPath::parse(req.path.as_deref().unwrap_or("").trim_end_matches('/'))?;
-    let dir = scoped(&state, &ws, dir)?;
+    let dir = scope.path(dir)?;
     let files = store.list(&dir).await?;
     Ok(Json(ListArtifactsResponse {
         root_uri: None,

@@ -1,10 +1,7 @@
 //! MLflow's proxied multipart uploads (`mpu/create`, part PUTs, `mpu/complete`,
 //! `mpu/abort`) over the store's native multipart upload.
 
-use axum::Extension;
-
 use super::*;
-use crate::auth::PathWorkspace;
 
 #[derive(Deserialize)]
 pub struct CreateMultipartUpload {
@@ -35,22 +32,17 @@ pub struct CreateMultipartUploadResponse {
 /// destination: MLflow's 501, and the client falls back to a plain PUT.
 pub async fn create_multipart(
     Artifacts(store): Artifacts,
-    State(state): State<AppState>,
-    ws: Workspace,
-    path_workspace: Option<Extension<PathWorkspace>>,
+    scope: ProxyScope,
     OriginalUri(original): OriginalUri,
     nested: Uri,
     headers: HeaderMap,
     path: std::result::Result<Path<String>, PathRejection>,
     wire::Body(req): wire::Body<CreateMultipartUpload>,
 ) -> Result<Json<CreateMultipartUploadResponse>> {
-    let file = scoped(&state, &ws, upload_target(path, req.path)?)?;
+    let file = scope.path(upload_target(path, req.path)?)?;
     let num_parts = req.num_parts.unwrap_or(0);
     let upload_id = store.create_multipart(&file, num_parts).await?;
-    // The client PUTs parts with no workspace header: a workspace chosen by
-    // header travels in the part URL's path prefix instead.
-    let workspace_prefix = (state.workspaces.is_some() && path_workspace.is_none())
-        .then(|| format!("/w/{}", ws.name()));
+    let workspace_prefix = scope.part_url_prefix();
     let base = part_endpoint(
         &original,
         &nested,
@@ -83,14 +75,13 @@ pub async fn create_multipart(
 /// client hands to `mpu/complete`.
 pub async fn upload_part(
     Artifacts(store): Artifacts,
-    State(state): State<AppState>,
-    ws: Workspace,
+    scope: ProxyScope,
     path: std::result::Result<Path<String>, PathRejection>,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response> {
-    let path = scoped(&state, &ws, artifact_path(path)?)?;
+    let path = scope.path(artifact_path(path)?)?;
     // The body is the part: the query string is read by hand.
     let query = |name: &str| {
         url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
@@ -139,12 +130,11 @@ pub struct CompleteMultipartUpload {
 /// the object appears under its name, made of the parts in part order.
 pub async fn complete_multipart(
     Artifacts(store): Artifacts,
-    State(state): State<AppState>,
-    ws: Workspace,
+    scope: ProxyScope,
     path: std::result::Result<Path<String>, PathRejection>,
     wire::Body(req): wire::Body<CompleteMultipartUpload>,
 ) -> Result<Json<Value>> {
-    let file = scoped(&state, &ws, upload_target(path, req.path)?)?;
+    let file = scope.path(upload_target(path, req.path)?)?;
     let parts = req
         .parts
         .ok_or_else(|| MlflowError::missing_parameter("parts"))?
@@ -174,12 +164,11 @@ pub struct AbortMultipartUpload {
 /// upload; nothing appears under its name.
 pub async fn abort_multipart(
     Artifacts(store): Artifacts,
-    State(state): State<AppState>,
-    ws: Workspace,
+    scope: ProxyScope,
     path: std::result::Result<Path<String>, PathRejection>,
     wire::Body(req): wire::Body<AbortMultipartUpload>,
 ) -> Result<Json<Value>> {
-    let file = scoped(&state, &ws, upload_target(path, req.path)?)?;
+    let file = scope.path(upload_target(path, req.path)?)?;
     store
         .abort_multipart(&file, &req.upload_id.unwrap_or_default())
         .await?;
