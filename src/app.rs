@@ -49,7 +49,10 @@ pub fn router(state: AppState) -> Router {
 
 /// Opens the store named by the config and serves until SIGINT/SIGTERM.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
-    let store = store::open(&config.backend_store_uri, &config.artifact_root()).await?;
+    let mut store = store::open(&config.backend_store_uri, &config.artifact_root()).await?;
+    if config.enable_workspaces {
+        store = store.with_workspaces();
+    }
     let artifacts = if config.serve_artifacts || config.artifacts_only {
         Some(Arc::new(ArtifactStore::open(
             &config.artifacts_destination,

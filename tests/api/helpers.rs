@@ -35,25 +35,28 @@ impl Answer {
 }
 
 pub async fn spawn_app() -> TestApp {
-    spawn_with(|_| {}).await
+    spawn_with(|_| {}, false).await
 }
 
 /// A server with `--enable-workspaces`.
 pub async fn spawn_with_workspaces() -> TestApp {
-    spawn_with(|state| {
-        state.workspaces = Some(Arc::new(Workspaces::new(state.store.clone())));
-    })
-    .await
+    spawn_with(|_| {}, true).await
 }
 
-/// Spawns the app after `configure` had its say on the state.
-pub async fn spawn_with(configure: impl FnOnce(&mut AppState)) -> TestApp {
+/// Spawns the app (with workspaces when `workspaces`) after `configure`
+/// had its say on the state.
+pub async fn spawn_with(configure: impl FnOnce(&mut AppState), workspaces: bool) -> TestApp {
     let database = TestDatabase::create(Backend::Sqlite).await.unwrap();
+    let mut store = database.store().await;
+    if workspaces {
+        store = store.with_workspaces();
+    }
+    let store = Arc::new(store);
     let mut state = AppState {
-        store: Arc::new(database.store().await),
+        workspaces: workspaces.then(|| Arc::new(Workspaces::new(store.clone()))),
+        store,
         artifacts: Some(Arc::new(ArtifactStore::in_memory())),
         artifacts_only: false,
-        workspaces: None,
     };
     configure(&mut state);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

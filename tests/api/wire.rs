@@ -103,7 +103,7 @@ async fn unknown_routes_and_methods_answer_json_404() {
 
 #[tokio::test]
 async fn artifacts_only_serves_the_proxy_and_refuses_tracking_with_503() {
-    let app = spawn_with(|state| state.artifacts_only = true).await;
+    let app = spawn_with(|state| state.artifacts_only = true, false).await;
     let tracking = app
         .send(app.http.get(app.url("/api/2.0/mlflow/experiments/search")))
         .await;

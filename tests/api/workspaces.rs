@@ -319,3 +319,111 @@ async fn without_workspaces_the_catalog_is_503_and_prefixes_are_unknown() {
         .await;
     assert_eq!(info.body["workspaces_enabled"], false);
 }
+
+#[tokio::test]
+async fn new_experiments_get_their_workspace_artifact_root() {
+    let app = spawn_with_workspaces().await;
+    create_workspace(&app, "team-a").await;
+    let own = app
+        .call(
+            Method::POST,
+            WORKSPACES,
+            None,
+            Some(json!({"name": "own-root", "default_artifact_root": "s3://bucket-b/mlflow"})),
+        )
+        .await;
+    assert_eq!(own.status, 201);
+    for (workspace, expected) in [
+        ("team-a", "mlflow-artifacts:/workspaces/team-a/"),
+        ("default", "mlflow-artifacts:/workspaces/default/"),
+        ("own-root", "s3://bucket-b/mlflow/"),
+    ] {
+        let id = create_experiment(&app, workspace, "located").await;
+        let got = app
+            .call(
+                Method::GET,
+                &format!("/api/2.0/mlflow/experiments/get?experiment_id={id}"),
+                Some(workspace),
+                None,
+            )
+            .await;
+        let location = got.body["experiment"]["artifact_location"]
+            .as_str()
+            .unwrap();
+        assert_eq!(location, format!("{expected}{id}"));
+    }
+    let chosen = app
+        .call(
+            Method::POST,
+            "/api/2.0/mlflow/experiments/create",
+            Some("team-a"),
+            Some(json!({"name": "chosen", "artifact_location": "file:///etc"})),
+        )
+        .await;
+    let message = chosen.error(400, "INVALID_PARAMETER_VALUE");
+    assert_eq!(
+        message,
+        "artifact_location cannot be specified when workspaces are enabled"
+    );
+}
+
+#[tokio::test]
+async fn runs_cannot_link_another_workspaces_logged_models() {
+    let app = spawn_with_workspaces().await;
+    create_workspace(&app, "team-a").await;
+    create_workspace(&app, "team-b").await;
+    let a_experiment = create_experiment(&app, "team-a", "a").await;
+    let model = app
+        .call(
+            Method::POST,
+            "/api/2.0/mlflow/logged-models",
+            Some("team-a"),
+            Some(json!({"experiment_id": a_experiment, "name": "m"})),
+        )
+        .await;
+    assert_eq!(model.status, 200, "{}", model.body);
+    let model_id = model.body["model"]["info"]["model_id"].as_str().unwrap();
+    let b_experiment = create_experiment(&app, "team-b", "b").await;
+    let run = app
+        .call(
+            Method::POST,
+            "/api/2.0/mlflow/runs/create",
+            Some("team-b"),
+            Some(json!({ "experiment_id": b_experiment })),
+        )
+        .await;
+    let run_id = run.body["run"]["info"]["run_id"].as_str().unwrap();
+    for (path, body) in [
+        (
+            "runs/outputs",
+            json!({"run_id": run_id, "models": [{"model_id": model_id, "step": 0}]}),
+        ),
+        (
+            "runs/log-inputs",
+            json!({"run_id": run_id, "models": [{"model_id": model_id}]}),
+        ),
+    ] {
+        let linked = app
+            .call(
+                Method::POST,
+                &format!("/api/2.0/mlflow/{path}"),
+                Some("team-b"),
+                Some(body),
+            )
+            .await;
+        let message = linked.error(404, "RESOURCE_DOES_NOT_EXIST");
+        assert_eq!(
+            message,
+            format!("Logged model with ID '{model_id}' not found.")
+        );
+    }
+    let from_b = app
+        .call(
+            Method::GET,
+            &format!("/api/2.0/mlflow/logged-models/{model_id}"),
+            Some("team-b"),
+            None,
+        )
+        .await;
+    from_b.error(404, "RESOURCE_DOES_NOT_EXIST");
+}

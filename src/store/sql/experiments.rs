@@ -11,7 +11,7 @@ use super::{
 use crate::error::{ErrorCode, MlflowError, Result};
 use crate::model::{Experiment, Page, Tag, Workspace};
 use crate::search::{self, page_token};
-use crate::store::db::{self, Row, Target, UniqueViolation};
+use crate::store::db::{self, Row, Target, Tx, UniqueViolation};
 use crate::store::validation::{self, MAX_RESULTS_SEARCH};
 use crate::store::ExperimentQuery;
 
@@ -157,6 +157,27 @@ impl SqlStore {
     }
 }
 
+/// Where a workspace's new experiments put their artifacts, as MLflow's
+/// workspace store resolves it: the workspace's own root, else
+/// `<server root>/workspaces/<name>` (for `default` too).
+async fn experiments_root(store: &SqlStore, tx: &mut Tx, ws: &Workspace) -> Result<String> {
+    if !store.workspaces {
+        return Ok(store.default_artifact_root.clone());
+    }
+    let own: Option<String> =
+        db::query("SELECT default_artifact_root FROM workspaces WHERE name = $1")
+            .bind(ws.name())
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|row| row.try_get("default_artifact_root"))
+            .transpose()?
+            .flatten();
+    Ok(match own {
+        Some(root) => root,
+        None => append_to_uri(&store.default_artifact_root, &["workspaces", ws.name()]),
+    })
+}
+
 pub(super) async fn create_experiment(
     store: &SqlStore,
     ws: &Workspace,
@@ -167,6 +188,13 @@ pub(super) async fn create_experiment(
     validation::validate_experiment_name(name)?;
     for tag in tags {
         validation::validate_experiment_tag(tag)?;
+    }
+    let artifact_location = artifact_location.filter(|l| !l.is_empty());
+    if store.workspaces && artifact_location.is_some() {
+        // A client-chosen location could point into another workspace's space.
+        return Err(MlflowError::invalid_parameter(
+            "artifact_location cannot be specified when workspaces are enabled",
+        ));
     }
     let exists = db::query("SELECT 1 FROM experiments WHERE name = $1 AND workspace = $2")
         .bind(name)
@@ -186,19 +214,17 @@ pub(super) async fn create_experiment(
          RETURNING experiment_id",
     )
     .bind(name)
-    .bind(artifact_location.filter(|l| !l.is_empty()))
+    .bind(artifact_location)
     .bind(now)
     .bind(ws.name())
     .fetch_one(&mut tx)
     .await
     .or_conflict(already_exists)?
     .try_get("experiment_id")?;
-    if artifact_location.is_none_or(str::is_empty) {
+    if artifact_location.is_none() {
+        let root = experiments_root(store, &mut tx, ws).await?;
         db::query("UPDATE experiments SET artifact_location = $1 WHERE experiment_id = $2")
-            .bind(append_to_uri(
-                &store.default_artifact_root,
-                &[&id.to_string()],
-            ))
+            .bind(append_to_uri(&root, &[&id.to_string()]))
             .bind(id)
             .execute(&mut tx)
             .await?;

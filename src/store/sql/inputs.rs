@@ -109,6 +109,7 @@ impl SqlStore {
     async fn link_models(
         &self,
         tx: &mut Tx,
+        ws: &Workspace,
         run_id: &str,
         source_type: &str,
         destination_type: &str,
@@ -116,6 +117,27 @@ impl SqlStore {
     ) -> Result<()> {
         if models.is_empty() {
             return Ok(());
+        }
+        // MLflow links any id, even one naming no model; one naming another
+        // workspace's model is refused as if it did not exist.
+        let foreign = format!(
+            "SELECT lm.model_id FROM logged_models lm \
+             JOIN experiments e ON e.experiment_id = lm.experiment_id \
+             WHERE lm.model_id IN ({}) AND e.workspace <> ${}",
+            in_list(models.len(), 1),
+            models.len() + 1
+        );
+        let foreign = models
+            .iter()
+            .fold(db::query(&foreign), |query, (model_id, _)| {
+                query.bind(*model_id)
+            })
+            .bind(ws.name())
+            .fetch_optional(&mut *tx)
+            .await?;
+        if let Some(row) = foreign {
+            let model_id: String = row.try_get("model_id")?;
+            return Err(super::logged_models::model_not_found(&model_id));
         }
         let sql = format!(
             "INSERT INTO inputs (input_uuid, source_type, source_id, destination_type, \
@@ -219,7 +241,7 @@ pub(super) async fn log_inputs(
     }
     let models: Vec<(&str, i64)> = models.iter().map(|m| (m.model_id.as_str(), 0)).collect();
     store
-        .link_models(&mut tx, run_id, "RUN_INPUT", "MODEL_INPUT", &models)
+        .link_models(&mut tx, ws, run_id, "RUN_INPUT", "MODEL_INPUT", &models)
         .await?;
     tx.commit().await?;
     Ok(())
@@ -238,7 +260,7 @@ pub(super) async fn log_outputs(
         .map(|m| (m.model_id.as_str(), m.step))
         .collect();
     store
-        .link_models(&mut tx, run_id, "RUN_OUTPUT", "MODEL_OUTPUT", &models)
+        .link_models(&mut tx, ws, run_id, "RUN_OUTPUT", "MODEL_OUTPUT", &models)
         .await?;
     tx.commit().await?;
     Ok(())

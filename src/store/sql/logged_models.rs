@@ -23,7 +23,7 @@ use crate::store::logged_models::{
 };
 use crate::store::names::random_run_name;
 
-fn model_not_found(model_id: &str) -> MlflowError {
+pub(super) fn model_not_found(model_id: &str) -> MlflowError {
     MlflowError::not_found(format!("Logged model with ID '{model_id}' not found."))
 }
 

@@ -69,6 +69,10 @@ pub struct SqlStore {
     /// Root under which experiments get their artifact location, e.g.
     /// `mlflow-artifacts:/`.
     default_artifact_root: String,
+    /// `--enable-workspaces`: new experiments' artifacts go under
+    /// `<root>/workspaces/<name>/` (or the workspace's own root), as MLflow
+    /// lays them out, and clients may not choose a location.
+    workspaces: bool,
 }
 
 impl SqlStore {
@@ -81,7 +85,14 @@ impl SqlStore {
             db,
             dialect,
             default_artifact_root: default_artifact_root.to_string(),
+            workspaces: false,
         }
+    }
+
+    /// The store of a server running with `--enable-workspaces`.
+    pub fn with_workspaces(mut self) -> Self {
+        self.workspaces = true;
+        self
     }
 }
 
