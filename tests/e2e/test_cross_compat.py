@@ -16,9 +16,17 @@ import os
 import mlflow
 import pandas as pd
 import pytest
+import requests
 from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag, ViewType
 
-from conftest import BACKENDS, REFERENCE_MODE, Database, running_server, unique_name
+from conftest import (
+    BACKENDS,
+    REFERENCE_MODE,
+    Database,
+    LocalDestination,
+    running_server,
+    unique_name,
+)
 
 SELFTEST = os.environ.get("FERROFLOW_E2E_CROSS_SELFTEST") == "1"
 
@@ -275,3 +283,106 @@ def test_models_registered_through_one_server_load_through_the_other(writer, rea
         # Numbering continues where the other server stopped.
         again = mlflow.register_model(f"models:/{written['model_id']}", written["name"])
         assert again.version == "3"
+
+
+# --------------------------------------------------------------------------------------------
+# Workspaces: the same catalog and the same isolation through either server
+# --------------------------------------------------------------------------------------------
+
+WORKSPACE_HEADER = "X-MLFLOW-WORKSPACE"
+
+
+def _in_workspace(url: str, workspace: str, method: str, path: str, **kwargs) -> requests.Response:
+    headers = {WORKSPACE_HEADER: workspace}
+    return requests.request(method, f"{url}{path}", headers=headers, timeout=30, **kwargs)
+
+
+def write_workspaces(url: str) -> dict:
+    """Two workspaces, each with an experiment, a run and a registered model of the same names."""
+    written = {}
+    for team in ("team-a", "team-b"):
+        created = requests.post(
+            f"{url}/api/3.0/mlflow/workspaces",
+            json={"name": team, "description": f"{team} models"},
+            timeout=30,
+        )
+        assert created.status_code == 201, created.text
+        call = lambda method, path, **kw: _in_workspace(url, team, method, path, **kw)  # noqa: E731
+        exp = call("POST", "/api/2.0/mlflow/experiments/create", json={"name": "churn"})
+        assert exp.status_code == 200, exp.text
+        exp_id = exp.json()["experiment_id"]
+        run = call("POST", "/api/2.0/mlflow/runs/create", json={"experiment_id": exp_id})
+        run_id = run.json()["run"]["info"]["run_id"]
+        logged = call(
+            "POST",
+            "/api/2.0/mlflow/runs/log-metric",
+            json={"run_id": run_id, "key": "auc", "value": 0.5 + len(team) / 100, "timestamp": 1, "step": 0},
+        )
+        assert logged.status_code == 200, logged.text
+        model = call("POST", "/api/2.0/mlflow/registered-models/create", json={"name": "churn"})
+        assert model.status_code == 200, model.text
+        written[team] = {"experiment_id": exp_id, "run_id": run_id}
+    return written
+
+
+def read_workspaces(url: str, written: dict) -> dict:
+    listed = requests.get(f"{url}/api/3.0/mlflow/workspaces", timeout=30).json()["workspaces"]
+    seen = {"workspaces": sorted((w["name"], w.get("description")) for w in listed)}
+    for team, ids in written.items():
+        call = lambda method, path, **kw: _in_workspace(url, team, method, path, **kw)  # noqa: E731
+        exp = call("GET", "/api/2.0/mlflow/experiments/get-by-name?experiment_name=churn").json()
+        run = call("GET", f"/api/2.0/mlflow/runs/get?run_id={ids['run_id']}").json()["run"]
+        model = call("GET", "/api/2.0/mlflow/registered-models/get?name=churn")
+        seen[team] = {
+            "experiment_id": exp["experiment"]["experiment_id"],
+            "artifact_location": exp["experiment"]["artifact_location"],
+            "metrics": run["data"]["metrics"],
+            "model": model.json()["registered_model"]["name"],
+        }
+        # The other team's ids answer as if they did not exist.
+        other = "team-b" if team == "team-a" else "team-a"
+        foreign = written[other]
+        for path in (
+            f"/api/2.0/mlflow/experiments/get?experiment_id={foreign['experiment_id']}",
+            f"/api/2.0/mlflow/runs/get?run_id={foreign['run_id']}",
+        ):
+            answer = call("GET", path)
+            assert answer.status_code == 404, f"{team} {path}: {answer.status_code} {answer.text}"
+            assert answer.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+    return seen
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize(
+    "writer, reader",
+    [("ferroflow", "mlflow"), ("mlflow", "ferroflow")],
+    ids=["ferroflow-writes-mlflow-reads", "mlflow-writes-ferroflow-reads"],
+)
+def test_workspaces_read_back_equal_and_isolated_through_the_other_server(
+    backend, writer, reader, tmp_path
+):
+    database = Database(backend, tmp_path)
+    # Both servers turn workspaces on from MLFLOW_ENABLE_WORKSPACES.
+    destination = LocalDestination(tmp_path / "artifacts")
+    destination.server_env = {"MLFLOW_ENABLE_WORKSPACES": "true"}
+    try:
+        with running_server(
+            _kind(writer), database, tmp_path, f"ws-writer-{writer}", destination
+        ) as first:
+            written = write_workspaces(first.url)
+            expected = read_workspaces(first.url, written)
+        with running_server(
+            _kind(reader), database, tmp_path, f"ws-reader-{reader}", destination
+        ) as second:
+            assert read_workspaces(second.url, written) == expected
+            # The reader keeps writing into the writer's workspaces.
+            more = _in_workspace(
+                second.url,
+                "team-a",
+                "POST",
+                "/api/2.0/mlflow/runs/create",
+                json={"experiment_id": written["team-a"]["experiment_id"]},
+            )
+            assert more.status_code == 200, more.text
+    finally:
+        database.drop()
