@@ -21,8 +21,9 @@ ff/base column.
 
 The modules beside this file, in the order a run uses them: harness (constants, log), procstat
 and pgdb (/proc accounting, scratch databases), servers (start/stop, through the launcher shared
-with the e2e suite, tests/support/ferroflow_process.py), seed, workloads, drivers (py and wrk),
-dblimit (the database's own limit), runner (one backend), report and targets (output).
+with the e2e suite, tests/support/ferroflow_process.py), workspace (--ferroflow-workspace), seed,
+workloads, drivers (py and wrk), dblimit (the database's own limit), runner (one backend),
+report and targets (output).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from targets import (TARGET_DB_LIMIT_FACTOR, TARGET_LOG_BATCH_PG_C8, TARGET_RSS_
                      TARGET_RSS_IDLE_MB, TARGET_SEARCH_P50_MS, TARGET_VS_FASTTRACKML,
                      TARGET_VS_MLFLOW, check_targets)
 from workloads import WORKLOADS, WORKLOADS_BY_KEY
+from workspace import ENABLE_FLAG
 
 
 def parse_args() -> argparse.Namespace:
@@ -63,6 +65,10 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--ferroflow-args", default="", metavar="ARGS",
                    help="extra `ferroflow server` flags, one shell-quoted string; spell it "
                         "--ferroflow-args='--flag' when it starts with a dash")
+    p.add_argument("--ferroflow-workspace", metavar="NAME",
+                   help="create workspace NAME on `ferroflow` once it starts and send "
+                        "X-MLFLOW-WORKSPACE: NAME on every request to it (needs "
+                        f"--ferroflow-args='{ENABLE_FLAG}'); other servers get no header")
     p.add_argument("--baseline-bin", type=Path, metavar="PATH",
                    help=f"also run this ferroflow binary as `{BASELINE}`, measured in the same "
                         "rotation; the tables get an ff/base column")
@@ -101,7 +107,12 @@ def main() -> int:
     if not use_wrk and not args.no_wrk:
         log("wrk not found: Python driver only")
     builds = {"ferroflow": Build(args.ferroflow_bin.resolve(),
-                                 tuple(shlex.split(args.ferroflow_args)))}
+                                 tuple(shlex.split(args.ferroflow_args)),
+                                 args.ferroflow_workspace)}
+    if args.ferroflow_workspace and "ferroflow" not in server_names:
+        sys.exit("--ferroflow-workspace needs `ferroflow` among --servers")
+    if args.ferroflow_workspace and ENABLE_FLAG not in builds["ferroflow"].args:
+        sys.exit(f"--ferroflow-workspace needs workspaces on: --ferroflow-args='{ENABLE_FLAG}'")
     if args.baseline_bin:
         builds[BASELINE] = Build(args.baseline_bin.resolve(),
                                  tuple(shlex.split(args.baseline_args)))
@@ -130,7 +141,8 @@ def main() -> int:
         machine=machine_description(),
         versions=versions("postgres" in backends, {n: b.binary for n, b in builds.items()}),
         scale=scale, servers=server_names, wrk=use_wrk,
-        builds={n: dict(binary=str(b.binary), args=list(b.args)) for n, b in builds.items()},
+        builds={n: dict(binary=str(b.binary), args=list(b.args), workspace=b.workspace)
+                for n, b in builds.items()},
         targets=dict(vs_mlflow=TARGET_VS_MLFLOW, vs_fasttrackml=TARGET_VS_FASTTRACKML,
                      db_limit_factor=TARGET_DB_LIMIT_FACTOR,
                      log_batch_pg_c8=TARGET_LOG_BATCH_PG_C8, search_p50_ms=TARGET_SEARCH_P50_MS,
@@ -154,7 +166,7 @@ def main() -> int:
         if pg:
             pg.drop_all()
     for backend, data in result["backends"].items():
-        print("\n" + render_text(backend, data, server_names) + "\n")
+        print("\n" + render_text(backend, data, server_names, result["meta"]["builds"]) + "\n")
     log(f"done in {result['meta']['elapsed_s']}s; results in {out.relative_to(ROOT)}")
     return 0
 

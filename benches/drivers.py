@@ -137,6 +137,7 @@ local method = "%(method)s"
 local paths = { %(paths)s }
 local bodies = { %(bodies)s }
 local runs = { %(runs)s }
+local headers = { %(headers)s }
 local per_thread = %(per_thread)d
 local ts = %(ts)d
 local counter = 0
@@ -150,6 +151,9 @@ end
 
 function init(args)
   wrk.headers["Content-Type"] = "application/json"
+  for k, v in pairs(headers) do  -- the server's workspace header: on every request below
+    wrk.headers[k] = v
+  end
   for i, p in ipairs(paths) do
     reqs[i] = wrk.format(method, p, nil, bodies[i])
   end
@@ -213,6 +217,7 @@ def drive_wrk(server: Server, row: Row, seconds: int, workdir: Path) -> dict:
         paths=", ".join(lua_str(p) for p in paths),
         bodies=", ".join(lua_str(b) for b in bodies),
         runs=", ".join(lua_str(r) for r in runs), per_thread=max(1, n // threads),
+        headers=", ".join(f"[ {lua_str(k)} ] = {lua_str(v)}" for k, v in server.headers.items()),
         ts=now_ms(), keys=BATCH_KEYS, steps=BATCH_STEPS))
     cmd = ["wrk", f"-t{threads}", f"-c{n}", f"-d{seconds}s", "--timeout", "120s", "--latency",
            "-s", str(script), server.base]

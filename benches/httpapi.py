@@ -17,9 +17,11 @@ if TYPE_CHECKING:
     from servers import Server
 
 
-def new_session() -> requests.Session:
+def new_session(headers: dict[str, str] | None = None) -> requests.Session:
+    """A keep-alive session sending JSON, plus `headers` (a server's workspace header)."""
     s = requests.Session()
     s.headers.update(JSON_HEADERS)
+    s.headers.update(headers or {})
     return s
 
 
@@ -30,12 +32,14 @@ class ApiError(Exception):
 
 
 def call(server: Server, method: str, path: str, body=None, session=None, retries: int = 8):
-    """One API call for seeding/setup: JSON in, JSON out, retried on 5xx (SQLite 'locked')."""
+    """One API call for seeding/setup: JSON in, JSON out, retried on 5xx (SQLite 'locked').
+    Sends the server's headers (its workspace) whatever the session, `parallel`'s included."""
     session = session or server.sessions[0]
     data = json.dumps(body) if body is not None else None
     for attempt in range(retries + 1):
         try:
-            r = session.request(method, server.base + API + path, data=data, timeout=HTTP_TIMEOUT)
+            r = session.request(method, server.base + API + path, data=data,
+                                headers=server.headers, timeout=HTTP_TIMEOUT)
         except requests.ConnectionError:
             if attempt == retries:
                 raise

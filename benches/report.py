@@ -167,9 +167,18 @@ def markdown_table(head: list[str], rows: list[list[str]], left: int) -> list[st
             + ["| " + " | ".join(c.replace("|", "/") for c in r) + " |" for r in rows])
 
 
-def render_text(backend: str, data: dict, names: list[str]) -> str:
+def workspace_line(builds: dict) -> str | None:
+    """--ferroflow-workspace: which server's requests all went to a workspace (meta.builds)."""
+    named = [f"{n} in `{b['workspace']}`" for n, b in builds.items() if b.get("workspace")]
+    return ("Workspace: " + ", ".join(named) + " (X-MLFLOW-WORKSPACE on every request); "
+            "the other servers without the header") if named else None
+
+
+def render_text(backend: str, data: dict, names: list[str], builds: dict | None = None) -> str:
     lines = [f"== {backend} ==  rate: median over rounds; p50/p95 latency per request; "
              f"ratios: ferroflow's rate / the other's (higher is better for ferroflow)"]
+    if workspace_line(builds or {}):
+        lines.append(workspace_line(builds))
     lines += text_table(*table_cells(data, names), left=4)
     if data.get("db_limit"):
         lines.append(f"db limit: {data['db_limit']}")
@@ -193,7 +202,11 @@ def render_markdown(result: dict) -> str:
     meta = result["meta"]
     lines = [f"Command: `{meta['command']}` ({meta.get('elapsed_s', '?')} s)  ",
              f"Machine: {meta['machine']}  ",
-             f"Versions: {meta['versions']}", ""]
+             f"Versions: {meta['versions']}"]
+    if workspace_line(meta.get("builds", {})):
+        lines[-1] += "  "
+        lines.append(workspace_line(meta["builds"]))
+    lines.append("")
     for backend, data in result["backends"].items():
         names = list(data["servers"])
         lines.append(f"**{backend}** — rate: median over {meta['scale']['rounds']} round(s); "

@@ -21,6 +21,7 @@ from report import percentile, summarize
 from seed import seed
 from servers import Build, Server, redact_cmd, start_servers
 from workloads import Row, Workload, rows_for
+from workspace import check_scoped
 
 
 def warm_up(servers: list[Server], workloads: list[Workload],
@@ -65,6 +66,8 @@ def bench_backend(backend: str, server_names: list[str], workloads: list[Workloa
         for s in servers:
             log(f"{backend}: seeded {s.name} in {s.info['seed_s']}s {s.info['seed_phases_s']}: "
                 f"{s.info['result_counts']}" + (f"; n/a: {s.unsupported}" if s.unsupported else ""))
+            if s.workspace:
+                log(f"{backend}: {check_scoped(s)}")
         if any(w.db_limit for w in workloads):
             dblimit = DbLimit(backend, workdir, pg)
 

@@ -15,6 +15,7 @@ from harness import FERROFLOW_BIN, PG_HOST, PG_PORT, PG_USER, ROOT, VENV_BIN, lo
 from httpapi import new_session
 from pgdb import PgDatabases
 from procstat import PgBackendCpu, cpu_by_pid, memory_kb, process_tree
+from workspace import create_workspace, workspace_headers
 
 sys.path.insert(0, str(ROOT / "tests" / "support"))
 import ferroflow_process  # noqa: E402  (shared with tests/e2e/conftest.py)
@@ -22,10 +23,12 @@ import ferroflow_process  # noqa: E402  (shared with tests/e2e/conftest.py)
 
 @dataclass(frozen=True)
 class Build:
-    """What a ferroflow server runs: a binary, and extra `server` flags (a variant's)."""
+    """What a ferroflow server runs: a binary, extra `server` flags (a variant's), and the
+    workspace every request to it acts in (--ferroflow-workspace; None: no header)."""
 
     binary: Path
     args: tuple[str, ...] = ()
+    workspace: str | None = None
 
 
 DEFAULT_BUILDS = {"ferroflow": Build(FERROFLOW_BIN)}
@@ -38,6 +41,8 @@ class Server:
         # "ferroflow" and its baseline ("ferroflow-base") differ only in their Build.
         self.build = (builds or DEFAULT_BUILDS).get(name)
         self.kind = "ferroflow" if self.build else name
+        self.workspace = self.build.workspace if self.build else None
+        self.headers = workspace_headers(self.workspace)  # on every request to this server
         self.dir = workdir / name
         self.dir.mkdir(parents=True)
         self.port = ferroflow_process.free_port()
@@ -45,7 +50,7 @@ class Server:
         self.db = pg.create(name) if backend == "postgres" else None
         self.proc = None
         self.db_cpu: PgBackendCpu | None = None
-        self.sessions = [new_session() for _ in range(8)]
+        self.sessions = [new_session(self.headers) for _ in range(8)]
         self.ctx: dict = {}               # ids made while seeding, read by the workloads
         self.unsupported: dict[str, str] = {}  # workload key -> why it shows n/a
         self.info: dict = {}
@@ -119,7 +124,8 @@ class Server:
 def start_servers(backend: str, names: list[str], workdir: Path, pg: PgDatabases | None,
                   servers: list[Server], builds: dict[str, Build] | None = None) -> None:
     """Launches the servers together (appending to `servers`, so the caller can stop them
-    whatever happens), waits for each one's /health, then reads their idle memory."""
+    whatever happens), waits for each one's /health, creates the workspace a server is to be
+    measured in, then reads their idle memory."""
     for name in names:
         servers.append(Server(name, backend, workdir, pg, builds))
         log(f"{backend}: starting {name} on {servers[-1].base}")
@@ -130,6 +136,10 @@ def start_servers(backend: str, names: list[str], workdir: Path, pg: PgDatabases
         if waiting and time.monotonic() > deadline:
             raise RuntimeError(f"not ready after 300 s: {[s.name for s in waiting]}")
         time.sleep(0.1)
+    for s in servers:
+        if s.workspace:
+            create_workspace(s)
+            log(f"{backend}: {s.name}: created workspace {s.workspace!r}")
     time.sleep(2)  # let them settle before reading the idle memory
     for s in servers:
         s.info["idle"] = s.memory()

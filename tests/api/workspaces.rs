@@ -417,6 +417,16 @@ async fn runs_cannot_link_another_workspaces_logged_models() {
             format!("Logged model with ID '{model_id}' not found.")
         );
     }
+    // An unknown id answers the same, so existence elsewhere does not show.
+    let unknown = app
+        .call(
+            Method::POST,
+            "/api/2.0/mlflow/runs/outputs",
+            Some("team-b"),
+            Some(json!({"run_id": run_id, "models": [{"model_id": "m-unknown", "step": 0}]})),
+        )
+        .await;
+    unknown.error(404, "RESOURCE_DOES_NOT_EXIST");
     let from_b = app
         .call(
             Method::GET,

@@ -118,26 +118,32 @@ impl SqlStore {
         if models.is_empty() {
             return Ok(());
         }
-        // MLflow links any id, even one naming no model; one naming another
-        // workspace's model is refused as if it did not exist.
-        let foreign = format!(
-            "SELECT lm.model_id FROM logged_models lm \
-             JOIN experiments e ON e.experiment_id = lm.experiment_id \
-             WHERE lm.model_id IN ({}) AND e.workspace <> ${}",
-            in_list(models.len(), 1),
-            models.len() + 1
-        );
-        let foreign = models
-            .iter()
-            .fold(db::query(&foreign), |query, (model_id, _)| {
-                query.bind(*model_id)
-            })
-            .bind(ws.name())
-            .fetch_optional(&mut *tx)
-            .await?;
-        if let Some(row) = foreign {
-            let model_id: String = row.try_get("model_id")?;
-            return Err(super::logged_models::model_not_found(&model_id));
+        // MLflow links any id, even one naming no model. With workspaces on,
+        // an id must name a model of this workspace: another workspace's
+        // answers as if it did not exist, and so (not to tell the two apart)
+        // does an unknown one.
+        if self.workspaces {
+            let sql = format!(
+                "SELECT lm.model_id FROM logged_models lm \
+                 JOIN experiments e ON e.experiment_id = lm.experiment_id \
+                 WHERE lm.model_id IN ({}) AND e.workspace = ${}",
+                in_list(models.len(), 1),
+                models.len() + 1
+            );
+            let found: HashSet<String> = models
+                .iter()
+                .fold(db::query(&sql), |query, (model_id, _)| {
+                    query.bind(*model_id)
+                })
+                .bind(ws.name())
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|row| row.try_get("model_id"))
+                .collect::<Result<_, _>>()?;
+            if let Some((missing, _)) = models.iter().find(|(id, _)| !found.contains(*id)) {
+                return Err(super::logged_models::model_not_found(missing));
+            }
         }
         let sql = format!(
             "INSERT INTO inputs (input_uuid, source_type, source_id, destination_type, \
