@@ -11,8 +11,8 @@ use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 
 use crate::artifacts::ArtifactStore;
-use crate::auth::{self, Workspaces};
-use crate::config::Config;
+use crate::auth::{self, Access, Workspaces};
+use crate::config::{AuthMode, Config};
 use crate::store::{self, Store};
 
 /// Largest JSON request body; a full log-batch is far below it, dataset
@@ -30,6 +30,8 @@ pub struct AppState {
     /// `--enable-workspaces`: the catalog requests resolve their workspace
     /// against; `None` puts every request in `default`.
     pub workspaces: Option<Arc<Workspaces>>,
+    /// `--auth token`: tokens and their keys; `None` lets every request in.
+    pub access: Option<Arc<Access>>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -49,6 +51,8 @@ pub fn router(state: AppState) -> Router {
 
 /// Opens the store named by the config and serves until SIGINT/SIGTERM.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
+    config.check_exposure()?;
+    let token_ttl = config.token_ttl()?;
     let mut store = store::open(&config.backend_store_uri, &config.artifact_root()).await?;
     if config.enable_workspaces {
         store = store.with_workspaces();
@@ -61,7 +65,23 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         None
     };
     let store = Arc::new(store);
+    let access = match config.auth {
+        AuthMode::None => None,
+        AuthMode::Token => {
+            let access = Arc::new(
+                Access::open(
+                    store.as_ref(),
+                    config.signing_key_file.as_deref(),
+                    token_ttl,
+                )
+                .await?,
+            );
+            access.spawn_refresher(store.clone());
+            Some(access)
+        }
+    };
     let state = AppState {
+        access,
         workspaces: config
             .enable_workspaces
             .then(|| Arc::new(Workspaces::new(store.clone()))),

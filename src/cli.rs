@@ -1,16 +1,19 @@
 //! Subcommands that work on the database directly, for operators (no server
-//! needed): `ferroflow workspace ...`. Each prints MLflow's JSON for what it
-//! did, so scripts read the same shapes as from the REST API.
+//! needed): `ferroflow workspace ...` prints MLflow's JSON for what it did,
+//! so scripts read the same shapes as from the REST API; `ferroflow key ...`
+//! makes and revokes API keys (a new key is printed once, alone on stdout).
 
 use clap::Subcommand;
 use serde_json::json;
 
+use crate::auth::keys;
+use crate::auth::permissions::Role;
 use crate::config::{Config, ServerArgs};
 use crate::model::WorkspaceInfo;
 use crate::store::workspaces::{
     check_new_workspace, check_workspace_deletion, check_workspace_update, validate_workspace_name,
 };
-use crate::store::{self, DeletionMode, WorkspaceStore, WorkspaceUpdate};
+use crate::store::{self, AccessStore, DeletionMode, WorkspaceStore, WorkspaceUpdate};
 
 #[derive(Debug, Subcommand)]
 pub enum WorkspaceCommand {
@@ -115,5 +118,88 @@ impl WorkspaceCommand {
             }
         };
         Ok(output.to_string())
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Create an API key (and its principal if new); prints only the key
+    Create {
+        /// The user or service principal the key belongs to
+        #[arg(long)]
+        principal: String,
+        /// A server admin: every workspace, the workspace catalog
+        #[arg(long, conflicts_with_all = ["workspace", "role"])]
+        admin: bool,
+        /// The workspace the principal gets a role in
+        #[arg(long, requires = "role")]
+        workspace: Option<String>,
+        /// READ, EDIT or MANAGE
+        #[arg(long, requires = "workspace")]
+        role: Option<String>,
+        /// Days until the key stops working [default: never]
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+        #[command(flatten)]
+        store: ServerArgs,
+    },
+    /// Revoke an API key (given whole, or by its id); its tokens stop
+    /// working within a minute on every replica
+    Revoke {
+        key: String,
+        #[command(flatten)]
+        store: ServerArgs,
+    },
+}
+
+impl KeyCommand {
+    pub async fn run(self) -> anyhow::Result<String> {
+        match self {
+            Self::Create {
+                principal,
+                admin,
+                workspace,
+                role,
+                expires_in_days,
+                store,
+            } => {
+                let config = Config::load(&store)?;
+                let db = store::open(&config.backend_store_uri, &config.artifact_root()).await?;
+                anyhow::ensure!(
+                    admin || workspace.is_some(),
+                    "give --admin, or --workspace and --role"
+                );
+                anyhow::ensure!(!principal.trim().is_empty(), "--principal is empty");
+                db.ensure_principal(&principal, admin).await?;
+                if let (Some(workspace), Some(role)) = (workspace, role) {
+                    let role = Role::parse(&role)
+                        .ok_or_else(|| anyhow::anyhow!("--role must be READ, EDIT or MANAGE"))?;
+                    validate_workspace_name(&workspace)?;
+                    db.get_workspace(&workspace).await?;
+                    db.bind_role(&principal, &workspace, role).await?;
+                }
+                let key = keys::generate();
+                let expires_at = expires_in_days.map(|days| {
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_millis() as i64)
+                        .unwrap_or_default();
+                    now + i64::from(days) * 86_400_000
+                });
+                db.create_key(&key.key_id, &principal, &key.secret_sha256, expires_at)
+                    .await?;
+                Ok(key.plaintext)
+            }
+            Self::Revoke { key, store } => {
+                let config = Config::load(&store)?;
+                let db = store::open(&config.backend_store_uri, &config.artifact_root()).await?;
+                let key_id = keys::parse(&key).map_or(key.as_str(), |(id, _)| id);
+                anyhow::ensure!(
+                    db.revoke_key(key_id).await?,
+                    "no API key with id '{key_id}'"
+                );
+                Ok(format!("revoked {key_id}"))
+            }
+        }
     }
 }

@@ -31,6 +31,26 @@ pub struct Config {
     /// Workspaces (tenants), selected by the `X-MLFLOW-WORKSPACE` header or a
     /// `/w/<name>` path prefix (`--enable-workspaces`).
     pub enable_workspaces: bool,
+    /// `none` (anyone who reaches the server may do anything: the laptop
+    /// default) or `token` (API keys exchanged for one-hour tokens).
+    pub auth: AuthMode,
+    /// How long a token lives: seconds, or `30s`, `5m`, `1h`.
+    pub token_ttl: String,
+    /// Ed25519 private key (PKCS#8 PEM) that signs tokens. Unset, the server
+    /// makes one and keeps it in the database, so replicas share it (and a
+    /// reader of the database could mint tokens).
+    pub signing_key_file: Option<PathBuf>,
+    /// Serve a non-loopback address with `auth = "none"` anyway.
+    pub insecure_no_auth: bool,
+}
+
+/// Whether requests need credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    #[default]
+    None,
+    Token,
 }
 
 impl Default for Config {
@@ -44,6 +64,10 @@ impl Default for Config {
             serve_artifacts: true,
             artifacts_only: false,
             enable_workspaces: false,
+            auth: AuthMode::None,
+            token_ttl: "1h".into(),
+            signing_key_file: None,
+            insecure_no_auth: false,
         }
     }
 }
@@ -90,6 +114,22 @@ pub struct ServerArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub enable_workspaces: bool,
+    /// none, or token: requests need a token from POST /oauth/token [default: none]
+    #[arg(long, value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthMode>,
+    /// Token lifetime: seconds, or 30s, 5m, 1h [default: 1h]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_ttl: Option<String>,
+    /// Ed25519 PKCS#8 PEM key that signs tokens [default: one kept in the database]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signing_key_file: Option<PathBuf>,
+    /// Listen on a non-loopback address without authentication
+    #[arg(long)]
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub insecure_no_auth: bool,
     /// TOML config file (also FERROFLOW_CONFIG); see config.example.toml
     #[arg(long)]
     #[serde(skip)]
@@ -148,6 +188,34 @@ impl Config {
         Ok(figment.extract()?)
     }
 
+    /// The token lifetime, from `token_ttl`.
+    pub fn token_ttl(&self) -> anyhow::Result<std::time::Duration> {
+        parse_duration(&self.token_ttl).ok_or_else(|| {
+            anyhow::anyhow!(
+                "token_ttl '{}': use seconds, or 30s, 5m, 1h",
+                self.token_ttl
+            )
+        })
+    }
+
+    /// Refuses to serve everyone's data to the network without a door.
+    pub fn check_exposure(&self) -> anyhow::Result<()> {
+        let loopback = match self.host.parse::<std::net::IpAddr>() {
+            Ok(ip) => ip.is_loopback(),
+            Err(_) => self.host == "localhost",
+        };
+        if self.auth == AuthMode::None && !loopback && !self.insecure_no_auth {
+            anyhow::bail!(
+                "refusing to serve {} without authentication: anyone who can reach it could \
+                 read and delete everything. Turn tokens on with `--auth token` (then create a \
+                 key: `ferroflow key create --principal <name> --admin`), or pass \
+                 `--insecure-no-auth` if something in front of ferroflow authenticates.",
+                self.host
+            );
+        }
+        Ok(())
+    }
+
     /// The artifact root new experiments get, resolved as `mlflow server`
     /// does: `mlflow-artifacts:/` when proxying artifacts, else `./mlruns`.
     pub fn artifact_root(&self) -> String {
@@ -159,6 +227,23 @@ impl Config {
                 .unwrap_or_else(|_| "./mlruns".into()),
         }
     }
+}
+
+/// `3600`, `30s`, `5m`, `1h` as a duration; `None` for anything else or zero.
+fn parse_duration(text: &str) -> Option<std::time::Duration> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(split) => text.split_at(split),
+        None => (text, "s"),
+    };
+    let seconds = number.parse::<u64>().ok()?
+        * match unit {
+            "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            _ => return None,
+        };
+    (seconds > 0).then(|| std::time::Duration::from_secs(seconds))
 }
 
 #[cfg(test)]
@@ -249,6 +334,37 @@ mod tests {
             assert_eq!(config.artifact_root(), "mlflow-artifacts:/");
             Ok(())
         });
+    }
+
+    #[test]
+    fn token_lifetimes_and_exposure() {
+        assert_eq!(
+            parse_duration("5s"),
+            Some(std::time::Duration::from_secs(5))
+        );
+        assert_eq!(
+            parse_duration("1h"),
+            Some(std::time::Duration::from_secs(3600))
+        );
+        assert_eq!(
+            parse_duration("90"),
+            Some(std::time::Duration::from_secs(90))
+        );
+        for bad in ["", "0", "5d", "-5", "s", "1.5h"] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+        let open = Config {
+            host: "0.0.0.0".into(),
+            ..Config::default()
+        };
+        let message = open.check_exposure().unwrap_err().to_string();
+        assert!(message.contains("--auth token"), "{message}");
+        let token = Config {
+            auth: AuthMode::Token,
+            ..open.clone()
+        };
+        assert!(token.check_exposure().is_ok());
+        assert!(Config::default().check_exposure().is_ok());
     }
 
     #[test]

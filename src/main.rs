@@ -1,7 +1,7 @@
 //! The `ferroflow` binary: parse the command line, set up logging, run.
 
 use clap::{Parser, Subcommand};
-use ferroflow::cli::WorkspaceCommand;
+use ferroflow::cli::{KeyCommand, WorkspaceCommand};
 use ferroflow::config::{Config, ServerArgs};
 use tracing_subscriber::EnvFilter;
 
@@ -30,6 +30,11 @@ enum Command {
         #[command(subcommand)]
         command: WorkspaceCommand,
     },
+    /// Create and revoke API keys directly in the backend store
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -57,16 +62,22 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!("database is at the latest schema");
             Ok(())
         }
-        Command::Workspace { command } => match command.run().await {
-            Ok(output) => {
-                println!("{output}");
-                Ok(())
-            }
-            // An operator's mistake: one line, no backtrace.
-            Err(err) => {
-                eprintln!("error: {err:#}");
-                std::process::exit(1)
-            }
-        },
+        Command::Workspace { command } => print_or_exit(command.run().await),
+        Command::Key { command } => print_or_exit(command.run().await),
+    }
+}
+
+/// An operator command's output on stdout, or its error as one line (no
+/// backtrace) and exit code 1.
+fn print_or_exit(result: anyhow::Result<String>) -> anyhow::Result<()> {
+    match result {
+        Ok(output) => {
+            println!("{output}");
+            Ok(())
+        }
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::exit(1)
+        }
     }
 }

@@ -7,6 +7,7 @@ mod artifacts;
 mod experiments;
 mod logged_models;
 mod metrics;
+mod oauth;
 mod registry;
 mod runs;
 mod server;
@@ -249,8 +250,15 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/version", get(server::version))
         .route("/api/3.0/mlflow/server-info", get(server::server_info))
         .route("/ajax-api/3.0/mlflow/server-info", get(server::server_info))
+        .route("/oauth/token", post(oauth::token))
+        .route("/.well-known/jwks.json", get(oauth::jwks))
         .nest("/api/3.0/mlflow/workspaces", workspace_routes(state))
         .nest("/ajax-api/3.0/mlflow/workspaces", workspace_routes(state))
+        // After routing (so the matched route is known), before any handler.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::middleware::require_access,
+        ))
         .fallback(endpoint_not_found)
         .method_not_allowed_fallback(endpoint_not_found)
 }

@@ -66,6 +66,32 @@ fn split_prefix(uri: &Uri) -> Option<(String, Uri)> {
     Some((workspace.to_string(), Uri::from_parts(parts).ok()?))
 }
 
+/// The workspace a request names by header or path prefix (`default` when
+/// neither), unchecked; naming two different ones is an error.
+pub fn requested_name(parts: &Parts) -> Result<&str> {
+    let header = match parts.headers.get(WORKSPACE_HEADER) {
+        Some(value) => Some(value.to_str().map_err(|_| {
+            MlflowError::invalid_parameter("The X-MLFLOW-WORKSPACE header is not valid text")
+        })?),
+        None => None,
+    }
+    .map(str::trim)
+    .filter(|name| !name.is_empty());
+    let path = parts
+        .extensions
+        .get::<PathWorkspace>()
+        .map(|p| p.0.as_str());
+    match (header, path) {
+        (Some(header), Some(path)) if header != path => {
+            Err(MlflowError::invalid_parameter(format!(
+                "The X-MLFLOW-WORKSPACE header names workspace '{header}' but the request path \
+                 names '{path}'"
+            )))
+        }
+        (header, path) => Ok(header.or(path).unwrap_or(Workspace::DEFAULT)),
+    }
+}
+
 /// The workspace catalog as scoped requests see it: names checked, and
 /// existence cached so a request costs no extra query.
 pub struct Workspaces {
@@ -83,27 +109,7 @@ impl Workspaces {
 
     /// The workspace of a request from its header and path prefix.
     pub async fn resolve(&self, parts: &Parts) -> Result<Workspace> {
-        let header = match parts.headers.get(WORKSPACE_HEADER) {
-            Some(value) => Some(value.to_str().map_err(|_| {
-                MlflowError::invalid_parameter("The X-MLFLOW-WORKSPACE header is not valid text")
-            })?),
-            None => None,
-        }
-        .map(str::trim)
-        .filter(|name| !name.is_empty());
-        let path = parts
-            .extensions
-            .get::<PathWorkspace>()
-            .map(|p| p.0.as_str());
-        let name = match (header, path) {
-            (Some(header), Some(path)) if header != path => {
-                return Err(MlflowError::invalid_parameter(format!(
-                    "The X-MLFLOW-WORKSPACE header names workspace '{header}' but the request \
-                     path names '{path}'"
-                )))
-            }
-            (header, path) => header.or(path).unwrap_or(Workspace::DEFAULT),
-        };
+        let name = requested_name(parts)?;
         validate_workspace_name(name)?;
         self.ensure_exists(name).await?;
         Ok(Workspace::new(name))

@@ -6,6 +6,7 @@
 //! Validation that MLflow performs in its store (name rules, value limits,
 //! state checks) happens behind this trait so every backend enforces it alike.
 
+pub mod access;
 pub(crate) mod db;
 pub mod logged_models;
 mod names;
@@ -28,15 +29,22 @@ use crate::model::{
 use crate::search::ViewType;
 use db::Db;
 
+pub use access::AccessStore;
 pub use logged_models::{LoggedModelQuery, LoggedModelStore, NewLoggedModel};
 pub use registry::{NewModelVersion, RegistryQuery, RegistryStore};
 pub use sql::SqlStore;
 pub use workspaces::{DeletionMode, WorkspaceStore, WorkspaceUpdate};
 
 /// Everything the HTTP layer stores: one object, one trait per MLflow service.
-pub trait Store: TrackingStore + LoggedModelStore + RegistryStore + WorkspaceStore {}
+pub trait Store:
+    TrackingStore + LoggedModelStore + RegistryStore + WorkspaceStore + AccessStore
+{
+}
 
-impl<T: TrackingStore + LoggedModelStore + RegistryStore + WorkspaceStore> Store for T {}
+impl<T> Store for T where
+    T: TrackingStore + LoggedModelStore + RegistryStore + WorkspaceStore + AccessStore
+{
+}
 
 /// Arguments of `experiments/search`.
 #[derive(Debug, Clone, Default)]

@@ -4,8 +4,9 @@ use std::sync::Arc;
 
 use ferroflow::app::{self, AppState};
 use ferroflow::artifacts::ArtifactStore;
-use ferroflow::auth::Workspaces;
+use ferroflow::auth::{Access, Workspaces};
 use ferroflow::store::testing::{Backend, TestDatabase};
+use ferroflow::store::SqlStore;
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -15,6 +16,9 @@ use tokio::sync::oneshot;
 pub struct TestApp {
     pub base: String,
     pub http: reqwest::Client,
+    /// The server's store, for setting up keys and roles directly.
+    pub store: Arc<SqlStore>,
+    pub access: Option<Arc<Access>>,
     _shutdown: oneshot::Sender<()>,
     _database: TestDatabase,
 }
@@ -43,20 +47,42 @@ pub async fn spawn_with_workspaces() -> TestApp {
     spawn_with(|_| {}, true).await
 }
 
+/// A server with `--auth token` (tokens living `ttl`), workspaces on or off.
+pub async fn spawn_with_tokens(workspaces: bool, ttl: std::time::Duration) -> TestApp {
+    let database = TestDatabase::create(Backend::Sqlite).await.unwrap();
+    let store = database.store().await;
+    let access = Arc::new(Access::open(&store, None, ttl).await.unwrap());
+    let mut app = spawn_on(database, store, workspaces, Some(access.clone()), |_| {}).await;
+    app.access = Some(access);
+    app
+}
+
 /// Spawns the app (with workspaces when `workspaces`) after `configure`
 /// had its say on the state.
 pub async fn spawn_with(configure: impl FnOnce(&mut AppState), workspaces: bool) -> TestApp {
     let database = TestDatabase::create(Backend::Sqlite).await.unwrap();
-    let mut store = database.store().await;
-    if workspaces {
-        store = store.with_workspaces();
-    }
-    let store = Arc::new(store);
+    let store = database.store().await;
+    spawn_on(database, store, workspaces, None, configure).await
+}
+
+async fn spawn_on(
+    database: TestDatabase,
+    store: SqlStore,
+    workspaces: bool,
+    access: Option<Arc<Access>>,
+    configure: impl FnOnce(&mut AppState),
+) -> TestApp {
+    let store = Arc::new(if workspaces {
+        store.with_workspaces()
+    } else {
+        store
+    });
     let mut state = AppState {
         workspaces: workspaces.then(|| Arc::new(Workspaces::new(store.clone()))),
-        store,
+        store: store.clone(),
         artifacts: Some(Arc::new(ArtifactStore::in_memory())),
         artifacts_only: false,
+        access,
     };
     configure(&mut state);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -68,6 +94,8 @@ pub async fn spawn_with(configure: impl FnOnce(&mut AppState), workspaces: bool)
     TestApp {
         base,
         http: reqwest::Client::new(),
+        store,
+        access: None,
         _shutdown: shutdown,
         _database: database,
     }

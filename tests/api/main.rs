@@ -3,6 +3,7 @@
 //! error shapes, the JSON 404, `--artifacts-only`); the real client's
 //! behaviour is the e2e suite's job (`tests/e2e`).
 
+mod access;
 mod helpers;
 mod wire;
 mod workspaces;

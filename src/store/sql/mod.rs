@@ -34,6 +34,7 @@
 //! itself, and become one, silently, if it were ever renamed. A new area
 //! (workspaces, traces) is a new file, and its trait's impl lives there.
 
+mod access;
 mod experiments;
 mod inputs;
 mod logged_models;

@@ -1,0 +1,176 @@
+//! `POST /oauth/token`: an API key exchanged for a one-hour token, OAuth 2.0
+//! client-credentials style (RFC 6749 §4.4: `grant_type=client_credentials`,
+//! the key as `client_secret`, the workspace as `scope`), form-encoded or
+//! JSON; and `GET /.well-known/jwks.json`, the keys that verify tokens.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::app::AppState;
+use crate::auth::keys;
+use crate::auth::permissions::Role;
+use crate::error::{ErrorCode, MlflowError, Result};
+use crate::model::Workspace;
+use crate::store::workspaces::validate_workspace_name;
+
+#[derive(Deserialize, Default)]
+struct TokenRequest {
+    grant_type: Option<String>,
+    client_secret: Option<String>,
+    scope: Option<String>,
+}
+
+/// One message for every key that does not open the door, so the answer
+/// tells nothing about which keys exist.
+fn invalid_key() -> MlflowError {
+    MlflowError::new(ErrorCode::Unauthenticated, "Invalid API key")
+}
+
+fn tokens_off() -> MlflowError {
+    MlflowError::new(
+        ErrorCode::NotImplemented,
+        "Token exchange needs the server to run with `--auth token`",
+    )
+}
+
+pub async fn token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response> {
+    let access = state.access.as_ref().ok_or_else(tokens_off)?;
+    let request = parse(&headers, &body)?;
+    if request.grant_type.as_deref() != Some("client_credentials") {
+        return Err(MlflowError::invalid_parameter(
+            "Unsupported grant_type: use grant_type=client_credentials",
+        ));
+    }
+    let secret = request
+        .client_secret
+        .ok_or_else(|| MlflowError::missing_parameter("client_secret"))?;
+    let (key_id, secret) = keys::parse(&secret).ok_or_else(invalid_key)?;
+    let key = state
+        .store
+        .find_key(key_id)
+        .await?
+        .ok_or_else(invalid_key)?;
+    if !keys::secret_matches(secret, &key.secret_sha256) || key.principal_deleted {
+        return Err(invalid_key());
+    }
+    if key.revoked_at.is_some() {
+        return Err(MlflowError::new(
+            ErrorCode::Unauthenticated,
+            "The API key was revoked",
+        ));
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default();
+    if key.expires_at.is_some_and(|at| at <= now) {
+        return Err(MlflowError::new(
+            ErrorCode::Unauthenticated,
+            "The API key expired",
+        ));
+    }
+    let workspace = request
+        .scope
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| Workspace::DEFAULT.into());
+    validate_workspace_name(&workspace)?;
+    match &state.workspaces {
+        Some(_) => drop(state.store.get_workspace(&workspace).await?),
+        None if workspace != Workspace::DEFAULT => {
+            return Err(MlflowError::invalid_parameter(format!(
+                "Workspace '{workspace}' cannot be used: the server runs without workspaces"
+            )))
+        }
+        None => {}
+    }
+    let role = match key.is_admin {
+        true => Role::Manage,
+        false => state
+            .store
+            .role_of(&key.principal, &workspace)
+            .await?
+            .ok_or_else(|| {
+                MlflowError::new(
+                    ErrorCode::PermissionDenied,
+                    format!("The key's principal has no role in workspace '{workspace}'"),
+                )
+            })?,
+    };
+    let (token, claims) = access
+        .tokens
+        .issue(&key.principal, &key.key_id, &workspace, role, key.is_admin)
+        .map_err(MlflowError::internal)?;
+    let body = json!({
+        "access_token": token,
+        "token_type": "Bearer",
+        "expires_in": claims.exp - claims.iat,
+        "scope": workspace,
+        "tracking_uri": tracking_uri(&headers, state.workspaces.is_some().then_some(&workspace)),
+    });
+    let mut response = Json(body).into_response();
+    // RFC 6749 §5.1: token responses are never cached.
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+pub async fn jwks(State(state): State<AppState>) -> Result<Json<Value>> {
+    let access = state.access.as_ref().ok_or_else(tokens_off)?;
+    Ok(Json(access.tokens.jwks()))
+}
+
+/// The request as a form or as JSON, by its Content-Type.
+fn parse(headers: &HeaderMap, body: &[u8]) -> Result<TokenRequest> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if content_type.starts_with("application/json") {
+        return super::wire::parse_message(body);
+    }
+    let mut request = TokenRequest::default();
+    for (key, value) in url::form_urlencoded::parse(body) {
+        let slot = match key.as_ref() {
+            "grant_type" => &mut request.grant_type,
+            "client_secret" => &mut request.client_secret,
+            "scope" => &mut request.scope,
+            _ => continue,
+        };
+        slot.get_or_insert_with(|| value.into_owned());
+    }
+    Ok(request)
+}
+
+/// The tracking URI a client of this workspace sets, as this server is
+/// reached (a proxy's `X-Forwarded-Proto`/`-Host`, else `Host`).
+fn tracking_uri(headers: &HeaderMap, workspace: Option<&String>) -> String {
+    let first = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
+    let scheme = match first("x-forwarded-proto") {
+        Some("https") => "https",
+        _ => "http",
+    };
+    let host = first("x-forwarded-host")
+        .or_else(|| first(header::HOST.as_str()))
+        .unwrap_or("127.0.0.1:5000");
+    match workspace {
+        Some(workspace) => format!("{scheme}://{host}/w/{workspace}"),
+        None => format!("{scheme}://{host}"),
+    }
+}

@@ -1,0 +1,153 @@
+//! The door: with `--auth token`, every request but the public ones carries
+//! a token (`Authorization: Bearer`, or as the password of HTTP Basic, which
+//! is what `MLFLOW_TRACKING_USERNAME/PASSWORD` and `https://user:token@host`
+//! make the stock client send), for the request's workspace, with a role
+//! the route's permission allows. Refusals are MLflow-shaped JSON.
+
+use std::borrow::Cow;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+
+use super::permissions::{self, Permission};
+use super::tokens::{Claims, TokenError};
+use super::workspace::requested_name;
+use crate::app::AppState;
+use crate::error::{ErrorCode, MlflowError};
+
+/// Where a token comes from, said in every 401.
+const HOW_TO_GET_A_TOKEN: &str = "get one with POST /oauth/token \
+     (grant_type=client_credentials, client_secret=<API key>, scope=<workspace>)";
+const HOW_TO_GET_A_NEW_TOKEN: &str = "get a new one with POST /oauth/token \
+     (grant_type=client_credentials, client_secret=<API key>, scope=<workspace>)";
+
+/// Checks the request's credentials against the route's permission.
+pub async fn require_access(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let Some(access) = state.access.clone() else {
+        return next.run(req).await;
+    };
+    // Unmatched requests fall through to the JSON 404.
+    let Some(path) = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+    else {
+        return next.run(req).await;
+    };
+    let permission = match permissions::required(req.method(), &path) {
+        Some(Permission::Public) => return next.run(req).await,
+        Some(permission) => permission,
+        None => {
+            // Fail closed: a route nobody gave a permission is nobody's.
+            tracing::error!(%path, method = %req.method(), "route has no permission mapping");
+            return MlflowError::new(ErrorCode::PermissionDenied, "Permission denied")
+                .into_response();
+        }
+    };
+    let presented = bearer_or_basic(req.headers()).map(|token| access.tokens.verify(&token));
+    let claims = match presented {
+        None => {
+            return unauthenticated(
+                "Authentication required: send an access token as \
+             'Authorization: Bearer <token>'",
+                false,
+            )
+        }
+        Some(Err(err)) => return refused_token(err),
+        Some(Ok(claims)) => claims,
+    };
+    let (mut parts, body) = req.into_parts();
+    let workspace = match requested_name(&parts) {
+        Ok(workspace) => workspace.to_owned(),
+        Err(err) => return err.into_response(),
+    };
+    if let Err(err) = authorize(&claims, &workspace, permission) {
+        return err.into_response();
+    }
+    parts.extensions.insert(claims);
+    next.run(Request::from_parts(parts, body)).await
+}
+
+/// Whether the token's holder may do what `permission` needs in `workspace`.
+fn authorize(claims: &Claims, workspace: &str, permission: Permission) -> Result<(), MlflowError> {
+    if claims.admin {
+        return Ok(());
+    }
+    let denied = |message: String| MlflowError::new(ErrorCode::PermissionDenied, message);
+    if permission == Permission::Admin {
+        return Err(denied(
+            "Permission denied: this needs a server admin".into(),
+        ));
+    }
+    if claims.workspace != workspace {
+        return Err(denied(format!(
+            "Permission denied: the token is for workspace '{}', not '{workspace}'",
+            claims.workspace
+        )));
+    }
+    if !claims.role.allows(permission) {
+        let needed = match permission {
+            Permission::Role(role) => role.as_str(),
+            _ => "ADMIN",
+        };
+        return Err(denied(format!(
+            "Permission denied: this needs {needed} in workspace '{workspace}'; the token grants {}",
+            claims.role.as_str()
+        )));
+    }
+    Ok(())
+}
+
+/// The token of `Authorization: Bearer <t>`, or the password of `Basic`
+/// (any username).
+fn bearer_or_basic(headers: &HeaderMap) -> Option<Cow<'_, str>> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, credentials) = value.split_once(' ')?;
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return Some(Cow::Borrowed(credentials.trim()));
+    }
+    if scheme.eq_ignore_ascii_case("basic") {
+        let decoded = String::from_utf8(STANDARD.decode(credentials.trim()).ok()?).ok()?;
+        let (_, password) = decoded.split_once(':')?;
+        return Some(Cow::Owned(password.to_string()));
+    }
+    None
+}
+
+fn refused_token(err: TokenError) -> Response {
+    match err {
+        TokenError::Expired { .. } => unauthenticated(
+            &format!("The access token expired; {HOW_TO_GET_A_NEW_TOKEN}"),
+            true,
+        ),
+        TokenError::Revoked => unauthenticated(
+            "The access token's API key was revoked; ask for a new key",
+            true,
+        ),
+        TokenError::Invalid(_) => unauthenticated("The access token is not valid", true),
+    }
+}
+
+/// A 401 with RFC 6750's challenge (`invalid_token` once a token was sent).
+fn unauthenticated(message: &str, token_sent: bool) -> Response {
+    let message = if token_sent {
+        message.to_string()
+    } else {
+        format!("{message}; {HOW_TO_GET_A_TOKEN}")
+    };
+    let mut response = MlflowError::new(ErrorCode::Unauthenticated, message).into_response();
+    let challenge = if token_sent {
+        "Bearer realm=\"ferroflow\", error=\"invalid_token\""
+    } else {
+        "Bearer realm=\"ferroflow\""
+    };
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static(challenge),
+    );
+    response
+}

@@ -1,0 +1,53 @@
+//! The access store: principals, their roles per workspace, their API keys
+//! and the token signing keys, in ferroflow's own tables (migration 0007).
+//! No SQL here; the rules of keys and tokens live in `crate::auth`.
+
+use async_trait::async_trait;
+
+use crate::auth::permissions::Role;
+use crate::error::Result;
+
+/// An API key's row, as the token exchange checks it.
+#[derive(Debug, Clone)]
+pub struct KeyRecord {
+    pub key_id: String,
+    pub principal: String,
+    pub secret_sha256: String,
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+    pub principal_deleted: bool,
+    pub is_admin: bool,
+}
+
+/// A token signing key as stored (PKCS#8 PEM).
+#[derive(Debug, Clone)]
+pub struct StoredSigningKey {
+    pub kid: String,
+    pub private_key_pem: String,
+}
+
+#[async_trait]
+pub trait AccessStore: Send + Sync {
+    /// Creates the principal if it is new; `admin` makes it a server admin.
+    async fn ensure_principal(&self, name: &str, admin: bool) -> Result<()>;
+    /// Gives `principal` `role` in `workspace` (replacing any other).
+    async fn bind_role(&self, principal: &str, workspace: &str, role: Role) -> Result<()>;
+    async fn role_of(&self, principal: &str, workspace: &str) -> Result<Option<Role>>;
+    async fn create_key(
+        &self,
+        key_id: &str,
+        principal: &str,
+        secret_sha256: &str,
+        expires_at: Option<i64>,
+    ) -> Result<()>;
+    async fn find_key(&self, key_id: &str) -> Result<Option<KeyRecord>>;
+    /// Revokes a key; `false` if there is no such key.
+    async fn revoke_key(&self, key_id: &str) -> Result<bool>;
+    /// Ids of keys whose tokens must no longer pass: revoked, or of a
+    /// deleted principal.
+    async fn revoked_key_ids(&self) -> Result<Vec<String>>;
+    /// Signing keys still verifying, newest first.
+    async fn signing_keys(&self) -> Result<Vec<StoredSigningKey>>;
+    /// Stores a signing key; a `kid` already present is kept as it is.
+    async fn add_signing_key(&self, key: &StoredSigningKey) -> Result<()>;
+}

@@ -1,0 +1,152 @@
+//! Principals, roles, API keys and signing keys in ferroflow's own tables.
+
+use async_trait::async_trait;
+
+use super::{now_millis, SqlStore};
+use crate::auth::permissions::Role;
+use crate::error::Result;
+use crate::store::access::{AccessStore, KeyRecord, StoredSigningKey};
+use crate::store::db;
+
+#[async_trait]
+impl AccessStore for SqlStore {
+    async fn ensure_principal(&self, name: &str, admin: bool) -> Result<()> {
+        db::query(
+            "INSERT INTO ferroflow_principals (name, is_admin, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET is_admin = ferroflow_principals.is_admin OR $2, \
+             deleted_at = NULL",
+        )
+        .bind(name)
+        .bind(admin)
+        .bind(now_millis())
+        .execute(&self.db)
+        .await?;
+        Ok(())
+    }
+
+    async fn bind_role(&self, principal: &str, workspace: &str, role: Role) -> Result<()> {
+        db::query(
+            "INSERT INTO ferroflow_role_bindings (principal, workspace, role) VALUES ($1, $2, $3) \
+             ON CONFLICT (principal, workspace) DO UPDATE SET role = excluded.role",
+        )
+        .bind(principal)
+        .bind(workspace)
+        .bind(role.as_str())
+        .execute(&self.db)
+        .await?;
+        Ok(())
+    }
+
+    async fn role_of(&self, principal: &str, workspace: &str) -> Result<Option<Role>> {
+        let row = db::query(
+            "SELECT role FROM ferroflow_role_bindings WHERE principal = $1 AND workspace = $2",
+        )
+        .bind(principal)
+        .bind(workspace)
+        .fetch_optional(&self.db)
+        .await?;
+        Ok(match row {
+            Some(row) => Role::parse(&row.try_get::<String, _>("role")?),
+            None => None,
+        })
+    }
+
+    async fn create_key(
+        &self,
+        key_id: &str,
+        principal: &str,
+        secret_sha256: &str,
+        expires_at: Option<i64>,
+    ) -> Result<()> {
+        db::query(
+            "INSERT INTO ferroflow_api_keys (key_id, principal, secret_sha256, created_at, \
+             expires_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(key_id)
+        .bind(principal)
+        .bind(secret_sha256)
+        .bind(now_millis())
+        .bind(expires_at)
+        .execute(&self.db)
+        .await?;
+        Ok(())
+    }
+
+    async fn find_key(&self, key_id: &str) -> Result<Option<KeyRecord>> {
+        let row = db::query(
+            "SELECT k.key_id, k.principal, k.secret_sha256, k.expires_at, k.revoked_at, \
+             CASE WHEN p.deleted_at IS NULL THEN 0 ELSE 1 END AS principal_deleted, \
+             CASE WHEN p.is_admin THEN 1 ELSE 0 END AS is_admin \
+             FROM ferroflow_api_keys k JOIN ferroflow_principals p ON p.name = k.principal \
+             WHERE k.key_id = $1",
+        )
+        .bind(key_id)
+        .fetch_optional(&self.db)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(KeyRecord {
+            key_id: row.try_get("key_id")?,
+            principal: row.try_get("principal")?,
+            secret_sha256: row.try_get("secret_sha256")?,
+            expires_at: row.try_get("expires_at")?,
+            revoked_at: row.try_get("revoked_at")?,
+            principal_deleted: row.try_get::<i64, _>("principal_deleted")? != 0,
+            is_admin: row.try_get::<i64, _>("is_admin")? != 0,
+        }))
+    }
+
+    async fn revoke_key(&self, key_id: &str) -> Result<bool> {
+        let changed = db::query(
+            "UPDATE ferroflow_api_keys SET revoked_at = COALESCE(revoked_at, $2) \
+             WHERE key_id = $1",
+        )
+        .bind(key_id)
+        .bind(now_millis())
+        .execute(&self.db)
+        .await?;
+        Ok(changed > 0)
+    }
+
+    async fn revoked_key_ids(&self) -> Result<Vec<String>> {
+        db::query(
+            "SELECT k.key_id FROM ferroflow_api_keys k \
+             JOIN ferroflow_principals p ON p.name = k.principal \
+             WHERE k.revoked_at IS NOT NULL OR p.deleted_at IS NOT NULL",
+        )
+        .fetch_all(&self.db)
+        .await?
+        .iter()
+        .map(|row| Ok(row.try_get("key_id")?))
+        .collect()
+    }
+
+    async fn signing_keys(&self) -> Result<Vec<StoredSigningKey>> {
+        db::query(
+            "SELECT kid, private_key_pem FROM ferroflow_signing_keys WHERE retired_at IS NULL \
+             ORDER BY created_at DESC, kid",
+        )
+        .fetch_all(&self.db)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(StoredSigningKey {
+                kid: row.try_get("kid")?,
+                private_key_pem: row.try_get("private_key_pem")?,
+            })
+        })
+        .collect()
+    }
+
+    async fn add_signing_key(&self, key: &StoredSigningKey) -> Result<()> {
+        db::query(
+            "INSERT INTO ferroflow_signing_keys (kid, private_key_pem, created_at) \
+             VALUES ($1, $2, $3) ON CONFLICT (kid) DO NOTHING",
+        )
+        .bind(&key.kid)
+        .bind(&key.private_key_pem)
+        .bind(now_millis())
+        .execute(&self.db)
+        .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,273 @@
+//! `--auth token`: keys exchanged for tokens, every route guarded by the
+//! permission the table gives it, and refusals that say what to do.
+
+use std::time::Duration;
+
+use ferroflow::auth::keys;
+use ferroflow::auth::permissions::{Permission, Role, ROUTES};
+use ferroflow::store::AccessStore;
+use reqwest::{Method, RequestBuilder};
+use serde_json::json;
+
+use crate::helpers::{spawn_with_tokens, Answer, TestApp};
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// A key for `principal`: a server admin, or `role` in `workspace`.
+async fn key(app: &TestApp, principal: &str, grant: Option<(&str, Role)>) -> String {
+    app.store
+        .ensure_principal(principal, grant.is_none())
+        .await
+        .unwrap();
+    if let Some((workspace, role)) = grant {
+        app.store
+            .bind_role(principal, workspace, role)
+            .await
+            .unwrap();
+    }
+    let key = keys::generate();
+    app.store
+        .create_key(&key.key_id, principal, &key.secret_sha256, None)
+        .await
+        .unwrap();
+    key.plaintext
+}
+
+async fn exchange(app: &TestApp, key: &str, workspace: &str) -> Answer {
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("client_secret", key),
+        ("scope", workspace),
+    ];
+    app.send(app.http.post(app.url("/oauth/token")).form(&form))
+        .await
+}
+
+async fn token(app: &TestApp, key: &str, workspace: &str) -> String {
+    let answer = exchange(app, key, workspace).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(answer.body["token_type"], "Bearer");
+    answer.body["access_token"].as_str().unwrap().to_string()
+}
+
+fn create_experiment(app: &TestApp, name: &str) -> RequestBuilder {
+    app.http
+        .post(app.url("/api/2.0/mlflow/experiments/create"))
+        .json(&json!({ "name": name }))
+}
+
+fn search_experiments(app: &TestApp) -> RequestBuilder {
+    app.http
+        .get(app.url("/api/2.0/mlflow/experiments/search?max_results=10"))
+}
+
+#[tokio::test]
+async fn every_route_in_the_table_is_served_and_guarded() {
+    let app = spawn_with_tokens(false, HOUR).await;
+    for (method, path, permission) in ROUTES {
+        let path = path
+            .replace("{*path}", "0/r/artifacts/a.txt")
+            .replace("{name}", "default")
+            .replace("{model_id}", "m-1")
+            .replace("{tag_key}", "k");
+        let method = if *method == "*" { "GET" } else { method };
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        let answer = app
+            .send(app.http.request(method.clone(), app.url(&path)))
+            .await;
+        let label = format!("{method} {path}: {} {}", answer.status, answer.body);
+        assert_ne!(answer.body["error_code"], "ENDPOINT_NOT_FOUND", "{label}");
+        if *permission == Permission::Public {
+            assert_ne!(answer.status, 401, "{label}");
+        } else {
+            assert_eq!(answer.status, 401, "{label}");
+            assert_eq!(answer.body["error_code"], "UNAUTHENTICATED", "{label}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn roles_allow_what_their_names_say() {
+    let app = spawn_with_tokens(false, HOUR).await;
+    let reader = token(
+        &app,
+        &key(&app, "reader", Some(("default", Role::Read))).await,
+        "default",
+    )
+    .await;
+    let editor = token(
+        &app,
+        &key(&app, "editor", Some(("default", Role::Edit))).await,
+        "default",
+    )
+    .await;
+    let admin = token(&app, &key(&app, "root", None).await, "default").await;
+
+    let searched = app
+        .send(search_experiments(&app).bearer_auth(&reader))
+        .await;
+    assert_eq!(searched.status, 200, "{}", searched.body);
+    let refused = app
+        .send(create_experiment(&app, "r").bearer_auth(&reader))
+        .await;
+    let message = refused.error(403, "PERMISSION_DENIED");
+    assert!(message.contains("needs EDIT"), "{message}");
+    let created = app
+        .send(create_experiment(&app, "e").bearer_auth(&editor))
+        .await;
+    assert_eq!(created.status, 200, "{}", created.body);
+    let by_admin = app
+        .send(create_experiment(&app, "a").bearer_auth(&admin))
+        .await;
+    assert_eq!(by_admin.status, 200, "{}", by_admin.body);
+    // The token as HTTP Basic's password, any username (MLFLOW_TRACKING_PASSWORD).
+    let basic = app
+        .send(search_experiments(&app).basic_auth("anyone", Some(&editor)))
+        .await;
+    assert_eq!(basic.status, 200, "{}", basic.body);
+}
+
+#[tokio::test]
+async fn the_token_exchange_refuses_clearly_and_safely() {
+    let app = spawn_with_tokens(false, HOUR).await;
+    let good = key(&app, "svc", Some(("default", Role::Edit))).await;
+    let json_body = app
+        .send(app.http.post(app.url("/oauth/token")).json(&json!({
+            "grant_type": "client_credentials", "client_secret": good, "scope": "default"
+        })))
+        .await;
+    assert_eq!(json_body.status, 200, "{}", json_body.body);
+    assert_eq!(json_body.body["expires_in"], 3600);
+    assert!(json_body.body["tracking_uri"]
+        .as_str()
+        .unwrap()
+        .starts_with("http://"));
+
+    let (key_id, _) = keys::parse(&good).unwrap();
+    let wrong_secret = format!("ffk_{key_id}_not-the-secret");
+    for bad in [wrong_secret.as_str(), "ffk_aaaaaaaaaaaa_x", "garbage", ""] {
+        let answer = exchange(&app, bad, "default").await;
+        assert_eq!(answer.status, 401, "{bad}: {}", answer.body);
+        assert!(!answer.body.to_string().contains(bad) || bad.is_empty());
+    }
+    let grant = app
+        .send(
+            app.http
+                .post(app.url("/oauth/token"))
+                .form(&[("grant_type", "password")]),
+        )
+        .await;
+    grant.error(400, "INVALID_PARAMETER_VALUE");
+    let no_workspaces = exchange(&app, &good, "team-a").await;
+    no_workspaces.error(400, "INVALID_PARAMETER_VALUE");
+
+    assert!(app.store.revoke_key(key_id).await.unwrap());
+    let revoked = exchange(&app, &good, "default").await;
+    revoked.error(401, "UNAUTHENTICATED");
+}
+
+#[tokio::test]
+async fn expired_and_revoked_tokens_are_401_with_a_bearer_challenge() {
+    let app = spawn_with_tokens(false, Duration::from_secs(1)).await;
+    let editor_key = key(&app, "editor", Some(("default", Role::Edit))).await;
+    let short = token(&app, &editor_key, "default").await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let response = search_experiments(&app)
+        .bearer_auth(&short)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    let challenge = response.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
+    let body: serde_json::Value = response.json().await.unwrap();
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.contains("expired") && message.contains("/oauth/token"),
+        "{message}"
+    );
+
+    let app = spawn_with_tokens(false, HOUR).await;
+    let editor_key = key(&app, "editor", Some(("default", Role::Edit))).await;
+    let live = token(&app, &editor_key, "default").await;
+    let (key_id, _) = keys::parse(&editor_key).unwrap();
+    app.store.revoke_key(key_id).await.unwrap();
+    // What every replica's refresher does within 15 s.
+    let access = app.access.as_ref().unwrap();
+    access.refresh(app.store.as_ref()).await.unwrap();
+    let dead = app.send(search_experiments(&app).bearer_auth(&live)).await;
+    dead.error(401, "UNAUTHENTICATED");
+    let garbage = app
+        .send(search_experiments(&app).bearer_auth("not.a.token"))
+        .await;
+    garbage.error(401, "UNAUTHENTICATED");
+    let huge = app
+        .send(search_experiments(&app).bearer_auth("x".repeat(6000)))
+        .await;
+    huge.error(401, "UNAUTHENTICATED");
+}
+
+#[tokio::test]
+async fn a_token_is_bound_to_its_workspace() {
+    let app = spawn_with_tokens(true, HOUR).await;
+    for name in ["team-a", "team-b"] {
+        app.store.ensure_principal("ops", true).await.unwrap();
+        let admin = token(&app, &key(&app, "ops", None).await, "default").await;
+        let created = app
+            .send(
+                app.http
+                    .post(app.url("/api/3.0/mlflow/workspaces"))
+                    .bearer_auth(&admin)
+                    .json(&json!({ "name": name })),
+            )
+            .await;
+        assert_eq!(created.status, 201, "{}", created.body);
+    }
+    let a_key = key(&app, "alice", Some(("team-a", Role::Manage))).await;
+    let a_token = token(&app, &a_key, "team-a").await;
+    let in_a = app
+        .send(
+            create_experiment(&app, "x")
+                .bearer_auth(&a_token)
+                .header("X-MLFLOW-WORKSPACE", "team-a"),
+        )
+        .await;
+    assert_eq!(in_a.status, 200, "{}", in_a.body);
+    let by_prefix = app
+        .send(
+            app.http
+                .get(app.url("/w/team-a/api/2.0/mlflow/experiments/search?max_results=5"))
+                .bearer_auth(&a_token),
+        )
+        .await;
+    assert_eq!(by_prefix.status, 200, "{}", by_prefix.body);
+    for request in [
+        create_experiment(&app, "y").header("X-MLFLOW-WORKSPACE", "team-b"),
+        app.http
+            .get(app.url("/w/team-b/api/2.0/mlflow/experiments/search?max_results=5")),
+        search_experiments(&app),
+    ] {
+        let answer = app.send(request.bearer_auth(&a_token)).await;
+        let message = answer.error(403, "PERMISSION_DENIED");
+        assert!(
+            message.contains("token is for workspace 'team-a'"),
+            "{message}"
+        );
+    }
+    let catalog = app
+        .send(
+            app.http
+                .post(app.url("/api/3.0/mlflow/workspaces"))
+                .bearer_auth(&a_token)
+                .json(&json!({"name": "team-c"})),
+        )
+        .await;
+    catalog.error(403, "PERMISSION_DENIED");
+    let no_role = exchange(&app, &a_key, "team-b").await;
+    no_role.error(403, "PERMISSION_DENIED");
+    let unknown = exchange(&app, &a_key, "team-z").await;
+    unknown.error(404, "RESOURCE_DOES_NOT_EXIST");
+}
