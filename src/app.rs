@@ -112,7 +112,9 @@ pub async fn run(
             tracing::warn!(%err, "could not set TCP_NODELAY");
         }
     });
-    axum::serve(listener, router(state))
+    // The peer address feeds the token endpoint's per-address rate limit.
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await?;
     Ok(())

@@ -27,6 +27,7 @@ pub enum ErrorCode {
     /// The request is fine but the resource's state forbids it (deleting a
     /// workspace that still holds resources).
     InvalidState,
+    RequestLimitExceeded,
 }
 
 impl ErrorCode {
@@ -45,6 +46,7 @@ impl ErrorCode {
             Self::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
             Self::NotImplemented => StatusCode::NOT_IMPLEMENTED,
             Self::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::RequestLimitExceeded => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 }

@@ -4,7 +4,9 @@
 //! JSON; and `GET /.well-known/jwks.json`, the keys that verify tokens.
 
 use axum::body::Bytes;
-use axum::extract::State;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -40,10 +42,14 @@ fn tokens_off() -> MlflowError {
 
 pub async fn token(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response> {
     let access = state.access.as_ref().ok_or_else(tokens_off)?;
+    if let Err(retry_after) = access.per_address.check(&peer.ip().to_string()) {
+        return Ok(too_many_requests(retry_after));
+    }
     let request = parse(&headers, &body)?;
     if request.grant_type.as_deref() != Some("client_credentials") {
         return Err(MlflowError::invalid_parameter(
@@ -54,6 +60,9 @@ pub async fn token(
         .client_secret
         .ok_or_else(|| MlflowError::missing_parameter("client_secret"))?;
     let (key_id, secret) = keys::parse(&secret).ok_or_else(invalid_key)?;
+    if let Err(retry_after) = access.per_key.check(key_id) {
+        return Ok(too_many_requests(retry_after));
+    }
     let key = state
         .store
         .find_key(key_id)
@@ -122,6 +131,20 @@ pub async fn token(
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
+}
+
+/// 429 with `Retry-After` (whole seconds, at least one).
+fn too_many_requests(retry_after: std::time::Duration) -> Response {
+    let seconds = retry_after.as_secs().max(1);
+    let mut response = MlflowError::new(
+        ErrorCode::RequestLimitExceeded,
+        format!("Too many token requests; retry in {seconds} s"),
+    )
+    .into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    response
 }
 
 pub async fn jwks(State(state): State<AppState>) -> Result<Json<Value>> {

@@ -4,6 +4,7 @@
 //! store's (`store::access`, `store::workspaces`).
 
 pub mod keys;
+pub mod limit;
 pub mod middleware;
 pub mod permissions;
 pub mod tokens;
@@ -23,9 +24,17 @@ use tokens::{SigningKey, Tokens};
 /// key's tokens stop passing on every replica within this.
 const REFRESH_EVERY: Duration = Duration::from_secs(15);
 
+/// Token requests per API key id, and per client address, per minute.
+const EXCHANGES_PER_KEY: u32 = 30;
+const EXCHANGES_PER_ADDRESS: u32 = 120;
+const EXCHANGE_WINDOW: Duration = Duration::from_secs(60);
+
 /// What `--auth token` adds to a server.
 pub struct Access {
     pub tokens: Tokens,
+    /// Limits on `POST /oauth/token`.
+    pub per_key: limit::RateLimiter,
+    pub per_address: limit::RateLimiter,
     /// Keys come from the configured file rather than the database.
     key_from_file: bool,
 }
@@ -48,6 +57,8 @@ impl Access {
         };
         let access = Self {
             tokens: Tokens::new(keys, ttl),
+            per_key: limit::RateLimiter::new(EXCHANGES_PER_KEY, EXCHANGE_WINDOW),
+            per_address: limit::RateLimiter::new(EXCHANGES_PER_ADDRESS, EXCHANGE_WINDOW),
             key_from_file: key_file.is_some(),
         };
         access.refresh(store).await?;

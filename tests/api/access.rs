@@ -271,3 +271,42 @@ async fn a_token_is_bound_to_its_workspace() {
     let unknown = exchange(&app, &a_key, "team-z").await;
     unknown.error(404, "RESOURCE_DOES_NOT_EXIST");
 }
+
+#[tokio::test]
+async fn guessing_a_keys_secret_is_rate_limited() {
+    let app = spawn_with_tokens(false, HOUR).await;
+    let good = key(&app, "svc", Some(("default", Role::Read))).await;
+    let (key_id, _) = keys::parse(&good).unwrap();
+    let guess = format!("ffk_{key_id}_guess");
+    let mut limited = None;
+    for _ in 0..40 {
+        let response = app
+            .http
+            .post(app.url("/oauth/token"))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_secret", &guess),
+            ])
+            .send()
+            .await
+            .unwrap();
+        if response.status() == 429 {
+            limited = Some(response);
+            break;
+        }
+        assert_eq!(response.status(), 401);
+    }
+    let response = limited.expect("the 31st try is refused");
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry_after));
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error_code"], "REQUEST_LIMIT_EXCEEDED");
+    // The right secret for that key waits too: the limit is the key's.
+    exchange(&app, &good, "default")
+        .await
+        .error(429, "REQUEST_LIMIT_EXCEEDED");
+}
