@@ -38,10 +38,15 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     type Rejection = MlflowError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self> {
-        if req.method() == Method::POST || req.method() == Method::PUT {
-            check_content_type(&req)?;
-        }
+        let content_type = match req.method() == Method::POST || req.method() == Method::PUT {
+            true => Some(check_content_type(&req)),
+            false => None,
+        };
+        // The body is read even when the request is refused: answering with
+        // it unread makes the server drop a keep-alive connection the client
+        // is about to reuse.
         let bytes = read_body(req, state).await?;
+        content_type.transpose()?;
         Ok(Body(parse_message(&bytes)?))
     }
 }

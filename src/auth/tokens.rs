@@ -12,11 +12,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
+use hmac::{Hmac, Mac};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use super::permissions::Role;
 
@@ -70,6 +72,9 @@ pub struct SigningKey {
     decoding: DecodingKey,
     /// The public key, base64url (the JWK's `x`).
     x: String,
+    /// HMAC key for multipart part URLs, derived from the private key so
+    /// that every replica holding the key derives the same.
+    part_secret: [u8; 32],
 }
 
 impl SigningKey {
@@ -83,11 +88,17 @@ impl SigningKey {
         let x = URL_SAFE_NO_PAD.encode(public);
         let digest = Sha256::digest(public);
         let kid = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+        let part_secret = Sha256::new()
+            .chain_update(b"ferroflow multipart part urls")
+            .chain_update(der)
+            .finalize()
+            .into();
         Ok(Self {
             kid,
             encoding: EncodingKey::from_ed_der(der),
             decoding: DecodingKey::from_ed_components(&x)?,
             x,
+            part_secret,
         })
     }
 
@@ -129,7 +140,32 @@ pub struct Tokens {
     verified: RwLock<HashMap<String, Claims>>,
 }
 
-fn now_seconds() -> u64 {
+/// How long a multipart part URL stays valid: a large upload's parts may
+/// take hours to send.
+pub const PART_URL_TTL: Duration = Duration::from_secs(6 * 3600);
+
+fn part_mac(
+    secret: &[u8; 32],
+    upload_id: &str,
+    part_number: i64,
+    path: &str,
+    expires: u64,
+) -> String {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("any key length");
+    // Fields joined by NUL, which none of them may contain.
+    for field in [
+        upload_id,
+        &part_number.to_string(),
+        path,
+        &expires.to_string(),
+    ] {
+        mac.update(field.as_bytes());
+        mac.update(b"\0");
+    }
+    URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+}
+
+pub fn now_seconds() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -268,6 +304,34 @@ impl Tokens {
         Ok(data.claims)
     }
 
+    /// The signature of a multipart part URL: an HMAC over the upload, the
+    /// part, the path and the expiry, with the newest key's part secret.
+    pub fn sign_part(&self, upload_id: &str, part_number: i64, path: &str, expires: u64) -> String {
+        let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
+        keys.first().map_or_else(String::new, |key| {
+            part_mac(&key.part_secret, upload_id, part_number, path, expires)
+        })
+    }
+
+    /// Whether a part URL's signature is one of ours and not stale.
+    pub fn part_signature_valid(
+        &self,
+        upload_id: &str,
+        part_number: i64,
+        path: &str,
+        expires: u64,
+        signature: &str,
+    ) -> bool {
+        if expires <= now_seconds() {
+            return false;
+        }
+        let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
+        keys.iter().any(|key| {
+            let expected = part_mac(&key.part_secret, upload_id, part_number, path, expires);
+            expected.as_bytes().ct_eq(signature.as_bytes()).into()
+        })
+    }
+
     /// The public keys, as a JSON Web Key Set.
     pub fn jwks(&self) -> Value {
         let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
@@ -357,6 +421,32 @@ mod tests {
                 "{bad:.60}"
             );
         }
+    }
+
+    #[test]
+    fn part_urls_verify_only_unaltered_and_fresh() {
+        let tokens = service(60);
+        let later = now_seconds() + 60;
+        let signature = tokens.sign_part("u1", 3, "workspaces/a/1/x.bin", later);
+        assert!(tokens.part_signature_valid("u1", 3, "workspaces/a/1/x.bin", later, &signature));
+        for (upload, part, path, expires) in [
+            ("u2", 3, "workspaces/a/1/x.bin", later),
+            ("u1", 4, "workspaces/a/1/x.bin", later),
+            ("u1", 3, "workspaces/b/1/x.bin", later),
+            ("u1", 3, "workspaces/a/1/x.bin", later + 1),
+        ] {
+            assert!(!tokens.part_signature_valid(upload, part, path, expires, &signature));
+        }
+        let stale = now_seconds() - 1;
+        let old = tokens.sign_part("u1", 3, "p", stale);
+        assert!(!tokens.part_signature_valid("u1", 3, "p", stale, &old));
+        assert!(!service(60).part_signature_valid(
+            "u1",
+            3,
+            "workspaces/a/1/x.bin",
+            later,
+            &signature
+        ));
     }
 
     #[test]

@@ -310,3 +310,44 @@ async fn guessing_a_keys_secret_is_rate_limited() {
         .await
         .error(429, "REQUEST_LIMIT_EXCEEDED");
 }
+
+#[tokio::test]
+async fn multipart_part_urls_carry_their_own_signature() {
+    let app = spawn_with_tokens(false, HOUR).await;
+    let editor = token(
+        &app,
+        &key(&app, "editor", Some(("default", Role::Edit))).await,
+        "default",
+    )
+    .await;
+    let created = app
+        .send(
+            app.http
+                .post(app.url("/api/2.0/mlflow-artifacts/mpu/create/0/r/artifacts"))
+                .bearer_auth(&editor)
+                .json(&json!({"path": "/local/big.bin", "num_parts": 2})),
+        )
+        .await;
+    assert_eq!(created.status, 200, "{}", created.body);
+    let urls: Vec<String> = created.body["credentials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["url"].as_str().unwrap().to_string())
+        .collect();
+    assert!(urls.iter().all(|u| u.contains("signature=")));
+    let put = |url: String| app.http.put(url).body(vec![7u8; 1024]).send();
+    // As the stock client sends them: no credentials, the URL is enough.
+    let ok = put(urls[0].clone()).await.unwrap();
+    assert_eq!(ok.status(), 200);
+    let altered = [
+        urls[1].replace("part_number=2", "part_number=3"),
+        urls[1].replace("signature=", "signature=x"),
+        urls[1].replace("big.bin", "other.bin"),
+        urls[1].split("&expires").next().unwrap().to_string(),
+    ];
+    for url in altered {
+        let refused = put(url.clone()).await.unwrap();
+        assert_eq!(refused.status(), 403, "{url}");
+    }
+}

@@ -25,7 +25,7 @@ use serde_json::{json, Value};
 use super::wire::{self, Query, QueryFields};
 use crate::app::AppState;
 use crate::artifacts::{from_proxied_uri, ArtifactPath, ArtifactStore, FileInfo, UploadPart};
-use crate::auth::PathWorkspace;
+use crate::auth::{Access, PathWorkspace};
 use crate::error::{ErrorCode, MlflowError, Result};
 use crate::model::Workspace;
 
@@ -73,22 +73,27 @@ pub struct ProxyScope {
     workspace: Option<Workspace>,
     /// The workspace came from the header, not from a `/w/<name>` prefix.
     by_header: bool,
+    /// With `--auth token`: what signs and checks multipart part URLs.
+    access: Option<Arc<Access>>,
 }
 
 impl FromRequestParts<AppState> for ProxyScope {
     type Rejection = MlflowError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+        let access = state.access.clone();
         if state.workspaces.is_none() {
             return Ok(Self {
                 workspace: None,
                 by_header: false,
+                access,
             });
         }
         let workspace = Workspace::from_request_parts(parts, state).await?;
         Ok(Self {
             workspace: Some(workspace),
             by_header: parts.extensions.get::<PathWorkspace>().is_none(),
+            access,
         })
     }
 }

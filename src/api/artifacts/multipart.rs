@@ -2,6 +2,7 @@
 //! `mpu/abort`) over the store's native multipart upload.
 
 use super::*;
+use crate::auth::tokens::{now_seconds, PART_URL_TTL};
 
 #[derive(Deserialize)]
 pub struct CreateMultipartUpload {
@@ -50,12 +51,24 @@ pub async fn create_multipart(
         workspace_prefix.as_deref(),
         &file,
     )?;
+    let expires = now_seconds() + PART_URL_TTL.as_secs();
     let credentials = (1..=num_parts)
         .map(|part_number| {
             let mut url = base.clone();
             url.query_pairs_mut()
                 .append_pair("upload_id", &upload_id)
                 .append_pair("part_number", &part_number.to_string());
+            if let Some(access) = &scope.access {
+                // The client PUTs parts with no credentials: the URL is the
+                // credential, good for this part of this upload only.
+                let signature =
+                    access
+                        .tokens
+                        .sign_part(&upload_id, part_number, file.as_str(), expires);
+                url.query_pairs_mut()
+                    .append_pair("expires", &expires.to_string())
+                    .append_pair("signature", &signature);
+            }
             MultipartUploadCredential {
                 url: url.into(),
                 part_number,
@@ -93,6 +106,26 @@ pub async fn upload_part(
     let part_number = part_number.parse::<i64>().map_err(|_| {
         MlflowError::invalid_parameter(format!("Invalid part_number {part_number:?}"))
     })?;
+    if let Some(access) = &scope.access {
+        let expires = query("expires").and_then(|e| e.parse::<u64>().ok());
+        let signature = query("signature").unwrap_or_default();
+        let valid = expires.is_some_and(|expires| {
+            access.tokens.part_signature_valid(
+                &upload_id,
+                part_number,
+                path.as_str(),
+                expires,
+                &signature,
+            )
+        });
+        if !valid {
+            return Err(MlflowError::new(
+                ErrorCode::PermissionDenied,
+                "The part URL's signature is missing, altered or expired; start the upload \
+                 again with mpu/create",
+            ));
+        }
+    }
     let length = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
