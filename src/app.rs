@@ -69,12 +69,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         AuthMode::None => None,
         AuthMode::Token => {
             let access = Arc::new(
-                Access::open(
-                    store.as_ref(),
-                    config.signing_key_file.as_deref(),
-                    token_ttl,
-                )
-                .await?,
+                Access::open(store.clone(), config.signing_key_file.as_deref(), token_ttl).await?,
             );
             access.spawn_refresher(store.clone());
             Some(access)

@@ -40,3 +40,16 @@ CREATE TABLE IF NOT EXISTS ferroflow_signing_keys (
     created_at BIGINT NOT NULL,
     retired_at BIGINT
 );
+
+-- Every write and every refusal, for the workspace's managers to read.
+CREATE TABLE IF NOT EXISTS ferroflow_audit_log (
+    id BIGSERIAL PRIMARY KEY,
+    time BIGINT NOT NULL,
+    principal VARCHAR(255),
+    workspace VARCHAR(63) NOT NULL,
+    action VARCHAR(300) NOT NULL,
+    target TEXT,
+    request_id VARCHAR(36) NOT NULL,
+    outcome INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS idx_ferroflow_audit_log_workspace ON ferroflow_audit_log (workspace, id);

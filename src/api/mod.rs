@@ -4,6 +4,7 @@
 //! answer; they hold no SQL and no business rules.
 
 mod artifacts;
+mod audit;
 mod experiments;
 mod logged_models;
 mod metrics;
@@ -251,6 +252,8 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/api/3.0/mlflow/server-info", get(server::server_info))
         .route("/ajax-api/3.0/mlflow/server-info", get(server::server_info))
         .route("/oauth/token", post(oauth::token))
+        .route("/api/3.0/ferroflow/audit", get(audit::read))
+        .route("/ajax-api/3.0/ferroflow/audit", get(audit::read))
         .route("/.well-known/jwks.json", get(oauth::jwks))
         .nest("/api/3.0/mlflow/workspaces", workspace_routes(state))
         .nest("/ajax-api/3.0/mlflow/workspaces", workspace_routes(state))

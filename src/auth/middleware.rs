@@ -7,7 +7,7 @@
 use std::borrow::Cow;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::{header, HeaderMap, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::engine::general_purpose::STANDARD;
@@ -16,8 +16,11 @@ use base64::Engine;
 use super::permissions::{self, Permission};
 use super::tokens::{Claims, TokenError};
 use super::workspace::requested_name;
+use super::Access;
 use crate::app::AppState;
 use crate::error::{ErrorCode, MlflowError};
+use crate::model::Workspace;
+use crate::store::access::AuditEvent;
 
 /// Where a token comes from, said in every 401.
 const HOW_TO_GET_A_TOKEN: &str = "get one with POST /oauth/token \
@@ -25,51 +28,92 @@ const HOW_TO_GET_A_TOKEN: &str = "get one with POST /oauth/token \
 const HOW_TO_GET_A_NEW_TOKEN: &str = "get a new one with POST /oauth/token \
      (grant_type=client_credentials, client_secret=<API key>, scope=<workspace>)";
 
-/// Checks the request's credentials against the route's permission.
+/// Checks the request's credentials against the route's permission, and
+/// records every write and every refusal in the audit log.
 pub async fn require_access(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let Some(access) = state.access.clone() else {
         return next.run(req).await;
     };
     // Unmatched requests fall through to the JSON 404.
-    let Some(path) = req
+    let Some(route) = req
         .extensions()
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
     else {
         return next.run(req).await;
     };
-    let permission = match permissions::required(req.method(), &path) {
-        Some(Permission::Public) => return next.run(req).await,
-        Some(permission) => permission,
-        None => {
-            // Fail closed: a route nobody gave a permission is nobody's.
-            tracing::error!(%path, method = %req.method(), "route has no permission mapping");
-            return MlflowError::new(ErrorCode::PermissionDenied, "Permission denied")
-                .into_response();
-        }
-    };
-    let presented = bearer_or_basic(req.headers()).map(|token| access.tokens.verify(&token));
-    let claims = match presented {
-        None => {
-            return unauthenticated(
-                "Authentication required: send an access token as \
-             'Authorization: Bearer <token>'",
-                false,
-            )
-        }
-        Some(Err(err)) => return refused_token(err),
-        Some(Ok(claims)) => claims,
-    };
+    let method = req.method().clone();
+    let target = req.uri().path_and_query().map(|p| p.as_str().to_owned());
+    let request_id = uuid::Uuid::new_v4().simple().to_string();
+    let (mut response, principal, workspace) = guard(&access, &route, req, next).await;
+    let outcome = response.status();
+    let refused = matches!(outcome.as_u16(), 401 | 403 | 429);
+    if refused || !(method == Method::GET || method == Method::HEAD) {
+        access.audit.record(AuditEvent {
+            time: now_millis(),
+            principal,
+            workspace,
+            action: format!("{method} {route}"),
+            target,
+            request_id: request_id.clone(),
+            outcome: outcome.as_u16(),
+        });
+    }
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
+}
+
+/// The response, the principal a token named and the workspace acted in.
+async fn guard(
+    access: &Access,
+    route: &str,
+    req: Request,
+    next: Next,
+) -> (Response, Option<String>, String) {
     let (mut parts, body) = req.into_parts();
     let workspace = match requested_name(&parts) {
         Ok(workspace) => workspace.to_owned(),
-        Err(err) => return err.into_response(),
+        Err(err) => return (err.into_response(), None, Workspace::DEFAULT.into()),
     };
+    let permission = match permissions::required(&parts.method, route) {
+        Some(Permission::Public) => {
+            let response = next.run(Request::from_parts(parts, body)).await;
+            return (response, None, workspace);
+        }
+        Some(permission) => permission,
+        None => {
+            // Fail closed: a route nobody gave a permission is nobody's.
+            tracing::error!(%route, method = %parts.method, "route has no permission mapping");
+            let refused = MlflowError::new(ErrorCode::PermissionDenied, "Permission denied");
+            return (refused.into_response(), None, workspace);
+        }
+    };
+    let presented = bearer_or_basic(&parts.headers).map(|token| access.tokens.verify(&token));
+    let claims = match presented {
+        None => {
+            let message = "Authentication required: send an access token as \
+                 'Authorization: Bearer <token>'";
+            return (unauthenticated(message, false), None, workspace);
+        }
+        Some(Err(err)) => return (refused_token(err), None, workspace),
+        Some(Ok(claims)) => claims,
+    };
+    let principal = Some(claims.sub.clone());
     if let Err(err) = authorize(&claims, &workspace, permission) {
-        return err.into_response();
+        return (err.into_response(), principal, workspace);
     }
     parts.extensions.insert(claims);
-    next.run(Request::from_parts(parts, body)).await
+    let response = next.run(Request::from_parts(parts, body)).await;
+    (response, principal, workspace)
+}
+
+fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
 }
 
 /// Whether the token's holder may do what `permission` needs in `workspace`.

@@ -3,6 +3,7 @@
 //! needs. No SQL here: principals, keys and the workspace catalog are the
 //! store's (`store::access`, `store::workspaces`).
 
+pub mod audit;
 pub mod keys;
 pub mod limit;
 pub mod middleware;
@@ -35,6 +36,8 @@ pub struct Access {
     /// Limits on `POST /oauth/token`.
     pub per_key: limit::RateLimiter,
     pub per_address: limit::RateLimiter,
+    /// Writes and refusals, recorded in the background.
+    pub audit: audit::AuditLog,
     /// Keys come from the configured file rather than the database.
     key_from_file: bool,
 }
@@ -43,7 +46,7 @@ impl Access {
     /// The token service: signing key from `key_file` (the production way),
     /// else the database's, created at first start and shared by replicas.
     pub async fn open(
-        store: &dyn AccessStore,
+        store: Arc<dyn AccessStore>,
         key_file: Option<&Path>,
         ttl: Duration,
     ) -> anyhow::Result<Self> {
@@ -53,15 +56,16 @@ impl Access {
                     .map_err(|err| anyhow::anyhow!("signing key file {}: {err}", path.display()))?;
                 vec![SigningKey::from_pem(&pem)?]
             }
-            None => database_keys(store).await?,
+            None => database_keys(store.as_ref()).await?,
         };
         let access = Self {
             tokens: Tokens::new(keys, ttl),
             per_key: limit::RateLimiter::new(EXCHANGES_PER_KEY, EXCHANGE_WINDOW),
             per_address: limit::RateLimiter::new(EXCHANGES_PER_ADDRESS, EXCHANGE_WINDOW),
+            audit: audit::AuditLog::spawn(store.clone()),
             key_from_file: key_file.is_some(),
         };
-        access.refresh(store).await?;
+        access.refresh(store.as_ref()).await?;
         Ok(access)
     }
 

@@ -53,6 +53,7 @@ pub enum Permission {
 use Permission::{Admin, Public};
 const READ: Permission = Permission::Role(Role::Read);
 const EDIT: Permission = Permission::Role(Role::Edit);
+const MANAGE: Permission = Permission::Role(Role::Manage);
 
 /// Every route: method, path as routed (`/ajax-api/...` reads as `/api/...`),
 /// and what it needs. `*` matches any method.
@@ -145,6 +146,8 @@ pub const ROUTES: &[(&str, &str, Permission)] = &[
     // authorised by the upload it belongs to (an unguessable upload id).
     ("PUT", "/api/2.0/mlflow-artifacts/mpu/part/{*path}", Public),
     ("GET", "/api/2.0/mlflow-artifacts/presigned/{*path}", READ),
+    // ferroflow's own: a workspace's audit log is its managers'.
+    ("GET", "/api/3.0/ferroflow/audit", MANAGE),
 ];
 
 /// What the route matched as `path` (axum's pattern) needs for `method`;
@@ -184,7 +187,7 @@ mod tests {
     fn roles_nest_and_only_admins_pass_admin_routes() {
         assert!(Role::Manage.allows(EDIT) && Role::Edit.allows(READ));
         assert!(!Role::Read.allows(EDIT));
-        assert!(!Role::Edit.allows(Permission::Role(Role::Manage)));
+        assert!(!Role::Edit.allows(MANAGE));
         assert!(!Role::Manage.allows(Admin));
         assert_eq!(
             required(&Method::GET, "/ajax-api/2.0/mlflow/runs/get"),

@@ -3,6 +3,7 @@
 //! No SQL here; the rules of keys and tokens live in `crate::auth`.
 
 use async_trait::async_trait;
+use serde::Serialize;
 
 use crate::auth::permissions::Role;
 use crate::error::Result;
@@ -24,6 +25,25 @@ pub struct KeyRecord {
 pub struct StoredSigningKey {
     pub kid: String,
     pub private_key_pem: String,
+}
+
+/// One audited request: a write, or a refusal.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditEvent {
+    /// Milliseconds since the epoch.
+    pub time: i64,
+    /// Who, when a token said so.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub principal: Option<String>,
+    pub workspace: String,
+    /// `METHOD /route`.
+    pub action: String,
+    /// The request's path and query as sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    pub request_id: String,
+    /// The HTTP status answered.
+    pub outcome: u16,
 }
 
 #[async_trait]
@@ -50,4 +70,14 @@ pub trait AccessStore: Send + Sync {
     async fn signing_keys(&self) -> Result<Vec<StoredSigningKey>>;
     /// Stores a signing key; a `kid` already present is kept as it is.
     async fn add_signing_key(&self, key: &StoredSigningKey) -> Result<()>;
+    /// Appends audited requests (one statement per batch).
+    async fn append_audit(&self, events: &[AuditEvent]) -> Result<()>;
+    /// A workspace's audit events, newest first, before event id `before`;
+    /// each with its id (the next page's `before`).
+    async fn read_audit(
+        &self,
+        workspace: &str,
+        max_results: i64,
+        before: Option<i64>,
+    ) -> Result<Vec<(i64, AuditEvent)>>;
 }

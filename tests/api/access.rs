@@ -351,3 +351,80 @@ async fn multipart_part_urls_carry_their_own_signature() {
         assert_eq!(refused.status(), 403, "{url}");
     }
 }
+
+#[tokio::test]
+async fn writes_and_refusals_are_audited_for_managers() {
+    let app = spawn_with_tokens(false, HOUR).await;
+    let manager = token(
+        &app,
+        &key(&app, "boss", Some(("default", Role::Manage))).await,
+        "default",
+    )
+    .await;
+    let reader = token(
+        &app,
+        &key(&app, "reader", Some(("default", Role::Read))).await,
+        "default",
+    )
+    .await;
+    let created = app
+        .send(create_experiment(&app, "audited").bearer_auth(&manager))
+        .await;
+    assert_eq!(created.status, 200);
+    app.send(create_experiment(&app, "refused").bearer_auth(&reader))
+        .await
+        .error(403, "PERMISSION_DENIED");
+    app.send(create_experiment(&app, "anonymous"))
+        .await
+        .error(401, "UNAUTHENTICATED");
+    app.send(search_experiments(&app).bearer_auth(&reader))
+        .await;
+
+    let read = |token: String| {
+        let app = &app;
+        async move {
+            app.send(
+                app.http
+                    .get(app.url("/api/3.0/ferroflow/audit?max_results=2"))
+                    .bearer_auth(token),
+            )
+            .await
+        }
+    };
+    // The writer is asynchronous: wait for it.
+    let mut page = read(manager.clone()).await;
+    for _ in 0..50 {
+        if page.body["events"].as_array().is_some_and(|e| e.len() == 2) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        page = read(manager.clone()).await;
+    }
+    let events = page.body["events"].as_array().unwrap();
+    // Newest first: the anonymous 401, then the reader's 403.
+    assert_eq!(events[0]["outcome"], 401);
+    assert!(events[0].get("principal").is_none());
+    assert_eq!(events[1]["outcome"], 403);
+    assert_eq!(events[1]["principal"], "reader");
+    assert_eq!(
+        events[1]["action"],
+        "POST /api/2.0/mlflow/experiments/create"
+    );
+    let token = page.body["next_page_token"].as_str().unwrap().to_string();
+    let next = app
+        .send(
+            app.http
+                .get(app.url(&format!(
+                    "/api/3.0/ferroflow/audit?max_results=10&page_token={token}"
+                )))
+                .bearer_auth(&manager),
+        )
+        .await;
+    let older = next.body["events"].as_array().unwrap();
+    assert_eq!(older[0]["principal"], "boss");
+    assert_eq!(older[0]["outcome"], 200);
+    assert!(older
+        .iter()
+        .all(|e| e["action"] != "GET /api/2.0/mlflow/experiments/search"));
+    read(reader).await.error(403, "PERMISSION_DENIED");
+}

@@ -50,8 +50,9 @@ pub async fn spawn_with_workspaces() -> TestApp {
 /// A server with `--auth token` (tokens living `ttl`), workspaces on or off.
 pub async fn spawn_with_tokens(workspaces: bool, ttl: std::time::Duration) -> TestApp {
     let database = TestDatabase::create(Backend::Sqlite).await.unwrap();
+    let keys = Arc::new(database.store().await);
+    let access = Arc::new(Access::open(keys, None, ttl).await.unwrap());
     let store = database.store().await;
-    let access = Arc::new(Access::open(&store, None, ttl).await.unwrap());
     let mut app = spawn_on(database, store, workspaces, Some(access.clone()), |_| {}).await;
     app.access = Some(access);
     app

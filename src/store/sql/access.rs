@@ -2,10 +2,10 @@
 
 use async_trait::async_trait;
 
-use super::{now_millis, SqlStore};
+use super::{now_millis, values_rows, SqlStore};
 use crate::auth::permissions::Role;
 use crate::error::Result;
-use crate::store::access::{AccessStore, KeyRecord, StoredSigningKey};
+use crate::store::access::{AccessStore, AuditEvent, KeyRecord, StoredSigningKey};
 use crate::store::db;
 
 #[async_trait]
@@ -149,4 +149,62 @@ impl AccessStore for SqlStore {
         .await?;
         Ok(())
     }
+
+    async fn append_audit(&self, events: &[AuditEvent]) -> Result<()> {
+        for chunk in events.chunks(AUDIT_CHUNK) {
+            let sql = format!(
+                "INSERT INTO ferroflow_audit_log \
+                 (time, principal, workspace, action, target, request_id, outcome) VALUES {}",
+                values_rows(chunk.len(), 7, 1)
+            );
+            let query = chunk.iter().fold(db::query(&sql), |query, event| {
+                query
+                    .bind(event.time)
+                    .bind(event.principal.as_deref())
+                    .bind(&event.workspace)
+                    .bind(&event.action)
+                    .bind(event.target.as_deref())
+                    .bind(&event.request_id)
+                    .bind(i64::from(event.outcome))
+            });
+            query.execute(&self.db).await?;
+        }
+        Ok(())
+    }
+
+    async fn read_audit(
+        &self,
+        workspace: &str,
+        max_results: i64,
+        before: Option<i64>,
+    ) -> Result<Vec<(i64, AuditEvent)>> {
+        let rows = db::query(
+            "SELECT id, time, principal, workspace, action, target, request_id, outcome \
+             FROM ferroflow_audit_log WHERE workspace = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
+        )
+        .bind(workspace)
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(max_results)
+        .fetch_all(&self.db)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    row.try_get("id")?,
+                    AuditEvent {
+                        time: row.try_get("time")?,
+                        principal: row.try_get("principal")?,
+                        workspace: row.try_get("workspace")?,
+                        action: row.try_get("action")?,
+                        target: row.try_get("target")?,
+                        request_id: row.try_get("request_id")?,
+                        outcome: u16::try_from(row.try_get::<i64, _>("outcome")?).unwrap_or(0),
+                    },
+                ))
+            })
+            .collect()
+    }
 }
+
+/// Audit rows per INSERT (7 parameters each).
+const AUDIT_CHUNK: usize = 500;
