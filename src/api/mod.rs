@@ -6,6 +6,7 @@
 mod artifacts;
 mod audit;
 mod experiments;
+mod keys;
 mod logged_models;
 mod metrics;
 mod oauth;
@@ -254,6 +255,15 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/oauth/token", post(oauth::token))
         .route("/api/3.0/ferroflow/audit", get(audit::read))
         .route("/ajax-api/3.0/ferroflow/audit", get(audit::read))
+        .route(
+            "/api/3.0/ferroflow/keys",
+            get(keys::list).post(keys::create),
+        )
+        .route("/api/3.0/ferroflow/keys/{key_id}", delete(keys::revoke))
+        .route(
+            "/api/3.0/ferroflow/principals/{name}",
+            delete(keys::delete_principal),
+        )
         .route("/.well-known/jwks.json", get(oauth::jwks))
         .nest("/api/3.0/mlflow/workspaces", workspace_routes(state))
         .nest("/ajax-api/3.0/mlflow/workspaces", workspace_routes(state))

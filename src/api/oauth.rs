@@ -56,9 +56,8 @@ pub async fn token(
             "Unsupported grant_type: use grant_type=client_credentials",
         ));
     }
-    let secret = request
-        .client_secret
-        .ok_or_else(|| MlflowError::missing_parameter("client_secret"))?;
+    // RFC 6749 §5.2: no client credentials is invalid_client, a 401.
+    let secret = request.client_secret.ok_or_else(invalid_key)?;
     let (key_id, secret) = keys::parse(&secret).ok_or_else(invalid_key)?;
     if let Err(retry_after) = access.per_key.check(key_id) {
         return Ok(too_many_requests(retry_after));

@@ -6,12 +6,13 @@ use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 
 use super::wire::{required, Body, Query, QueryFields};
 use crate::app::AppState;
-use crate::error::Result;
+use crate::auth::tokens::Claims;
+use crate::error::{ErrorCode, MlflowError, Result};
 use crate::model::WorkspaceInfo;
 use crate::store::workspaces::{
     check_new_workspace, check_workspace_deletion, check_workspace_update, validate_workspace_name,
@@ -46,8 +47,23 @@ pub struct ListWorkspacesResponse {
     workspaces: Vec<WorkspaceInfo>,
 }
 
-pub async fn list(State(state): State<AppState>) -> Result<Json<ListWorkspacesResponse>> {
-    let workspaces = state.store.list_workspaces().await?;
+/// With tokens on, a member sees only its token's workspace (as MLflow's
+/// basic-auth lists only the workspaces a user can access); an admin all.
+fn member_of(caller: &Option<Extension<Claims>>) -> Option<&str> {
+    caller
+        .as_ref()
+        .filter(|Extension(claims)| !claims.admin)
+        .map(|Extension(claims)| claims.workspace.as_str())
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Option<Extension<Claims>>,
+) -> Result<Json<ListWorkspacesResponse>> {
+    let mut workspaces = state.store.list_workspaces().await?;
+    if let Some(own) = member_of(&caller) {
+        workspaces.retain(|workspace| workspace.name == own);
+    }
     Ok(Json(ListWorkspacesResponse { workspaces }))
 }
 
@@ -74,9 +90,16 @@ pub async fn create(
 
 pub async fn get(
     State(state): State<AppState>,
+    caller: Option<Extension<Claims>>,
     Path(name): Path<String>,
 ) -> Result<Json<WorkspaceResponse>> {
     validate_workspace_name(&name)?;
+    if member_of(&caller).is_some_and(|own| own != name) {
+        return Err(MlflowError::new(
+            ErrorCode::PermissionDenied,
+            format!("Permission denied: the token is not for workspace '{name}'"),
+        ));
+    }
     let workspace = state.store.get_workspace(&name).await?;
     Ok(Json(WorkspaceResponse { workspace }))
 }

@@ -122,10 +122,14 @@ fn authorize(claims: &Claims, workspace: &str, permission: Permission) -> Result
         return Ok(());
     }
     let denied = |message: String| MlflowError::new(ErrorCode::PermissionDenied, message);
-    if permission == Permission::Admin {
-        return Err(denied(
-            "Permission denied: this needs a server admin".into(),
-        ));
+    match permission {
+        Permission::Admin => {
+            return Err(denied(
+                "Permission denied: this needs a server admin".into(),
+            ))
+        }
+        Permission::Authenticated => return Ok(()),
+        _ => {}
     }
     if claims.workspace != workspace {
         return Err(denied(format!(

@@ -46,11 +46,14 @@ pub enum Permission {
     Public,
     /// At least the role, in the request's workspace.
     Role(Role),
+    /// Any valid token, whatever its workspace; the handler decides (the
+    /// workspace catalog, where the workspace named is the path's).
+    Authenticated,
     /// A server admin.
     Admin,
 }
 
-use Permission::{Admin, Public};
+use Permission::{Admin, Authenticated, Public};
 const READ: Permission = Permission::Role(Role::Read);
 const EDIT: Permission = Permission::Role(Role::Edit);
 const MANAGE: Permission = Permission::Role(Role::Manage);
@@ -65,10 +68,10 @@ pub const ROUTES: &[(&str, &str, Permission)] = &[
     ("GET", "/api/3.0/mlflow/server-info", Public),
     ("POST", "/oauth/token", Public),
     ("GET", "/.well-known/jwks.json", Public),
-    // Workspaces: the catalog is the server admins'.
-    ("GET", "/api/3.0/mlflow/workspaces", Admin),
+    // Workspaces: the catalog is the server admins'; a member sees its own.
+    ("GET", "/api/3.0/mlflow/workspaces", Authenticated),
     ("POST", "/api/3.0/mlflow/workspaces", Admin),
-    ("GET", "/api/3.0/mlflow/workspaces/{name}", READ),
+    ("GET", "/api/3.0/mlflow/workspaces/{name}", Authenticated),
     ("PATCH", "/api/3.0/mlflow/workspaces/{name}", Admin),
     ("DELETE", "/api/3.0/mlflow/workspaces/{name}", Admin),
     // Experiments.
@@ -146,8 +149,12 @@ pub const ROUTES: &[(&str, &str, Permission)] = &[
     // authorised by the upload it belongs to (an unguessable upload id).
     ("PUT", "/api/2.0/mlflow-artifacts/mpu/part/{*path}", Public),
     ("GET", "/api/2.0/mlflow-artifacts/presigned/{*path}", READ),
-    // ferroflow's own: a workspace's audit log is its managers'.
+    // ferroflow's own: a workspace's audit log and keys are its managers'.
     ("GET", "/api/3.0/ferroflow/audit", MANAGE),
+    ("GET", "/api/3.0/ferroflow/keys", MANAGE),
+    ("POST", "/api/3.0/ferroflow/keys", MANAGE),
+    ("DELETE", "/api/3.0/ferroflow/keys/{key_id}", MANAGE),
+    ("DELETE", "/api/3.0/ferroflow/principals/{name}", Admin),
 ];
 
 /// What the route matched as `path` (axum's pattern) needs for `method`;
@@ -172,7 +179,7 @@ impl Role {
     /// Whether this role satisfies `permission`.
     pub fn allows(self, permission: Permission) -> bool {
         match permission {
-            Permission::Public => true,
+            Permission::Public | Permission::Authenticated => true,
             Permission::Role(needed) => self >= needed,
             Permission::Admin => false,
         }

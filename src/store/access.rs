@@ -20,6 +20,18 @@ pub struct KeyRecord {
     pub is_admin: bool,
 }
 
+/// An API key as listed: never its secret.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KeyInfo {
+    pub key_id: String,
+    pub principal: String,
+    pub created_at: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<i64>,
+}
+
 /// A token signing key as stored (PKCS#8 PEM).
 #[derive(Debug, Clone)]
 pub struct StoredSigningKey {
@@ -63,6 +75,11 @@ pub trait AccessStore: Send + Sync {
     async fn find_key(&self, key_id: &str) -> Result<Option<KeyRecord>>;
     /// Revokes a key; `false` if there is no such key.
     async fn revoke_key(&self, key_id: &str) -> Result<bool>;
+    /// The keys of the principals that have a role in `workspace`.
+    async fn list_keys(&self, workspace: &str) -> Result<Vec<KeyInfo>>;
+    /// Marks a principal deleted: its keys' tokens stop passing; `false` if
+    /// there is no such principal.
+    async fn delete_principal(&self, name: &str) -> Result<bool>;
     /// Ids of keys whose tokens must no longer pass: revoked, or of a
     /// deleted principal.
     async fn revoked_key_ids(&self) -> Result<Vec<String>>;

@@ -428,3 +428,84 @@ async fn writes_and_refusals_are_audited_for_managers() {
         .all(|e| e["action"] != "GET /api/2.0/mlflow/experiments/search"));
     read(reader).await.error(403, "PERMISSION_DENIED");
 }
+
+#[tokio::test]
+async fn managers_make_and_revoke_their_workspaces_keys_over_rest() {
+    let app = spawn_with_tokens(false, HOUR).await;
+    let manager = token(
+        &app,
+        &key(&app, "boss", Some(("default", Role::Manage))).await,
+        "default",
+    )
+    .await;
+    let created = app
+        .send(
+            app.http
+                .post(app.url("/api/3.0/ferroflow/keys"))
+                .bearer_auth(&manager)
+                .json(&json!({"principal": "ci-bot", "role": "EDIT"})),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let new_key = created.body["key"].as_str().unwrap().to_string();
+    let key_id = created.body["key_id"].as_str().unwrap().to_string();
+    let bot = token(&app, &new_key, "default").await;
+    let wrote = app
+        .send(create_experiment(&app, "by-bot").bearer_auth(&bot))
+        .await;
+    assert_eq!(wrote.status, 200, "{}", wrote.body);
+    let listed = app
+        .send(
+            app.http
+                .get(app.url("/api/3.0/ferroflow/keys"))
+                .bearer_auth(&manager),
+        )
+        .await;
+    let text = listed.body.to_string();
+    assert!(text.contains(&key_id) && !text.contains(&new_key), "{text}");
+    let admin_key = app
+        .send(
+            app.http
+                .post(app.url("/api/3.0/ferroflow/keys"))
+                .bearer_auth(&manager)
+                .json(&json!({"principal": "sneaky", "admin": true})),
+        )
+        .await;
+    admin_key.error(403, "PERMISSION_DENIED");
+    let revoked = app
+        .send(
+            app.http
+                .delete(app.url(&format!("/api/3.0/ferroflow/keys/{key_id}")))
+                .bearer_auth(&manager),
+        )
+        .await;
+    assert_eq!(revoked.status, 204, "{}", revoked.body);
+    exchange(&app, &new_key, "default")
+        .await
+        .error(401, "UNAUTHENTICATED");
+
+    // A deleted principal's keys stop working too.
+    let root = token(&app, &key(&app, "root", None).await, "default").await;
+    let doomed_key = key(&app, "doomed", Some(("default", Role::Read))).await;
+    let doomed = token(&app, &doomed_key, "default").await;
+    let deleted = app
+        .send(
+            app.http
+                .delete(app.url("/api/3.0/ferroflow/principals/doomed"))
+                .bearer_auth(&root),
+        )
+        .await;
+    assert_eq!(deleted.status, 204, "{}", deleted.body);
+    exchange(&app, &doomed_key, "default")
+        .await
+        .error(401, "UNAUTHENTICATED");
+    app.access
+        .as_ref()
+        .unwrap()
+        .refresh(app.store.as_ref())
+        .await
+        .unwrap();
+    app.send(search_experiments(&app).bearer_auth(&doomed))
+        .await
+        .error(401, "UNAUTHENTICATED");
+}

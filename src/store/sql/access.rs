@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use super::{now_millis, values_rows, SqlStore};
 use crate::auth::permissions::Role;
 use crate::error::Result;
-use crate::store::access::{AccessStore, AuditEvent, KeyRecord, StoredSigningKey};
+use crate::store::access::{AccessStore, AuditEvent, KeyInfo, KeyRecord, StoredSigningKey};
 use crate::store::db;
 
 #[async_trait]
@@ -101,6 +101,39 @@ impl AccessStore for SqlStore {
              WHERE key_id = $1",
         )
         .bind(key_id)
+        .bind(now_millis())
+        .execute(&self.db)
+        .await?;
+        Ok(changed > 0)
+    }
+
+    async fn list_keys(&self, workspace: &str) -> Result<Vec<KeyInfo>> {
+        db::query(
+            "SELECT k.key_id, k.principal, k.created_at, k.expires_at, k.revoked_at \
+             FROM ferroflow_api_keys k JOIN ferroflow_role_bindings b ON b.principal = k.principal \
+             WHERE b.workspace = $1 ORDER BY k.created_at, k.key_id",
+        )
+        .bind(workspace)
+        .fetch_all(&self.db)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(KeyInfo {
+                key_id: row.try_get("key_id")?,
+                principal: row.try_get("principal")?,
+                created_at: row.try_get("created_at")?,
+                expires_at: row.try_get("expires_at")?,
+                revoked_at: row.try_get("revoked_at")?,
+            })
+        })
+        .collect()
+    }
+
+    async fn delete_principal(&self, name: &str) -> Result<bool> {
+        let changed = db::query(
+            "UPDATE ferroflow_principals SET deleted_at = COALESCE(deleted_at, $2) WHERE name = $1",
+        )
+        .bind(name)
         .bind(now_millis())
         .execute(&self.db)
         .await?;
