@@ -21,9 +21,9 @@ ff/base column.
 
 The modules beside this file, in the order a run uses them: harness (constants, log), procstat
 and pgdb (/proc accounting, scratch databases), servers (start/stop, through the launcher shared
-with the e2e suite, tests/support/ferroflow_process.py), workspace (--ferroflow-workspace), seed,
-workloads, drivers (py and wrk), dblimit (the database's own limit), runner (one backend),
-report and targets (output).
+with the e2e suite, tests/support/ferroflow_process.py), workspace (--ferroflow-workspace), auth
+(--ferroflow-token), seed, workloads, drivers (py and wrk), dblimit (the database's own limit),
+runner (one backend), report and targets (output).
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ import sys
 import time
 from pathlib import Path
 
+from auth import auth_token_on
 from harness import BACKENDS, BASELINE, FERROFLOW_BIN, RESULTS, ROOT, SCALES, SERVERS, log
 from pgdb import PgDatabases, pg_available
 from report import machine_description, render_markdown, render_text, versions
@@ -69,6 +70,12 @@ def parse_args() -> argparse.Namespace:
                    help="create workspace NAME on `ferroflow` once it starts and send "
                         "X-MLFLOW-WORKSPACE: NAME on every request to it (needs "
                         f"--ferroflow-args='{ENABLE_FLAG}'); other servers get no header")
+    p.add_argument("--ferroflow-token", action="store_true",
+                   help="make an admin API key for `ferroflow` once it starts (its own binary's "
+                        "`key create`), exchange it for a token (scoped to "
+                        "--ferroflow-workspace if given) and send Authorization: Bearer on every "
+                        "request to it (needs --ferroflow-args='--auth token'); other servers "
+                        "get no Authorization header")
     p.add_argument("--baseline-bin", type=Path, metavar="PATH",
                    help=f"also run this ferroflow binary as `{BASELINE}`, measured in the same "
                         "rotation; the tables get an ff/base column")
@@ -108,14 +115,25 @@ def main() -> int:
         log("wrk not found: Python driver only")
     builds = {"ferroflow": Build(args.ferroflow_bin.resolve(),
                                  tuple(shlex.split(args.ferroflow_args)),
-                                 args.ferroflow_workspace)}
+                                 args.ferroflow_workspace, args.ferroflow_token)}
     if args.ferroflow_workspace and "ferroflow" not in server_names:
         sys.exit("--ferroflow-workspace needs `ferroflow` among --servers")
     if args.ferroflow_workspace and ENABLE_FLAG not in builds["ferroflow"].args:
         sys.exit(f"--ferroflow-workspace needs workspaces on: --ferroflow-args='{ENABLE_FLAG}'")
+    if args.ferroflow_token and "ferroflow" not in server_names:
+        sys.exit("--ferroflow-token needs `ferroflow` among --servers")
+    if args.ferroflow_token and not auth_token_on(builds["ferroflow"].args):
+        sys.exit("--ferroflow-token needs tokens on: --ferroflow-args='--auth token'")
+    if ("ferroflow" in server_names and auth_token_on(builds["ferroflow"].args)
+            and not args.ferroflow_token):
+        sys.exit("--ferroflow-args has --auth token: add --ferroflow-token, or every request "
+                 "to it answers 401")
     if args.baseline_bin:
         builds[BASELINE] = Build(args.baseline_bin.resolve(),
                                  tuple(shlex.split(args.baseline_args)))
+        if auth_token_on(builds[BASELINE].args):
+            sys.exit(f"--baseline-args --auth token: `{BASELINE}` gets no token (only "
+                     "`ferroflow` does, with --ferroflow-token)")
         # Right after ferroflow, so the two are measured back to back in every round.
         at = server_names.index("ferroflow") + 1 if "ferroflow" in server_names else 0
         server_names.insert(at, BASELINE)
@@ -141,7 +159,8 @@ def main() -> int:
         machine=machine_description(),
         versions=versions("postgres" in backends, {n: b.binary for n, b in builds.items()}),
         scale=scale, servers=server_names, wrk=use_wrk,
-        builds={n: dict(binary=str(b.binary), args=list(b.args), workspace=b.workspace)
+        builds={n: dict(binary=str(b.binary), args=list(b.args), workspace=b.workspace,
+                        token=b.token)
                 for n, b in builds.items()},
         targets=dict(vs_mlflow=TARGET_VS_MLFLOW, vs_fasttrackml=TARGET_VS_FASTTRACKML,
                      db_limit_factor=TARGET_DB_LIMIT_FACTOR,

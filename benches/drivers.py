@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import resource
 import subprocess
 import threading
@@ -18,6 +19,7 @@ from typing import Callable
 
 import requests
 
+from auth import AUTH_HEADER, WRK_AUTH_ENV
 from harness import API, BATCH_KEYS, BATCH_STEPS, HTTP_TIMEOUT, now_ms
 from httpapi import call, parallel
 from procstat import PgBackendCpu, cpu_delta_by_pid, machine_busy_seconds
@@ -151,7 +153,7 @@ end
 
 function init(args)
   wrk.headers["Content-Type"] = "application/json"
-  for k, v in pairs(headers) do  -- the server's workspace header: on every request below
+  for k, v in pairs(headers) do  -- the server's headers (workspace, token): on every request
     wrk.headers[k] = v
   end
   for i, p in ipairs(paths) do
@@ -199,6 +201,14 @@ def lua_str(s: str | None) -> str:
     return "nil" if s is None else "[==[" + s + "]==]"
 
 
+def lua_headers(headers: dict[str, str]) -> str:
+    """The Lua table of a server's headers; the token's value is read from wrk's environment
+    (WRK_AUTH_ENV), so the script on disk holds no secret."""
+    return ", ".join(f"[ {lua_str(k)} ] = "
+                     + (f'os.getenv("{WRK_AUTH_ENV}")' if k == AUTH_HEADER else lua_str(v))
+                     for k, v in headers.items())
+
+
 def drive_wrk(server: Server, row: Row, seconds: int, workdir: Path) -> dict:
     w, n = row.workload, row.clients
     threads = 1 if n == 1 else 2
@@ -217,14 +227,17 @@ def drive_wrk(server: Server, row: Row, seconds: int, workdir: Path) -> dict:
         paths=", ".join(lua_str(p) for p in paths),
         bodies=", ".join(lua_str(b) for b in bodies),
         runs=", ".join(lua_str(r) for r in runs), per_thread=max(1, n // threads),
-        headers=", ".join(f"[ {lua_str(k)} ] = {lua_str(v)}" for k, v in server.headers.items()),
+        headers=lua_headers(server.headers),
         ts=now_ms(), keys=BATCH_KEYS, steps=BATCH_STEPS))
     cmd = ["wrk", f"-t{threads}", f"-c{n}", f"-d{seconds}s", "--timeout", "120s", "--latency",
            "-s", str(script), server.base]
     before = cpu_snapshot(server, server.db_cpu)
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 300)
+    env = dict(os.environ)
+    if AUTH_HEADER in server.headers:
+        env[WRK_AUTH_ENV] = server.headers[AUTH_HEADER]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 300, env=env)
     wall = time.perf_counter() - t0
     ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = cpu_delta(server, server.db_cpu, before)

@@ -174,11 +174,24 @@ def workspace_line(builds: dict) -> str | None:
             "the other servers without the header") if named else None
 
 
+def token_line(builds: dict) -> str | None:
+    """--ferroflow-token: which server's requests all carried a bearer token (meta.builds)."""
+    named = [n + (f" (scoped to `{b['workspace']}`)" if b.get("workspace") else "")
+             for n, b in builds.items() if b.get("token")]
+    return ("Token: " + ", ".join(named) + " with `--auth token` (Authorization: Bearer, an "
+            "admin key's token, on every request); the other servers without it"
+            ) if named else None
+
+
+def header_lines(builds: dict) -> list[str]:
+    """The report header's notes on what every request to a server carried."""
+    return [line for line in (workspace_line(builds), token_line(builds)) if line]
+
+
 def render_text(backend: str, data: dict, names: list[str], builds: dict | None = None) -> str:
     lines = [f"== {backend} ==  rate: median over rounds; p50/p95 latency per request; "
              f"ratios: ferroflow's rate / the other's (higher is better for ferroflow)"]
-    if workspace_line(builds or {}):
-        lines.append(workspace_line(builds))
+    lines += header_lines(builds or {})
     lines += text_table(*table_cells(data, names), left=4)
     if data.get("db_limit"):
         lines.append(f"db limit: {data['db_limit']}")
@@ -203,9 +216,9 @@ def render_markdown(result: dict) -> str:
     lines = [f"Command: `{meta['command']}` ({meta.get('elapsed_s', '?')} s)  ",
              f"Machine: {meta['machine']}  ",
              f"Versions: {meta['versions']}"]
-    if workspace_line(meta.get("builds", {})):
+    for line in header_lines(meta.get("builds", {})):
         lines[-1] += "  "
-        lines.append(workspace_line(meta["builds"]))
+        lines.append(line)
     lines.append("")
     for backend, data in result["backends"].items():
         names = list(data["servers"])

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from auth import AUTH_HEADER, check_auth, create_admin_key, exchange
 from harness import FERROFLOW_BIN, PG_HOST, PG_PORT, PG_USER, ROOT, VENV_BIN, log
 from httpapi import new_session
 from pgdb import PgDatabases
@@ -23,12 +24,14 @@ import ferroflow_process  # noqa: E402  (shared with tests/e2e/conftest.py)
 
 @dataclass(frozen=True)
 class Build:
-    """What a ferroflow server runs: a binary, extra `server` flags (a variant's), and the
-    workspace every request to it acts in (--ferroflow-workspace; None: no header)."""
+    """What a ferroflow server runs: a binary, extra `server` flags (a variant's), the
+    workspace every request to it acts in (--ferroflow-workspace; None: no header), and whether
+    every request carries a bearer token (--ferroflow-token; the server runs `--auth token`)."""
 
     binary: Path
     args: tuple[str, ...] = ()
     workspace: str | None = None
+    token: bool = False
 
 
 DEFAULT_BUILDS = {"ferroflow": Build(FERROFLOW_BIN)}
@@ -42,7 +45,10 @@ class Server:
         self.build = (builds or DEFAULT_BUILDS).get(name)
         self.kind = "ferroflow" if self.build else name
         self.workspace = self.build.workspace if self.build else None
-        self.headers = workspace_headers(self.workspace)  # on every request to this server
+        self.token = self.build.token if self.build else False
+        # On every request to this server: the workspace now, the token once it has one.
+        self.headers = workspace_headers(self.workspace)
+        self.auth_headers: dict[str, str] = {}
         self.dir = workdir / name
         self.dir.mkdir(parents=True)
         self.port = ferroflow_process.free_port()
@@ -54,6 +60,13 @@ class Server:
         self.ctx: dict = {}               # ids made while seeding, read by the workloads
         self.unsupported: dict[str, str] = {}  # workload key -> why it shows n/a
         self.info: dict = {}
+
+    def use_token(self, token: str) -> None:
+        """Sends `Authorization: Bearer <token>` from now on: its sessions, `call`, wrk."""
+        self.auth_headers = {AUTH_HEADER: f"Bearer {token}"}
+        self.headers.update(self.auth_headers)
+        for session in self.sessions:
+            session.headers.update(self.auth_headers)
 
     def store_uri(self) -> str:
         if self.backend == "sqlite":
@@ -124,8 +137,9 @@ class Server:
 def start_servers(backend: str, names: list[str], workdir: Path, pg: PgDatabases | None,
                   servers: list[Server], builds: dict[str, Build] | None = None) -> None:
     """Launches the servers together (appending to `servers`, so the caller can stop them
-    whatever happens), waits for each one's /health, creates the workspace a server is to be
-    measured in, then reads their idle memory."""
+    whatever happens), waits for each one's /health, gives a server measured with a token its
+    admin key and token, creates the workspace a server is to be measured in (then scopes the
+    token to it), then reads their idle memory."""
     for name in names:
         servers.append(Server(name, backend, workdir, pg, builds))
         log(f"{backend}: starting {name} on {servers[-1].base}")
@@ -137,9 +151,19 @@ def start_servers(backend: str, names: list[str], workdir: Path, pg: PgDatabases
             raise RuntimeError(f"not ready after 300 s: {[s.name for s in waiting]}")
         time.sleep(0.1)
     for s in servers:
+        # The key stays in this loop; neither it nor the token is ever logged.
+        key = create_admin_key(s) if s.token else None
+        if key and s.workspace:  # an admin token of the default workspace creates it
+            s.use_token(exchange(s, key)[0])
         if s.workspace:
             create_workspace(s)
             log(f"{backend}: {s.name}: created workspace {s.workspace!r}")
+        if key:
+            scope = s.workspace or "default"
+            token, ttl = exchange(s, key, scope)
+            s.use_token(token)
+            log(f"{backend}: {s.name}: admin key made, token for workspace {scope!r} "
+                f"(valid {ttl} s); {check_auth(s)}")
     time.sleep(2)  # let them settle before reading the idle memory
     for s in servers:
         s.info["idle"] = s.memory()

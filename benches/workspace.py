@@ -1,7 +1,8 @@
 """--ferroflow-workspace: the workspace the `ferroflow` server is measured in. Its name goes on
 every request to that server as X-MLFLOW-WORKSPACE (Server.headers: its sessions, `call`, the
 wrk scripts); the workspace is created through the catalog API right after the server starts,
-and a check after seeding proves the header does scope the requests."""
+and a check after seeding proves the header does scope the requests. With --ferroflow-token both
+send the server's admin token (Server.auth_headers)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ def workspace_headers(workspace: str | None) -> dict[str, str]:
 def create_workspace(server: Server) -> None:
     """POST /api/3.0/mlflow/workspaces {"name": ...}, which answers 201."""
     r = requests.post(server.base + WORKSPACES_API, json={"name": server.workspace},
-                      timeout=HTTP_TIMEOUT)
+                      headers=server.auth_headers, timeout=HTTP_TIMEOUT)
     if r.status_code != 201:
         hint = (f" (start it with --ferroflow-args='{ENABLE_FLAG}')" if r.status_code == 503
                 else "")
@@ -43,9 +44,10 @@ def experiment_names(server: Server, headers: dict, name_filter: str = "") -> li
 
 def check_scoped(server: Server) -> str:
     """After seeding: experiments/search with the header sees the seeded experiments, and
-    without it (the default workspace) only `Default`. Raises if not; returns a log line."""
+    without it (the default workspace; an admin token opens it too) only `Default`. Raises if
+    not; returns a log line."""
     inside = experiment_names(server, server.headers, "name LIKE 'bench-%'")
-    outside = experiment_names(server, {})
+    outside = experiment_names(server, server.auth_headers)
     missing = {"bench-writes", "bench-search", "bench-history"} - set(inside)
     if missing or outside != ["Default"]:
         raise RuntimeError(f"{server.name}: {WORKSPACE_HEADER}: {server.workspace} does not scope "

@@ -13,6 +13,10 @@ use crate::store::access::{AccessStore, AuditEvent};
 const QUEUE: usize = 10_000;
 /// Events per write.
 const BATCH: usize = 500;
+/// The pause after a write: events gather meanwhile, so a busy server
+/// writes a few batches a second rather than one row per request (on
+/// SQLite, a row per request would take the writer from the requests).
+const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Where requests leave their audit events.
 pub struct AuditLog {
@@ -31,6 +35,7 @@ impl AuditLog {
                     tracing::error!(%err, events = batch.len(), "could not write audit events");
                 }
                 batch.clear();
+                tokio::time::sleep(FLUSH_EVERY).await;
             }
         });
         Self { sender }
