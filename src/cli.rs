@@ -9,7 +9,7 @@ use serde_json::json;
 use crate::auth::keys;
 use crate::auth::permissions::Role;
 use crate::config::{Config, ServerArgs};
-use crate::model::WorkspaceInfo;
+use crate::model::{now_millis, WorkspaceInfo};
 use crate::store::workspaces::{
     check_new_workspace, check_workspace_deletion, check_workspace_update, validate_workspace_name,
 };
@@ -179,13 +179,8 @@ impl KeyCommand {
                     db.bind_role(&principal, &workspace, role).await?;
                 }
                 let key = keys::generate();
-                let expires_at = expires_in_days.map(|days| {
-                    let now = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map(|d| d.as_millis() as i64)
-                        .unwrap_or_default();
-                    now + i64::from(days) * 86_400_000
-                });
+                let expires_at =
+                    expires_in_days.map(|days| now_millis() + i64::from(days) * 86_400_000);
                 db.create_key(&key.key_id, &principal, &key.secret_sha256, expires_at)
                     .await?;
                 Ok(key.plaintext)

@@ -8,6 +8,14 @@
 
 use serde::{Serialize, Serializer};
 
+/// Now, in milliseconds since the epoch: MLflow's timestamps.
+pub fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
 /// The workspace (tenant) every store operation is scoped to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Workspace(String);

@@ -15,7 +15,7 @@ use crate::auth::keys;
 use crate::auth::permissions::Role;
 use crate::auth::tokens::Claims;
 use crate::error::{ErrorCode, MlflowError, Result};
-use crate::model::Workspace;
+use crate::model::{now_millis, Workspace};
 use crate::store::access::KeyInfo;
 
 #[derive(Deserialize)]
@@ -138,11 +138,4 @@ pub async fn delete_principal(
         )));
     }
     Ok(StatusCode::NO_CONTENT)
-}
-
-fn now_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
 }

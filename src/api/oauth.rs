@@ -17,7 +17,7 @@ use crate::app::AppState;
 use crate::auth::keys;
 use crate::auth::permissions::Role;
 use crate::error::{ErrorCode, MlflowError, Result};
-use crate::model::Workspace;
+use crate::model::{now_millis, Workspace};
 use crate::store::workspaces::validate_workspace_name;
 
 #[derive(Deserialize, Default)]
@@ -76,11 +76,7 @@ pub async fn token(
             "The API key was revoked",
         ));
     }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default();
-    if key.expires_at.is_some_and(|at| at <= now) {
+    if key.expires_at.is_some_and(|at| at <= now_millis()) {
         return Err(MlflowError::new(
             ErrorCode::Unauthenticated,
             "The API key expired",
@@ -176,14 +172,7 @@ fn parse(headers: &HeaderMap, body: &[u8]) -> Result<TokenRequest> {
 /// The tracking URI a client of this workspace sets, as this server is
 /// reached (a proxy's `X-Forwarded-Proto`/`-Host`, else `Host`).
 fn tracking_uri(headers: &HeaderMap, workspace: Option<&String>) -> String {
-    let first = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-    };
+    let first = |name: &str| super::wire::first_header(headers, name);
     let scheme = match first("x-forwarded-proto") {
         Some("https") => "https",
         _ => "http",

@@ -233,6 +233,17 @@ pub fn key_values(items: Vec<KeyValue>, field: &str) -> Result<Vec<Tag>> {
         .collect()
 }
 
+/// The first value of a header a proxy may have appended to
+/// (`X-Forwarded-Host: a, b` → `a`); `None` when absent or blank.
+pub fn first_header<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+}
+
 /// The value of a required field: absent, `null` and `""` all count as missing.
 pub fn required(value: Option<String>, name: &str) -> Result<String> {
     value

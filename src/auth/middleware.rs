@@ -19,7 +19,7 @@ use super::workspace::requested_name;
 use super::Access;
 use crate::app::AppState;
 use crate::error::{ErrorCode, MlflowError};
-use crate::model::Workspace;
+use crate::model::{now_millis, Workspace};
 use crate::store::access::AuditEvent;
 
 /// Where a token comes from, said in every 401.
@@ -107,13 +107,6 @@ async fn guard(
     parts.extensions.insert(claims);
     let response = next.run(Request::from_parts(parts, body)).await;
     (response, principal, workspace)
-}
-
-fn now_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
 }
 
 /// Whether the token's holder may do what `permission` needs in `workspace`.

@@ -242,14 +242,7 @@ pub(super) fn part_endpoint(
     workspace_prefix: Option<&str>,
     file: &ArtifactPath,
 ) -> Result<url::Url> {
-    let first = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-    };
+    let first = |name: &str| wire::first_header(headers, name);
     let scheme = match first("x-forwarded-proto") {
         Some(proto @ ("http" | "https")) => proto,
         Some(other) => {

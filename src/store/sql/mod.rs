@@ -51,6 +51,7 @@ use super::{
     TrackingStore,
 };
 use crate::error::Result;
+use crate::model::now_millis;
 use crate::model::{
     Experiment, Metric, ModelInput, ModelOutput, Page, Run, RunInfo, Tag, Workspace,
 };
@@ -129,13 +130,6 @@ impl Dialect {
             Self::Sqlite => format!("json_group_array(json_array({columns}))"),
         }
     }
-}
-
-fn now_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
 }
 
 /// `append_to_uri_path(root, parts...)` as MLflow builds artifact locations.
