@@ -3,6 +3,8 @@
 //! admins delete principals (`/api/3.0/ferroflow/principals/{name}`). A new
 //! key is in the create response and nowhere else, ever.
 
+use std::sync::Arc;
+
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
@@ -33,7 +35,7 @@ fn denied(message: &str) -> MlflowError {
 }
 
 /// Whether the caller is a server admin; keys exist only with `--auth token`.
-fn caller_is_admin(state: &AppState, caller: Option<Extension<Claims>>) -> Result<bool> {
+fn caller_is_admin(state: &AppState, caller: Option<Extension<Arc<Claims>>>) -> Result<bool> {
     if state.access.is_none() {
         return Err(MlflowError::new(
             ErrorCode::NotImplemented,
@@ -45,7 +47,7 @@ fn caller_is_admin(state: &AppState, caller: Option<Extension<Claims>>) -> Resul
 
 pub async fn create(
     State(state): State<AppState>,
-    caller: Option<Extension<Claims>>,
+    caller: Option<Extension<Arc<Claims>>>,
     ws: Workspace,
     Body(req): Body<CreateKey>,
 ) -> Result<(StatusCode, Json<Value>)> {
@@ -100,7 +102,7 @@ pub struct ListKeysResponse {
 
 pub async fn list(
     State(state): State<AppState>,
-    caller: Option<Extension<Claims>>,
+    caller: Option<Extension<Arc<Claims>>>,
     ws: Workspace,
 ) -> Result<Json<ListKeysResponse>> {
     caller_is_admin(&state, caller)?;
@@ -110,7 +112,7 @@ pub async fn list(
 
 pub async fn revoke(
     State(state): State<AppState>,
-    caller: Option<Extension<Claims>>,
+    caller: Option<Extension<Arc<Claims>>>,
     ws: Workspace,
     Path(key_id): Path<String>,
 ) -> Result<StatusCode> {
@@ -128,7 +130,7 @@ pub async fn revoke(
 
 pub async fn delete_principal(
     State(state): State<AppState>,
-    caller: Option<Extension<Claims>>,
+    caller: Option<Extension<Arc<Claims>>>,
     Path(name): Path<String>,
 ) -> Result<StatusCode> {
     caller_is_admin(&state, caller)?;

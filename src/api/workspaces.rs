@@ -2,6 +2,8 @@
 //! create, get, update, delete), with its statuses (201 on create, 204 on
 //! delete, which the stock client insists on). HTTP only, no SQL.
 
+use std::sync::Arc;
+
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
@@ -49,7 +51,7 @@ pub struct ListWorkspacesResponse {
 
 /// With tokens on, a member sees only its token's workspace (as MLflow's
 /// basic-auth lists only the workspaces a user can access); an admin all.
-fn member_of(caller: &Option<Extension<Claims>>) -> Option<&str> {
+fn member_of(caller: &Option<Extension<Arc<Claims>>>) -> Option<&str> {
     caller
         .as_ref()
         .filter(|Extension(claims)| !claims.admin)
@@ -58,7 +60,7 @@ fn member_of(caller: &Option<Extension<Claims>>) -> Option<&str> {
 
 pub async fn list(
     State(state): State<AppState>,
-    caller: Option<Extension<Claims>>,
+    caller: Option<Extension<Arc<Claims>>>,
 ) -> Result<Json<ListWorkspacesResponse>> {
     let mut workspaces = state.store.list_workspaces().await?;
     if let Some(own) = member_of(&caller) {
@@ -90,7 +92,7 @@ pub async fn create(
 
 pub async fn get(
     State(state): State<AppState>,
-    caller: Option<Extension<Claims>>,
+    caller: Option<Extension<Arc<Claims>>>,
     Path(name): Path<String>,
 ) -> Result<Json<WorkspaceResponse>> {
     validate_workspace_name(&name)?;

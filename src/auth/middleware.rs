@@ -44,7 +44,7 @@ pub async fn require_access(State(state): State<AppState>, req: Request, next: N
     };
     let method = req.method().clone();
     let target = req.uri().path_and_query().map(|p| p.as_str().to_owned());
-    let request_id = uuid::Uuid::new_v4().simple().to_string();
+    let request_id = request_id();
     let (mut response, principal, workspace) = guard(&access, &route, req, next).await;
     let outcome = response.status();
     let refused = matches!(outcome.as_u16(), 401 | 403 | 429);
@@ -63,6 +63,16 @@ pub async fn require_access(State(state): State<AppState>, req: Request, next: N
         response.headers_mut().insert("x-request-id", value);
     }
     response
+}
+
+/// A request id unique across replicas and restarts: a random prefix drawn
+/// once per process and a counter (no system call per request).
+fn request_id() -> String {
+    static PREFIX: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let prefix = PREFIX.get_or_init(|| uuid::Uuid::new_v4().simple().to_string()[..12].to_string());
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{prefix}-{n:x}")
 }
 
 /// The response, the principal a token named and the workspace acted in.

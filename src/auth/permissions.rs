@@ -163,15 +163,15 @@ pub fn required(method: &Method, path: &str) -> Option<Permission> {
     let path = canonical(path);
     ROUTES
         .iter()
-        .find(|(m, p, _)| *p == path && (*m == "*" || *m == method.as_str()))
+        .find(|(m, p, _)| *p == path.as_ref() && (*m == "*" || *m == method.as_str()))
         .map(|(_, _, permission)| *permission)
 }
 
 /// The UI's `/ajax-api/...` routes are the `/api/...` ones.
-fn canonical(path: &str) -> String {
+fn canonical(path: &str) -> std::borrow::Cow<'_, str> {
     match path.strip_prefix("/ajax-api/") {
-        Some(rest) => format!("/api/{rest}"),
-        None => path.to_string(),
+        Some(rest) => format!("/api/{rest}").into(),
+        None => path.into(),
     }
 }
 

@@ -7,7 +7,7 @@
 //! (`refresh`), never per request.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -137,7 +137,7 @@ pub struct Tokens {
     keys: RwLock<Vec<SigningKey>>,
     ttl: Duration,
     revoked: RwLock<HashSet<String>>,
-    verified: RwLock<HashMap<String, Claims>>,
+    verified: RwLock<HashMap<String, Arc<Claims>>>,
 }
 
 /// How long a multipart part URL stays valid: a large upload's parts may
@@ -233,8 +233,9 @@ impl Tokens {
         Ok(jsonwebtoken::encode(&header, claims, &key.encoding)?)
     }
 
-    /// The claims of a valid token of ours.
-    pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+    /// The claims of a valid token of ours (shared: a request holds them
+    /// without copying).
+    pub fn verify(&self, token: &str) -> Result<Arc<Claims>, TokenError> {
         if token.len() > MAX_TOKEN_LENGTH {
             return Err(TokenError::Invalid("too long"));
         }
@@ -247,7 +248,7 @@ impl Tokens {
         let claims = match cached {
             Some(claims) => claims,
             None => {
-                let claims = self.verify_signature(token)?;
+                let claims = Arc::new(self.verify_signature(token)?);
                 let mut verified = self.verified.write().unwrap_or_else(|e| e.into_inner());
                 if verified.len() >= MAX_CACHED {
                     verified.clear();
@@ -366,8 +367,8 @@ mod tests {
         let (token, claims) = tokens
             .issue("alice", "k1", "team-a", Role::Edit, false)
             .unwrap();
-        assert_eq!(tokens.verify(&token).unwrap(), claims);
-        assert_eq!(tokens.verify(&token).unwrap(), claims, "from the cache");
+        assert_eq!(*tokens.verify(&token).unwrap(), claims);
+        assert_eq!(*tokens.verify(&token).unwrap(), claims, "from the cache");
         tokens.refresh(Vec::new(), HashSet::from(["k1".to_string()]));
         assert_eq!(tokens.verify(&token), Err(TokenError::Revoked));
     }
