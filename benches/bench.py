@@ -60,6 +60,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--backends", default=",".join(BACKENDS))
     p.add_argument("--workloads", default="all", help="comma-separated keys, or 'all'")
     p.add_argument("--rounds", type=int, help="override the scale's number of rounds")
+    p.add_argument("--wrk-seconds", type=int, metavar="S",
+                   help="override the scale's seconds per wrk measurement")
     p.add_argument("--no-wrk", action="store_true", help="Python driver only")
     p.add_argument("--ferroflow-bin", type=Path, default=FERROFLOW_BIN, metavar="PATH",
                    help="the ferroflow binary under test (default target/release/ferroflow)")
@@ -100,6 +102,8 @@ def main() -> int:
     scale = dict(SCALES["quick" if args.quick else "full"])
     if args.rounds:
         scale["rounds"] = args.rounds
+    if args.wrk_seconds:
+        scale["wrk_seconds"] = args.wrk_seconds
     server_names = [s for s in args.servers.split(",") if s]
     backends = [b for b in args.backends.split(",") if b]
     for s in server_names:

@@ -20,5 +20,11 @@ echo "== cargo test"
 cargo build --locked
 cargo test --locked
 
+echo "== auth plugin (clients/python): wheel, its tests, installed for the e2e suite"
+rm -rf target/wheels
+.venv/bin/pip wheel --quiet --no-deps --wheel-dir target/wheels ./clients/python
+.venv/bin/pip install --quiet --no-deps --force-reinstall target/wheels/ferroflow_auth-*.whl
+.venv/bin/python -m pytest clients/python/tests -q
+
 echo "== end-to-end (mlflow client)"
 .venv/bin/python -m pytest tests/e2e "$@"

@@ -9,10 +9,12 @@ use axum::serve::ListenerExt;
 use axum::Router;
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
+use url::Url;
 
 use crate::artifacts::ArtifactStore;
 use crate::auth::{self, Access, Workspaces};
 use crate::config::{AuthMode, Config};
+use crate::reach;
 use crate::store::{self, Store};
 
 /// Largest JSON request body; a full log-batch is far below it, dataset
@@ -32,6 +34,9 @@ pub struct AppState {
     pub workspaces: Option<Arc<Workspaces>>,
     /// `--auth token`: tokens and their keys; `None` lets every request in.
     pub access: Option<Arc<Access>>,
+    /// `--public-url`: the address in the tracking URIs handed out; `None`
+    /// takes it from each request.
+    pub public_url: Option<Url>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -75,8 +80,15 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             Some(access)
         }
     };
+    let public_url = config
+        .public_url
+        .as_deref()
+        .map(reach::parse_server_url)
+        .transpose()
+        .map_err(|err| anyhow::anyhow!("public_url: {err}"))?;
     let state = AppState {
         access,
+        public_url,
         workspaces: config
             .enable_workspaces
             .then(|| Arc::new(Workspaces::new(store.clone()))),

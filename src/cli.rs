@@ -1,15 +1,20 @@
-//! Subcommands that work on the database directly, for operators (no server
-//! needed): `ferroflow workspace ...` prints MLflow's JSON for what it did,
-//! so scripts read the same shapes as from the REST API; `ferroflow key ...`
-//! makes and revokes API keys (a new key is printed once, alone on stdout).
+//! Subcommands for operators and users. Most work on the database directly
+//! (no server needed): `ferroflow workspace ...` prints MLflow's JSON for
+//! what it did, so scripts read the same shapes as from the REST API;
+//! `ferroflow key ...` makes and revokes API keys (a new key is printed once,
+//! alone on stdout). `workspace tracking-uri`, `workspace init-script` and
+//! `exec` reach a running server instead (`crate::reach`).
 
-use clap::Subcommand;
+use std::ffi::OsString;
+
+use clap::{Args, Subcommand};
 use serde_json::json;
 
 use crate::auth::keys;
 use crate::auth::permissions::Role;
 use crate::config::{Config, ServerArgs};
 use crate::model::{now_millis, WorkspaceInfo};
+use crate::reach::{self, exchange::exchange_key, init_script, parse_server_url, API_KEY_ENV};
 use crate::store::workspaces::{
     check_new_workspace, check_workspace_deletion, check_workspace_update, validate_workspace_name,
 };
@@ -59,23 +64,45 @@ pub enum WorkspaceCommand {
         #[command(flatten)]
         store: ServerArgs,
     },
+    /// Print a tracking URI for the workspace with a fresh token in it (the
+    /// URI alone on the first line), then the same as shell variables
+    TrackingUri {
+        name: String,
+        #[command(flatten)]
+        server: ServerUrl,
+        #[command(flatten)]
+        key: ApiKey,
+    },
+    /// Print a cluster init script that points a Databricks-style cluster at
+    /// the workspace (the API key comes from the cluster's secret, never the
+    /// script)
+    InitScript {
+        name: String,
+        #[command(flatten)]
+        server: ServerUrl,
+    },
 }
 
 impl WorkspaceCommand {
-    fn store_args(&self) -> &ServerArgs {
+    fn store_args(&self) -> Option<&ServerArgs> {
         match self {
             Self::List { store }
             | Self::Get { store, .. }
             | Self::Create { store, .. }
             | Self::Update { store, .. }
-            | Self::Delete { store, .. } => store,
+            | Self::Delete { store, .. } => Some(store),
+            Self::TrackingUri { .. } | Self::InitScript { .. } => None,
         }
     }
 
-    /// Runs the command against the configured backend store; the output is
+    /// Runs the command: against a running server for `tracking-uri` and
+    /// `init-script`, else against the configured backend store, printing
     /// the JSON line MLflow's REST API would answer.
     pub async fn run(self) -> anyhow::Result<String> {
-        let config = Config::load(self.store_args())?;
+        let Some(store_args) = self.store_args() else {
+            return self.reach().await;
+        };
+        let config = Config::load(store_args)?;
         let db = store::open(&config.backend_store_uri, &config.artifact_root()).await?;
         let output = match self {
             Self::List { .. } => json!({ "workspaces": db.list_workspaces().await? }),
@@ -116,8 +143,91 @@ impl WorkspaceCommand {
                     .await?;
                 json!({})
             }
+            Self::TrackingUri { .. } | Self::InitScript { .. } => unreachable!("no store"),
         };
         Ok(output.to_string())
+    }
+
+    /// The commands that print how to reach a workspace of a running server.
+    async fn reach(self) -> anyhow::Result<String> {
+        match self {
+            Self::TrackingUri {
+                name,
+                server: ServerUrl { url },
+                key,
+            } => {
+                validate_workspace_name(&name)?;
+                let server = parse_server_url(&url)?;
+                let grant = exchange_key(&server, &name, &key.key()?).await?;
+                Ok(reach::tracking_uri_lines(
+                    &server,
+                    &name,
+                    &grant.access_token,
+                ))
+            }
+            Self::InitScript {
+                name,
+                server: ServerUrl { url },
+            } => {
+                validate_workspace_name(&name)?;
+                let script = init_script::render(&parse_server_url(&url)?, Some(&name));
+                Ok(script.trim_end().to_string())
+            }
+            _ => unreachable!("store commands run against the store"),
+        }
+    }
+}
+
+/// The server a command reaches.
+#[derive(Debug, Args)]
+pub struct ServerUrl {
+    /// The server's public URL, as clients reach it (http(s)://host[:port][/prefix])
+    #[arg(long, env = "FERROFLOW_URL")]
+    pub url: String,
+}
+
+/// The API key a command exchanges for tokens.
+#[derive(Debug, Args)]
+pub struct ApiKey {
+    /// An API key (`ferroflow key create`); prefer the environment variable,
+    /// which stays out of the shell history and the process list
+    #[arg(long = "key")]
+    key: Option<String>,
+}
+
+impl ApiKey {
+    /// `--key`, else `FERROFLOW_API_KEY`.
+    pub fn key(&self) -> anyhow::Result<String> {
+        self.key
+            .clone()
+            .or_else(|| std::env::var(API_KEY_ENV).ok())
+            .filter(|key| !key.trim().is_empty())
+            .ok_or_else(|| anyhow::anyhow!("give an API key with --key or {API_KEY_ENV}"))
+    }
+}
+
+/// `ferroflow exec`: a command run with a workspace's tracking URI and
+/// credentials in its environment.
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// The workspace the command logs to
+    #[arg(long)]
+    pub workspace: String,
+    #[command(flatten)]
+    pub server: ServerUrl,
+    #[command(flatten)]
+    pub key: ApiKey,
+    /// The command and its arguments, after `--`
+    #[arg(last = true, required = true)]
+    pub command: Vec<OsString>,
+}
+
+impl ExecArgs {
+    /// Replaces this process with the command; returns only on failure.
+    pub async fn run(self) -> anyhow::Result<std::convert::Infallible> {
+        validate_workspace_name(&self.workspace)?;
+        let server = parse_server_url(&self.server.url)?;
+        reach::exec::exec(&server, &self.workspace, &self.key.key()?, &self.command).await
     }
 }
 

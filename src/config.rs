@@ -42,6 +42,10 @@ pub struct Config {
     pub signing_key_file: Option<PathBuf>,
     /// Serve a non-loopback address with `auth = "none"` anyway.
     pub insecure_no_auth: bool,
+    /// The URL clients reach this server at (`https://mlflow.example.com`),
+    /// used in the tracking URIs and init scripts it hands out; unset, it is
+    /// taken from each request's `X-Forwarded-*` or `Host` headers.
+    pub public_url: Option<String>,
 }
 
 /// Whether requests need credentials.
@@ -68,6 +72,7 @@ impl Default for Config {
             token_ttl: "1h".into(),
             signing_key_file: None,
             insecure_no_auth: false,
+            public_url: None,
         }
     }
 }
@@ -130,6 +135,11 @@ pub struct ServerArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub insecure_no_auth: bool,
+    /// The URL clients reach this server at, for the tracking URIs it hands
+    /// out [default: from each request's Host or X-Forwarded-* headers]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
     /// TOML config file (also FERROFLOW_CONFIG); see config.example.toml
     #[arg(long)]
     #[serde(skip)]

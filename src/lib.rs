@@ -6,7 +6,7 @@ pub mod api;
 pub mod app;
 /// Artifact storage behind MLflow's artifact operations; path safety.
 pub mod artifacts;
-/// Workspaces (tenants) a request acts in; later keys, tokens and roles.
+/// Workspaces (tenants) a request acts in; keys, tokens, roles, audit.
 pub mod auth;
 /// Operator subcommands that work on the database directly.
 pub mod cli;
@@ -16,6 +16,8 @@ pub mod config;
 pub mod error;
 /// MLflow entities as they appear on the wire.
 pub mod model;
+/// Reaching a workspace from outside: tracking URIs, `exec`, init scripts.
+pub mod reach;
 /// MLflow's search language: filter and order_by parsing, rendered to SQL.
 pub mod search;
 /// The tracking store trait and its SQL backends.

@@ -1,7 +1,7 @@
 //! The `ferroflow` binary: parse the command line, set up logging, run.
 
 use clap::{Parser, Subcommand};
-use ferroflow::cli::{KeyCommand, WorkspaceCommand};
+use ferroflow::cli::{ExecArgs, KeyCommand, WorkspaceCommand};
 use ferroflow::config::{Config, ServerArgs};
 use tracing_subscriber::EnvFilter;
 
@@ -25,7 +25,8 @@ enum Command {
         #[command(subcommand)]
         command: DbCommand,
     },
-    /// Manage workspaces directly in the backend store
+    /// Manage workspaces in the backend store; print a workspace's tracking
+    /// URI or cluster init script
     Workspace {
         #[command(subcommand)]
         command: WorkspaceCommand,
@@ -35,6 +36,9 @@ enum Command {
         #[command(subcommand)]
         command: KeyCommand,
     },
+    /// Run a command with a workspace's tracking URI and credentials in its
+    /// environment: ferroflow exec --workspace WS --url URL -- python train.py
+    Exec(ExecArgs),
 }
 
 #[derive(Subcommand)]
@@ -64,6 +68,10 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Workspace { command } => print_or_exit(command.run().await),
         Command::Key { command } => print_or_exit(command.run().await),
+        Command::Exec(args) => {
+            let Err(err) = args.run().await;
+            print_or_exit(Err(err))
+        }
     }
 }
 

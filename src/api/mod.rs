@@ -10,6 +10,7 @@ mod keys;
 mod logged_models;
 mod metrics;
 mod oauth;
+mod reach;
 mod registry;
 mod runs;
 mod server;
@@ -264,6 +265,8 @@ pub fn routes(state: &AppState) -> Router<AppState> {
             "/api/3.0/ferroflow/principals/{name}",
             delete(keys::delete_principal),
         )
+        .route("/api/3.0/ferroflow/tracking-uri", post(reach::tracking_uri))
+        .route("/api/3.0/ferroflow/init-script", get(reach::init_script))
         .route("/.well-known/jwks.json", get(oauth::jwks))
         .nest("/api/3.0/mlflow/workspaces", workspace_routes(state))
         .nest("/ajax-api/3.0/mlflow/workspaces", workspace_routes(state))

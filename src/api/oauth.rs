@@ -9,16 +9,18 @@ use std::net::SocketAddr;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::app::AppState;
-use crate::auth::keys;
 use crate::auth::permissions::Role;
+use crate::auth::{keys, Access, PathWorkspace};
 use crate::error::{ErrorCode, MlflowError, Result};
 use crate::model::{now_millis, Workspace};
+use crate::reach;
 use crate::store::workspaces::validate_workspace_name;
+use url::Url;
 
 #[derive(Deserialize, Default)]
 struct TokenRequest {
@@ -43,25 +45,83 @@ fn tokens_off() -> MlflowError {
 pub async fn token(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    path_workspace: Option<Extension<PathWorkspace>>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Response> {
-    let access = state.access.as_ref().ok_or_else(tokens_off)?;
+) -> Response {
+    let issued = match exchange(&state, peer, path_workspace, &headers, &body).await {
+        Ok(issued) => issued,
+        Err(refused) => return refused,
+    };
+    let workspace = state
+        .workspaces
+        .is_some()
+        .then_some(issued.workspace.as_str());
+    no_store(Json(json!({
+        "access_token": issued.token,
+        "token_type": "Bearer",
+        "expires_in": issued.expires_in,
+        "scope": issued.workspace,
+        "tracking_uri": tracking_uri(&state, &headers, workspace),
+    })))
+}
+
+/// A token made for a key, and the workspace it is for.
+pub(super) struct Issued {
+    pub token: String,
+    pub expires_in: u64,
+    pub workspace: String,
+}
+
+/// Checks the request's key (rate limits first) and issues a token for the
+/// workspace it names as `scope` (else the one of its `/w/<name>` prefix,
+/// else `default`); a refusal is the response to send.
+pub(super) async fn exchange(
+    state: &AppState,
+    peer: SocketAddr,
+    path_workspace: Option<Extension<PathWorkspace>>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> std::result::Result<Issued, Response> {
+    let access = state
+        .access
+        .as_ref()
+        .ok_or_else(|| tokens_off().into_response())?;
     if let Err(retry_after) = access.per_address.check(&peer.ip().to_string()) {
-        return Ok(too_many_requests(retry_after));
+        return Err(too_many_requests(retry_after));
     }
-    let request = parse(&headers, &body)?;
+    let request = parse(headers, body).map_err(IntoResponse::into_response)?;
     if request.grant_type.as_deref() != Some("client_credentials") {
         return Err(MlflowError::invalid_parameter(
             "Unsupported grant_type: use grant_type=client_credentials",
-        ));
+        )
+        .into_response());
     }
     // RFC 6749 §5.2: no client credentials is invalid_client, a 401.
-    let secret = request.client_secret.ok_or_else(invalid_key)?;
-    let (key_id, secret) = keys::parse(&secret).ok_or_else(invalid_key)?;
+    let secret = request
+        .client_secret
+        .ok_or_else(|| invalid_key().into_response())?;
+    let (key_id, secret) = keys::parse(&secret).ok_or_else(|| invalid_key().into_response())?;
     if let Err(retry_after) = access.per_key.check(key_id) {
-        return Ok(too_many_requests(retry_after));
+        return Err(too_many_requests(retry_after));
     }
+    let workspace = request
+        .scope
+        .filter(|s| !s.trim().is_empty())
+        .or(path_workspace.map(|Extension(PathWorkspace(name))| name))
+        .unwrap_or_else(|| Workspace::DEFAULT.into());
+    issue(state, access, key_id, secret, workspace)
+        .await
+        .map_err(IntoResponse::into_response)
+}
+
+async fn issue(
+    state: &AppState,
+    access: &Access,
+    key_id: &str,
+    secret: &str,
+    workspace: String,
+) -> Result<Issued> {
     let key = state
         .store
         .find_key(key_id)
@@ -82,10 +142,6 @@ pub async fn token(
             "The API key expired",
         ));
     }
-    let workspace = request
-        .scope
-        .filter(|s| !s.trim().is_empty())
-        .unwrap_or_else(|| Workspace::DEFAULT.into());
     validate_workspace_name(&workspace)?;
     match &state.workspaces {
         Some(_) => drop(state.store.get_workspace(&workspace).await?),
@@ -113,19 +169,20 @@ pub async fn token(
         .tokens
         .issue(&key.principal, &key.key_id, &workspace, role, key.is_admin)
         .map_err(MlflowError::internal)?;
-    let body = json!({
-        "access_token": token,
-        "token_type": "Bearer",
-        "expires_in": claims.exp - claims.iat,
-        "scope": workspace,
-        "tracking_uri": tracking_uri(&headers, state.workspaces.is_some().then_some(&workspace)),
-    });
-    let mut response = Json(body).into_response();
-    // RFC 6749 §5.1: token responses are never cached.
+    Ok(Issued {
+        token,
+        expires_in: claims.exp - claims.iat,
+        workspace,
+    })
+}
+
+/// RFC 6749 §5.1: answers holding a token are never cached.
+pub(super) fn no_store(body: impl IntoResponse) -> Response {
+    let mut response = body.into_response();
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
+    response
 }
 
 /// 429 with `Retry-After` (whole seconds, at least one).
@@ -169,9 +226,23 @@ fn parse(headers: &HeaderMap, body: &[u8]) -> Result<TokenRequest> {
     Ok(request)
 }
 
-/// The tracking URI a client of this workspace sets, as this server is
-/// reached (a proxy's `X-Forwarded-Proto`/`-Host`, else `Host`).
-fn tracking_uri(headers: &HeaderMap, workspace: Option<&String>) -> String {
+/// The tracking URI a client of this workspace sets: the configured public
+/// URL, else as this server is reached (a proxy's `X-Forwarded-Proto` and
+/// `-Host`, else `Host`).
+pub(super) fn tracking_uri(
+    state: &AppState,
+    headers: &HeaderMap,
+    workspace: Option<&str>,
+) -> String {
+    reach::workspace_uri(&public_url(state, headers), workspace)
+}
+
+/// The server's public URL: `public_url` from the config, else derived from
+/// the request.
+pub(super) fn public_url(state: &AppState, headers: &HeaderMap) -> Url {
+    if let Some(url) = &state.public_url {
+        return url.clone();
+    }
     let first = |name: &str| super::wire::first_header(headers, name);
     let scheme = match first("x-forwarded-proto") {
         Some("https") => "https",
@@ -180,8 +251,6 @@ fn tracking_uri(headers: &HeaderMap, workspace: Option<&String>) -> String {
     let host = first("x-forwarded-host")
         .or_else(|| first(header::HOST.as_str()))
         .unwrap_or("127.0.0.1:5000");
-    match workspace {
-        Some(workspace) => format!("{scheme}://{host}/w/{workspace}"),
-        None => format!("{scheme}://{host}"),
-    }
+    reach::parse_server_url(&format!("{scheme}://{host}"))
+        .unwrap_or_else(|_| Url::parse("http://127.0.0.1:5000").expect("a valid URL"))
 }

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 
-use super::permissions::{self, Permission};
+use super::permissions::{self, Permission, READ};
 use super::tokens::{Claims, TokenError};
 use super::workspace::requested_name;
 use super::Access;
@@ -43,12 +43,20 @@ pub async fn require_access(State(state): State<AppState>, req: Request, next: N
         return next.run(req).await;
     };
     let method = req.method().clone();
-    let target = req.uri().path_and_query().map(|p| p.as_str().to_owned());
+    // The path as sent, when the route (in `action`) does not already say it
+    // all: path parameters or a query.
+    let target = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .filter(|target| *target != route)
+        .map(str::to_owned);
     let request_id = request_id();
-    let (mut response, principal, workspace) = guard(&access, &route, req, next).await;
+    let permission = permissions::required(&method, &route);
+    let (mut response, principal, workspace) = guard(&access, permission, req, next).await;
     let outcome = response.status();
     let refused = matches!(outcome.as_u16(), 401 | 403 | 429);
-    if refused || !(method == Method::GET || method == Method::HEAD) {
+    if refused || is_write(&method, permission) {
         access.audit.record(AuditEvent {
             time: now_millis(),
             principal,
@@ -65,6 +73,13 @@ pub async fn require_access(State(state): State<AppState>, req: Request, next: N
     response
 }
 
+/// Whether the audit log records the request whatever its outcome: every
+/// method that changes something, but not the searches MLflow sends as POST
+/// (their route needs only READ).
+fn is_write(method: &Method, permission: Option<Permission>) -> bool {
+    method != Method::GET && method != Method::HEAD && permission != Some(READ)
+}
+
 /// A request id unique across replicas and restarts: a random prefix drawn
 /// once per process and a counter (no system call per request).
 fn request_id() -> String {
@@ -78,7 +93,7 @@ fn request_id() -> String {
 /// The response, the principal a token named and the workspace acted in.
 async fn guard(
     access: &Access,
-    route: &str,
+    permission: Option<Permission>,
     req: Request,
     next: Next,
 ) -> (Response, Option<String>, String) {
@@ -87,7 +102,7 @@ async fn guard(
         Ok(workspace) => workspace.to_owned(),
         Err(err) => return (err.into_response(), None, Workspace::DEFAULT.into()),
     };
-    let permission = match permissions::required(&parts.method, route) {
+    let permission = match permission {
         Some(Permission::Public) => {
             let response = next.run(Request::from_parts(parts, body)).await;
             return (response, None, workspace);
@@ -95,7 +110,8 @@ async fn guard(
         Some(permission) => permission,
         None => {
             // Fail closed: a route nobody gave a permission is nobody's.
-            tracing::error!(%route, method = %parts.method, "route has no permission mapping");
+            tracing::error!(route = ?parts.extensions.get::<MatchedPath>().map(MatchedPath::as_str),
+                method = %parts.method, "route has no permission mapping");
             let refused = MlflowError::new(ErrorCode::PermissionDenied, "Permission denied");
             return (refused.into_response(), None, workspace);
         }

@@ -54,7 +54,7 @@ pub enum Permission {
 }
 
 use Permission::{Admin, Authenticated, Public};
-const READ: Permission = Permission::Role(Role::Read);
+pub const READ: Permission = Permission::Role(Role::Read);
 const EDIT: Permission = Permission::Role(Role::Edit);
 const MANAGE: Permission = Permission::Role(Role::Manage);
 
@@ -155,6 +155,10 @@ pub const ROUTES: &[(&str, &str, Permission)] = &[
     ("POST", "/api/3.0/ferroflow/keys", MANAGE),
     ("DELETE", "/api/3.0/ferroflow/keys/{key_id}", MANAGE),
     ("DELETE", "/api/3.0/ferroflow/principals/{name}", Admin),
+    // Reaching a workspace: the tracking URI authenticates by the key in its
+    // body, as /oauth/token does; the init script holds no secret.
+    ("POST", "/api/3.0/ferroflow/tracking-uri", Public),
+    ("GET", "/api/3.0/ferroflow/init-script", READ),
 ];
 
 /// What the route matched as `path` (axum's pattern) needs for `method`;

@@ -84,6 +84,7 @@ async fn spawn_on(
         artifacts: Some(Arc::new(ArtifactStore::in_memory())),
         artifacts_only: false,
         access,
+        public_url: None,
     };
     configure(&mut state);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
