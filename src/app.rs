@@ -16,6 +16,7 @@ use crate::auth::{self, Access, Workspaces};
 use crate::config::{AuthMode, Config};
 use crate::reach;
 use crate::store::{self, Store};
+use crate::ui::Bundle;
 
 /// Largest JSON request body; a full log-batch is far below it, dataset
 /// profiles (≤16 MB in MLflow) fit.
@@ -37,21 +38,34 @@ pub struct AppState {
     /// `--public-url`: the address in the tracking URIs handed out; `None`
     /// takes it from each request.
     pub public_url: Option<Url>,
+    /// MLflow's web UI bundle; `None` serves a page saying how to get one.
+    pub ui: Option<Arc<Bundle>>,
 }
 
-pub fn router(state: AppState) -> Router {
+/// The routes, under `/w/<name>` too when workspaces are on, and all of it
+/// under `static_prefix` when one is given.
+pub fn router(state: AppState, static_prefix: Option<&str>) -> Router {
     let workspaces_on = state.workspaces.is_some();
-    let router = crate::api::routes(&state)
+    let mut router = crate::api::routes(&state)
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BODY))
         .layer(TraceLayer::new_for_http())
         .with_state(state);
-    if !workspaces_on {
-        return router;
+    // The prefixes are stripped outside the routes, so that routing (and
+    // the permission of each route) sees the path without them.
+    if workspaces_on {
+        router = Router::new()
+            .fallback_service(router)
+            .layer(middleware::from_fn(auth::strip_path_prefix));
     }
-    // Outside the routes, so that routing sees the path without `/w/<name>`.
-    Router::new()
-        .fallback_service(router)
-        .layer(middleware::from_fn(auth::strip_path_prefix))
+    if let Some(prefix) = static_prefix {
+        router = Router::new()
+            .fallback_service(router)
+            .layer(middleware::from_fn_with_state(
+                Arc::<str>::from(prefix),
+                crate::api::ui::strip_static_prefix,
+            ));
+    }
+    router
 }
 
 /// Opens the store named by the config and serves until SIGINT/SIGTERM.
@@ -86,9 +100,18 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .map(reach::parse_server_url)
         .transpose()
         .map_err(|err| anyhow::anyhow!("public_url: {err}"))?;
+    let ui = Bundle::find(config.ui_dir.as_deref())?.map(Arc::new);
+    match &ui {
+        Some(bundle) => tracing::info!(from = %bundle.origin, "serving MLflow's web UI"),
+        None => tracing::warn!(
+            "no MLflow web UI bundle found: `/` says how to get one (ferroflow ui install)"
+        ),
+    }
+    let static_prefix = config.static_prefix()?.map(str::to_owned);
     let state = AppState {
         access,
         public_url,
+        ui,
         workspaces: config
             .enable_workspaces
             .then(|| Arc::new(Workspaces::new(store.clone()))),
@@ -102,14 +125,15 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         backend = %redact(&config.backend_store_uri),
         "ferroflow listening"
     );
-    run(listener, state, shutdown_signal()).await
+    let app = router(state, static_prefix.as_deref());
+    run(listener, app, shutdown_signal()).await
 }
 
-/// Serves `state` on `listener` until `shutdown` resolves; in-flight
-/// requests finish first.
+/// Serves `app` (see [`router`]) on `listener` until `shutdown` resolves;
+/// in-flight requests finish first.
 pub async fn run(
     listener: TcpListener,
-    state: AppState,
+    app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     // The stock client keeps connections alive; with Nagle on, delayed ACKs
@@ -120,7 +144,7 @@ pub async fn run(
         }
     });
     // The peer address feeds the token endpoint's per-address rate limit.
-    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await?;

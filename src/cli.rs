@@ -19,6 +19,7 @@ use crate::store::workspaces::{
     check_new_workspace, check_workspace_deletion, check_workspace_update, validate_workspace_name,
 };
 use crate::store::{self, AccessStore, DeletionMode, WorkspaceStore, WorkspaceUpdate};
+use crate::ui;
 
 #[derive(Debug, Subcommand)]
 pub enum WorkspaceCommand {
@@ -170,7 +171,7 @@ impl WorkspaceCommand {
                 server: ServerUrl { url },
             } => {
                 validate_workspace_name(&name)?;
-                let script = init_script::render(&parse_server_url(&url)?, Some(&name));
+                let script = init_script::render(&parse_server_url(&url)?, Some(&name))?;
                 Ok(script.trim_end().to_string())
             }
             _ => unreachable!("store commands run against the store"),
@@ -304,6 +305,43 @@ impl KeyCommand {
                     "no API key with id '{key_id}'"
                 );
                 Ok(format!("revoked {key_id}"))
+            }
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UiCommand {
+    /// Fetch the pinned mlflow wheel from the Python package index, check its
+    /// SHA-256 and unpack only MLflow's web UI, where `ferroflow server`
+    /// finds it
+    Install {
+        /// Where to unpack it [default: ~/.local/share/ferroflow/ui/mlflow-<version>]
+        #[arg(long)]
+        dir: Option<std::path::PathBuf>,
+        /// A wheel already downloaded (checked all the same) instead of the index
+        #[arg(long)]
+        wheel: Option<std::path::PathBuf>,
+        /// The package index (PEP 691 JSON simple API)
+        #[arg(long, env = "PIP_INDEX_URL", default_value = ui::install::DEFAULT_INDEX)]
+        index_url: String,
+    },
+}
+
+impl UiCommand {
+    pub async fn run(self) -> anyhow::Result<String> {
+        match self {
+            Self::Install {
+                dir,
+                wheel,
+                index_url,
+            } => {
+                let dir = dir.or_else(ui::install::default_dir).ok_or_else(|| {
+                    anyhow::anyhow!("no home directory to install into: give --dir")
+                })?;
+                ui::install::install(&dir, wheel.as_deref(), &index_url).await?;
+                // What `--ui-dir` takes, for scripts.
+                Ok(dir.display().to_string())
             }
         }
     }

@@ -46,6 +46,13 @@ pub struct Config {
     /// used in the tracking URIs and init scripts it hands out; unset, it is
     /// taken from each request's `X-Forwarded-*` or `Host` headers.
     pub public_url: Option<String>,
+    /// A directory holding MLflow's web UI bundle (`index.html`, `static/`);
+    /// unset, the one `ferroflow ui install` made, else an installed `mlflow`
+    /// package's.
+    pub ui_dir: Option<PathBuf>,
+    /// Serve everything under this path (`/mlflow`), as `mlflow server
+    /// --static-prefix` does; `MLFLOW_STATIC_PREFIX` is read too.
+    pub static_prefix: Option<String>,
 }
 
 /// Whether requests need credentials.
@@ -73,6 +80,8 @@ impl Default for Config {
             signing_key_file: None,
             insecure_no_auth: false,
             public_url: None,
+            ui_dir: None,
+            static_prefix: None,
         }
     }
 }
@@ -140,6 +149,15 @@ pub struct ServerArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub public_url: Option<String>,
+    /// MLflow's web UI bundle directory [default: from `ferroflow ui install`
+    /// or the installed mlflow package]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ui_dir: Option<PathBuf>,
+    /// Serve every route under this path prefix, e.g. /mlflow
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub static_prefix: Option<String>,
     /// TOML config file (also FERROFLOW_CONFIG); see config.example.toml
     #[arg(long)]
     #[serde(skip)]
@@ -224,6 +242,23 @@ impl Config {
             );
         }
         Ok(())
+    }
+
+    /// `static_prefix`, checked as `mlflow server` checks it; `None` when
+    /// unset or empty.
+    pub fn static_prefix(&self) -> anyhow::Result<Option<&str>> {
+        let Some(prefix) = self.static_prefix.as_deref().filter(|p| !p.is_empty()) else {
+            return Ok(None);
+        };
+        anyhow::ensure!(
+            prefix.starts_with('/'),
+            "--static-prefix must begin with a '/'."
+        );
+        anyhow::ensure!(
+            !prefix.ends_with('/'),
+            "--static-prefix should not end with a '/'."
+        );
+        Ok(Some(prefix))
     }
 
     /// The artifact root new experiments get, resolved as `mlflow server`

@@ -22,3 +22,5 @@ pub mod reach;
 pub mod search;
 /// The tracking store trait and its SQL backends.
 pub mod store;
+/// MLflow's web UI bundle: finding one, `ferroflow ui install`.
+pub mod ui;

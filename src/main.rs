@@ -1,7 +1,7 @@
 //! The `ferroflow` binary: parse the command line, set up logging, run.
 
 use clap::{Parser, Subcommand};
-use ferroflow::cli::{ExecArgs, KeyCommand, WorkspaceCommand};
+use ferroflow::cli::{ExecArgs, KeyCommand, UiCommand, WorkspaceCommand};
 use ferroflow::config::{Config, ServerArgs};
 use tracing_subscriber::EnvFilter;
 
@@ -36,6 +36,11 @@ enum Command {
         #[command(subcommand)]
         command: KeyCommand,
     },
+    /// MLflow's web UI bundle
+    Ui {
+        #[command(subcommand)]
+        command: UiCommand,
+    },
     /// Run a command with a workspace's tracking URI and credentials in its
     /// environment: ferroflow exec --workspace WS --url URL -- python train.py
     Exec(ExecArgs),
@@ -68,6 +73,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Workspace { command } => print_or_exit(command.run().await),
         Command::Key { command } => print_or_exit(command.run().await),
+        Command::Ui { command } => print_or_exit(command.run().await),
         Command::Exec(args) => {
             let Err(err) = args.run().await;
             print_or_exit(Err(err))

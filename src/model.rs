@@ -148,6 +148,17 @@ pub struct Dataset {
     pub profile: Option<String>,
 }
 
+/// `SearchDatasets`' summary: a dataset an experiment's runs used, and the
+/// context (`mlflow.data.context`: train, eval...) it was used in.
+#[derive(Debug, Clone, Serialize)]
+pub struct DatasetSummary {
+    pub experiment_id: String,
+    pub name: String,
+    pub digest: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct DatasetInput {
     #[serde(skip_serializing_if = "Vec::is_empty")]

@@ -7,8 +7,8 @@ use serde_json::{json, Value};
 
 use super::wire::{self, key_values, required, Body, KeyValue, Query, QueryFields};
 use crate::app::AppState;
-use crate::error::Result;
-use crate::model::{Experiment, Tag, Workspace};
+use crate::error::{MlflowError, Result};
+use crate::model::{DatasetSummary, Experiment, Tag, Workspace};
 use crate::search::ViewType;
 use crate::store::ExperimentQuery;
 
@@ -202,4 +202,45 @@ pub async fn delete_tag(
     let key = required(req.key, "key")?;
     state.store.delete_experiment_tag(&ws, &id, &key).await?;
     Ok(Json(json!({})))
+}
+
+/// MLflow's cap on the experiments one `search-datasets` call names.
+const MAX_EXPERIMENTS_SEARCH_DATASETS: usize = 20;
+
+#[derive(Deserialize)]
+pub struct SearchDatasets {
+    #[serde(default)]
+    experiment_ids: Vec<String>,
+}
+
+#[derive(Serialize)]
+pub struct SearchDatasetsResponse {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    dataset_summaries: Vec<DatasetSummary>,
+}
+
+/// `POST /ajax-api/2.0/mlflow/experiments/search-datasets`: the datasets the
+/// runs table offers as filters (MLflow's ajax-only call).
+pub async fn search_datasets(
+    State(state): State<AppState>,
+    ws: Workspace,
+    Body(req): Body<SearchDatasets>,
+) -> Result<Json<SearchDatasetsResponse>> {
+    if req.experiment_ids.is_empty() {
+        return Err(MlflowError::invalid_parameter(
+            "SearchDatasets request must specify at least one experiment_id.",
+        ));
+    }
+    if req.experiment_ids.len() > MAX_EXPERIMENTS_SEARCH_DATASETS {
+        return Err(MlflowError::invalid_parameter(format!(
+            "SearchDatasets request cannot specify more than {MAX_EXPERIMENTS_SEARCH_DATASETS} \
+             experiment_ids. Received {} experiment_ids.",
+            req.experiment_ids.len()
+        )));
+    }
+    let dataset_summaries = state
+        .store
+        .search_datasets(&ws, &req.experiment_ids)
+        .await?;
+    Ok(Json(SearchDatasetsResponse { dataset_summaries }))
 }

@@ -130,3 +130,69 @@ pub async fn get_history_bulk_interval(
         next_page_token: None,
     }))
 }
+
+/// MLflow's limits for the (UI-only) bulk endpoint.
+const MAX_RUNS_BULK: usize = 100;
+const MAX_RESULTS_BULK: i64 = 25_000;
+
+#[derive(Deserialize)]
+pub struct GetHistoryBulk {
+    #[serde(default)]
+    run_id: Vec<String>,
+    metric_key: Option<String>,
+    #[serde(default, deserialize_with = "wire::opt_i64")]
+    max_results: Option<i64>,
+}
+impl QueryFields for GetHistoryBulk {
+    const REPEATED: &'static [&'static str] = &["run_id"];
+}
+
+/// `GET /ajax-api/2.0/mlflow/metrics/get-history-bulk?run_id=..&run_id=..`:
+/// one metric's history for up to 100 runs, each with its `run_id`, runs in
+/// id order, at most `max_results` points in all (MLflow's ajax-only call).
+pub async fn get_history_bulk(
+    State(state): State<AppState>,
+    ws: Workspace,
+    Query(req): Query<GetHistoryBulk>,
+) -> Result<Json<MetricsResponse>> {
+    if req.run_id.is_empty() {
+        return Err(MlflowError::invalid_parameter(
+            "GetMetricHistoryBulk request must specify at least one run_id.",
+        ));
+    }
+    if req.run_id.len() > MAX_RUNS_BULK {
+        return Err(MlflowError::invalid_parameter(format!(
+            "GetMetricHistoryBulk request cannot specify more than {MAX_RUNS_BULK} run_ids. \
+             Received {} run_ids.",
+            req.run_id.len()
+        )));
+    }
+    let key = req.metric_key.ok_or_else(|| {
+        MlflowError::invalid_parameter("GetMetricHistoryBulk request must specify a metric_key.")
+    })?;
+    let max_results = req
+        .max_results
+        .unwrap_or(MAX_RESULTS_BULK)
+        .clamp(0, MAX_RESULTS_BULK);
+    let mut run_ids = req.run_id;
+    run_ids.sort();
+    let mut metrics = Vec::new();
+    for run_id in run_ids {
+        let remaining = max_results - metrics.len() as i64;
+        if remaining <= 0 {
+            break;
+        }
+        let page = state
+            .store
+            .get_metric_history(&ws, &run_id, &key, Some(remaining), None)
+            .await?;
+        metrics.extend(page.items.into_iter().map(|metric| Metric {
+            run_id: Some(run_id.clone()),
+            ..metric
+        }));
+    }
+    Ok(Json(MetricsResponse {
+        metrics,
+        next_page_token: None,
+    }))
+}

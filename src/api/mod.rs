@@ -14,6 +14,7 @@ mod reach;
 mod registry;
 mod runs;
 mod server;
+pub mod ui;
 pub mod wire;
 mod workspaces;
 
@@ -24,6 +25,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, post, put};
 use axum::Router;
+use tower_http::compression::CompressionLayer;
 
 use crate::app::AppState;
 use crate::error::{ErrorCode, MlflowError};
@@ -97,6 +99,13 @@ fn tracking_routes() -> Router<AppState> {
         .route(
             "/metrics/get-history-bulk-interval",
             get(metrics::get_history_bulk_interval),
+        )
+        // MLflow serves these three for its UI under /ajax-api only.
+        .route("/upload-artifact", post(artifacts::upload_run_artifact))
+        .route("/metrics/get-history-bulk", get(metrics::get_history_bulk))
+        .route(
+            "/experiments/search-datasets",
+            post(experiments::search_datasets),
         )
         .merge(registry_routes())
 }
@@ -268,6 +277,16 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/api/3.0/ferroflow/tracking-uri", post(reach::tracking_uri))
         .route("/api/3.0/ferroflow/init-script", get(reach::init_script))
         .route("/.well-known/jwks.json", get(oauth::jwks))
+        .route("/", get(ui::index))
+        .route(
+            "/ajax-api/3.0/mlflow/ui-telemetry",
+            get(ui::telemetry_config).post(ui::telemetry_events),
+        )
+        .route("/ajax-api/2.0/mlflow/traces", get(ui::no_traces))
+        .route(
+            "/static-files/{*path}",
+            get(ui::static_file).layer(CompressionLayer::new()),
+        )
         .nest("/api/3.0/mlflow/workspaces", workspace_routes(state))
         .nest("/ajax-api/3.0/mlflow/workspaces", workspace_routes(state))
         // After routing (so the matched route is known), before any handler.
@@ -297,9 +316,13 @@ async fn disable_if_artifacts_only(
 /// MLflow's own server answers unknown routes with an HTML page; a JSON body
 /// is what API clients can read, so the client still sees ENDPOINT_NOT_FOUND.
 async fn endpoint_not_found(method: Method, uri: axum::http::Uri) -> MlflowError {
+    no_endpoint(&method, uri.path())
+}
+
+fn no_endpoint(method: &Method, path: &str) -> MlflowError {
     MlflowError::new(
         ErrorCode::EndpointNotFound,
-        format!("No API endpoint for {method} {}", uri.path()),
+        format!("No API endpoint for {method} {path}"),
     )
 }
 

@@ -20,7 +20,6 @@ use crate::error::{ErrorCode, MlflowError, Result};
 use crate::model::{now_millis, Workspace};
 use crate::reach;
 use crate::store::workspaces::validate_workspace_name;
-use url::Url;
 
 #[derive(Deserialize, Default)]
 struct TokenRequest {
@@ -226,31 +225,9 @@ fn parse(headers: &HeaderMap, body: &[u8]) -> Result<TokenRequest> {
     Ok(request)
 }
 
-/// The tracking URI a client of this workspace sets: the configured public
-/// URL, else as this server is reached (a proxy's `X-Forwarded-Proto` and
-/// `-Host`, else `Host`).
-pub(super) fn tracking_uri(
-    state: &AppState,
-    headers: &HeaderMap,
-    workspace: Option<&str>,
-) -> String {
-    reach::workspace_uri(&public_url(state, headers), workspace)
-}
-
-/// The server's public URL: `public_url` from the config, else derived from
-/// the request.
-pub(super) fn public_url(state: &AppState, headers: &HeaderMap) -> Url {
-    if let Some(url) = &state.public_url {
-        return url.clone();
-    }
-    let first = |name: &str| super::wire::first_header(headers, name);
-    let scheme = match first("x-forwarded-proto") {
-        Some("https") => "https",
-        _ => "http",
-    };
-    let host = first("x-forwarded-host")
-        .or_else(|| first(header::HOST.as_str()))
-        .unwrap_or("127.0.0.1:5000");
-    reach::parse_server_url(&format!("{scheme}://{host}"))
-        .unwrap_or_else(|_| Url::parse("http://127.0.0.1:5000").expect("a valid URL"))
+/// The tracking URI a client of this workspace sets, when the server's
+/// public address can be told (see [`super::reach::public_url`]).
+fn tracking_uri(state: &AppState, headers: &HeaderMap, workspace: Option<&str>) -> Option<String> {
+    let server = super::reach::public_url(state, headers).ok()?;
+    Some(reach::workspace_uri(&server, workspace))
 }

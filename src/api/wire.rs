@@ -8,7 +8,8 @@
 //! failure is an MLflow-shaped 400.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
 use axum::http::{header, Method};
 use serde::de::{DeserializeOwned, Deserializer, Error as _};
 use serde::Deserialize;
@@ -65,6 +66,19 @@ impl<S: Send + Sync, T: DeserializeOwned + QueryFields> FromRequest<S> for Query
                 Ok(Query(parse_message(&bytes)?))
             }
         }
+    }
+}
+
+/// A request message read from the query string alone, leaving the body to
+/// the handler (an upload's file).
+pub struct QueryOnly<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + QueryFields> FromRequestParts<S> for QueryOnly<T> {
+    type Rejection = MlflowError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self> {
+        let query = parts.uri.query().unwrap_or_default();
+        Ok(QueryOnly(from_value(query_to_json(query, T::REPEATED))?))
     }
 }
 

@@ -68,6 +68,11 @@ pub const ROUTES: &[(&str, &str, Permission)] = &[
     ("GET", "/api/3.0/mlflow/server-info", Public),
     ("POST", "/oauth/token", Public),
     ("GET", "/.well-known/jwks.json", Public),
+    // MLflow's web UI: the page and its static bundle (no data in them).
+    ("GET", "/", Public),
+    ("GET", "/static-files/{*path}", Public),
+    ("*", "/api/3.0/mlflow/ui-telemetry", Authenticated),
+    ("GET", "/api/2.0/mlflow/traces", READ),
     // Workspaces: the catalog is the server admins'; a member sees its own.
     ("GET", "/api/3.0/mlflow/workspaces", Authenticated),
     ("POST", "/api/3.0/mlflow/workspaces", Admin),
@@ -101,6 +106,9 @@ pub const ROUTES: &[(&str, &str, Permission)] = &[
     ("POST", "/api/2.0/mlflow/runs/outputs", EDIT),
     ("GET", "/api/2.0/mlflow/metrics/get-history", READ),
     ("GET", "/api/2.0/mlflow/metrics/get-history-bulk-interval", READ),
+    ("GET", "/api/2.0/mlflow/metrics/get-history-bulk", READ),
+    ("POST", "/api/2.0/mlflow/experiments/search-datasets", READ),
+    ("POST", "/api/2.0/mlflow/upload-artifact", EDIT),
     // Logged models.
     ("POST", "/api/2.0/mlflow/logged-models", EDIT),
     ("POST", "/api/2.0/mlflow/logged-models/search", READ),

@@ -87,7 +87,7 @@ impl SigningKey {
         let public = pair.public_key().as_ref();
         let x = URL_SAFE_NO_PAD.encode(public);
         let digest = Sha256::digest(public);
-        let kid = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+        let kid = hex::encode(&digest[..8]);
         let part_secret = Sha256::new()
             .chain_update(b"ferroflow multipart part urls")
             .chain_update(der)

@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 
 use axum::extract::Request;
 use axum::http::request::Parts;
-use axum::http::Uri;
+use axum::http::{Method, Uri};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Redirect, Response};
 
 use crate::error::{MlflowError, Result};
 use crate::model::Workspace;
@@ -43,6 +43,17 @@ pub struct PathWorkspace(pub String);
 /// router, so routing sees the path without the prefix; `server-info`,
 /// `/version`, `/health` and the artifact proxy all work under it.
 pub async fn strip_path_prefix(mut req: Request, next: Next) -> Response {
+    // `/w/<name>` is the workspace's web UI: with the slash, the page's
+    // relative links resolve under the prefix.
+    let path = req.uri().path();
+    if let Some(name) = path
+        .strip_prefix(PATH_PREFIX)
+        .filter(|name| !name.contains('/'))
+    {
+        if req.method() == Method::GET {
+            return Redirect::permanent(&format!("{PATH_PREFIX}{name}/")).into_response();
+        }
+    }
     if let Some((workspace, rest)) = split_prefix(req.uri()) {
         req.extensions_mut().insert(PathWorkspace(workspace));
         *req.uri_mut() = rest;

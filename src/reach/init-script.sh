@@ -33,13 +33,21 @@ if [ -z "$python" ]; then
     python=python3
   fi
 fi
+if ! command -v "$python" > /dev/null; then
+  echo "ferroflow init script: no Python at '$python'; set FERROFLOW_PYTHON" >&2
+  exit 1
+fi
+
+# The plugin's sources go to a temporary directory, removed however the
+# script ends.
+src=""
+trap 'if [ -n "$src" ]; then rm -rf "$src"; fi' EXIT
 
 # The plugin, from the sources below, unless this version is installed.
 install_plugin() {
   if "$python" -c "import sys, ferroflow_auth; sys.exit(ferroflow_auth.__version__ != '$plugin_version')" 2>/dev/null; then
     return
   fi
-  local src
   src=$(mktemp -d)
   mkdir -p "$src/ferroflow_auth"
   cat > "$src/pyproject.toml" <<'FERROFLOW_PLUGIN_EOF'

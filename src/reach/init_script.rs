@@ -6,7 +6,8 @@
 
 use url::Url;
 
-use super::{shell_quote, workspace_uri};
+use super::{is_url_safe, shell_quote, workspace_uri};
+use crate::store::workspaces::validate_workspace_name;
 
 const TEMPLATE: &str = include_str!("init-script.sh");
 /// The plugin's sources, carried in the script so a cluster needs no
@@ -16,17 +17,25 @@ const PLUGIN_README: &str = include_str!("../../clients/python/README.md");
 const PLUGIN_MODULE: &str = include_str!("../../clients/python/ferroflow_auth/__init__.py");
 
 /// The script for `workspace` (none: a server without workspaces) on the
-/// server at `server` (a validated name and URL: neither holds a quote or a
-/// newline).
-pub fn render(server: &Url, workspace: Option<&str>) -> String {
+/// server at `server`. The URI ends up inside quotes in shell and
+/// environment files, so anything but a valid workspace name and URL-safe
+/// characters is refused here, whatever the caller checked.
+pub fn render(server: &Url, workspace: Option<&str>) -> anyhow::Result<String> {
+    if let Some(workspace) = workspace {
+        validate_workspace_name(workspace)?;
+    }
     let uri = workspace_uri(server, workspace);
-    TEMPLATE
+    anyhow::ensure!(
+        uri.chars().all(is_url_safe),
+        "the tracking URI '{uri}' holds characters a shell would read"
+    );
+    Ok(TEMPLATE
         .replace("@TRACKING_URI_TEXT@", &uri)
         .replace("@TRACKING_URI@", &shell_quote(&uri))
         .replace("@PLUGIN_VERSION@", &shell_quote(plugin_version()))
         .replace("@PLUGIN_PYPROJECT@", PLUGIN_PYPROJECT.trim_end())
         .replace("@PLUGIN_README@", PLUGIN_README.trim_end())
-        .replace("@PLUGIN_MODULE@", PLUGIN_MODULE.trim_end())
+        .replace("@PLUGIN_MODULE@", PLUGIN_MODULE.trim_end()))
 }
 
 /// The plugin's `__version__`, the one the script checks before installing.
@@ -46,7 +55,8 @@ mod tests {
     #[test]
     fn the_script_carries_the_uri_and_the_plugin_and_no_placeholder() {
         let server = parse_server_url("https://mlflow.example.com").unwrap();
-        let script = render(&server, Some("team-a"));
+        let script = render(&server, Some("team-a")).unwrap();
+        assert!(render(&server, Some("x';touch /tmp/p;'")).is_err());
         assert!(script.starts_with("#!/usr/bin/env bash\n"));
         assert!(script.contains("tracking_uri='https://mlflow.example.com/w/team-a'\n"));
         assert!(script.contains("class FerroflowRequestAuthProvider"));

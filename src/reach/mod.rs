@@ -42,13 +42,16 @@ pub fn parse_server_url(url: &str) -> anyhow::Result<Url> {
     );
     // The URL ends up quoted in shell scripts and environment files.
     anyhow::ensure!(
-        parsed
-            .as_str()
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-._~:/%[]".contains(c)),
+        parsed.as_str().chars().all(is_url_safe),
         "the server URL may hold only letters, digits and -._~:/%[]"
     );
     Ok(parsed)
+}
+
+/// A character that needs no quoting in a URL, a shell word or an
+/// environment file.
+pub fn is_url_safe(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "-._~:/%[]".contains(c)
 }
 
 /// `<server>/w/<workspace>`: the tracking URI of one workspace (the server

@@ -23,8 +23,8 @@ use async_trait::async_trait;
 
 use crate::error::{MlflowError, Result};
 use crate::model::{
-    Dataset, Experiment, Metric, ModelInput, ModelOutput, Page, Param, Run, RunInfo, RunStatus,
-    Tag, Workspace,
+    Dataset, DatasetSummary, Experiment, Metric, ModelInput, ModelOutput, Page, Param, Run,
+    RunInfo, RunStatus, Tag, Workspace,
 };
 use crate::search::ViewType;
 use db::Db;
@@ -192,6 +192,13 @@ pub trait TrackingStore: Send + Sync {
         ws: &Workspace,
         query: &HistoryInterval,
     ) -> Result<Vec<Metric>>;
+    /// The datasets the runs of these experiments (of this workspace) used,
+    /// each with its context; at most 1,000 (MLflow's cap).
+    async fn search_datasets(
+        &self,
+        ws: &Workspace,
+        experiment_ids: &[String],
+    ) -> Result<Vec<DatasetSummary>>;
 }
 
 /// Opens the backend named by an MLflow-style store URI

@@ -53,7 +53,15 @@ pub async fn spawn_with_tokens(workspaces: bool, ttl: std::time::Duration) -> Te
     let keys = Arc::new(database.store().await);
     let access = Arc::new(Access::open(keys, None, ttl).await.unwrap());
     let store = database.store().await;
-    let mut app = spawn_on(database, store, workspaces, Some(access.clone()), |_| {}).await;
+    let mut app = spawn_on(
+        database,
+        store,
+        workspaces,
+        Some(access.clone()),
+        |_| {},
+        None,
+    )
+    .await;
     app.access = Some(access);
     app
 }
@@ -63,7 +71,14 @@ pub async fn spawn_with_tokens(workspaces: bool, ttl: std::time::Duration) -> Te
 pub async fn spawn_with(configure: impl FnOnce(&mut AppState), workspaces: bool) -> TestApp {
     let database = TestDatabase::create(Backend::Sqlite).await.unwrap();
     let store = database.store().await;
-    spawn_on(database, store, workspaces, None, configure).await
+    spawn_on(database, store, workspaces, None, configure, None).await
+}
+
+/// Like [`spawn_with`], everything served under `--static-prefix prefix`.
+pub async fn spawn_under_prefix(configure: impl FnOnce(&mut AppState), prefix: &str) -> TestApp {
+    let database = TestDatabase::create(Backend::Sqlite).await.unwrap();
+    let store = database.store().await;
+    spawn_on(database, store, false, None, configure, Some(prefix)).await
 }
 
 async fn spawn_on(
@@ -72,6 +87,7 @@ async fn spawn_on(
     workspaces: bool,
     access: Option<Arc<Access>>,
     configure: impl FnOnce(&mut AppState),
+    static_prefix: Option<&str>,
 ) -> TestApp {
     let store = Arc::new(if workspaces {
         store.with_workspaces()
@@ -85,14 +101,19 @@ async fn spawn_on(
         artifacts_only: false,
         access,
         public_url: None,
+        ui: None,
     };
     configure(&mut state);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (shutdown, stopped) = oneshot::channel::<()>();
-    tokio::spawn(app::run(listener, state, async {
-        let _ = stopped.await;
-    }));
+    tokio::spawn(app::run(
+        listener,
+        app::router(state, static_prefix),
+        async {
+            let _ = stopped.await;
+        },
+    ));
     TestApp {
         base,
         http: reqwest::Client::new(),

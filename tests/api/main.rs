@@ -5,5 +5,6 @@
 
 mod access;
 mod helpers;
+mod ui;
 mod wire;
 mod workspaces;

@@ -92,7 +92,7 @@ async fn unknown_routes_and_methods_answer_json_404() {
     let app = spawn_app().await;
     for request in [
         app.http.get(app.url("/api/2.0/mlflow/no-such-thing")),
-        app.http.get(app.url("/")),
+        app.http.get(app.url("/no-such-page")),
         app.http.delete(app.url("/api/2.0/mlflow/runs/create")),
     ] {
         let answer = app.send(request).await;

@@ -2,6 +2,7 @@
 //! `/get-artifact`, `/model-versions/get-artifact` and logged models' files.
 
 use super::*;
+use crate::api::wire::QueryOnly;
 
 #[derive(Deserialize)]
 pub struct RunArtifact {
@@ -186,4 +187,49 @@ pub async fn get_logged_model_artifact(
         &headers,
     )
     .await
+}
+
+/// MLflow's cap on a file the UI uploads.
+const MAX_UI_UPLOAD: usize = 10 * 1024 * 1024;
+
+#[derive(Deserialize)]
+pub struct UploadRunArtifact {
+    run_uuid: Option<String>,
+    path: Option<String>,
+}
+impl QueryFields for UploadRunArtifact {}
+
+/// `POST /ajax-api/2.0/mlflow/upload-artifact?run_uuid=&path=`: the UI saves
+/// a file (an edited evaluation table) among a run's artifacts; at most
+/// 10 MB, as MLflow allows. Answers an empty JSON response, as MLflow does.
+pub async fn upload_run_artifact(
+    State(state): State<AppState>,
+    ws: Workspace,
+    QueryOnly(req): QueryOnly<UploadRunArtifact>,
+    body: Body,
+) -> Result<Response> {
+    let run_id = req
+        .run_uuid
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| MlflowError::invalid_parameter("Request must specify run_uuid."))?;
+    let path = req
+        .path
+        .filter(|path| !path.is_empty())
+        .ok_or_else(|| MlflowError::invalid_parameter("Request must specify path."))?;
+    let path = ArtifactPath::parse(&path)?;
+    let too_large =
+        || MlflowError::invalid_parameter("Artifact size is too large. Max size is 10MB.");
+    let data = axum::body::to_bytes(body, MAX_UI_UPLOAD)
+        .await
+        .map_err(|_| too_large())?;
+    if data.is_empty() {
+        return Err(MlflowError::invalid_parameter("Request must specify data."));
+    }
+    let run = state.store.get_run(&ws, &run_id).await?;
+    let (store, root) = served_root(&state, &format!("run '{run_id}'"), &run.info.artifact_uri)?;
+    let chunk: std::result::Result<_, std::convert::Infallible> = Ok(data);
+    store
+        .put(&root.join(&path), futures::stream::iter([chunk]))
+        .await?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], "").into_response())
 }

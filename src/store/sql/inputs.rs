@@ -8,7 +8,9 @@ use std::collections::{HashMap, HashSet};
 use super::experiments::parse_experiment_id;
 use super::{bind_all, in_list, tag_from_row, values_rows, SqlStore, IN_LIST_CHUNK};
 use crate::error::Result;
-use crate::model::{Dataset, DatasetInput, ModelInput, ModelOutput, Run, Workspace};
+use crate::model::{
+    Dataset, DatasetInput, DatasetSummary, ModelInput, ModelOutput, Run, Workspace,
+};
 use crate::store::db::{self, Row, Tx};
 use crate::store::validation;
 use crate::store::NewDatasetInput;
@@ -270,4 +272,48 @@ pub(super) async fn log_outputs(
         .await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// The input tag naming what a dataset was used for (train, eval...).
+const CONTEXT_TAG: &str = "mlflow.data.context";
+/// MLflow's cap on dataset summaries.
+const MAX_DATASET_SUMMARIES: i64 = 1000;
+
+pub(super) async fn search_datasets(
+    store: &SqlStore,
+    ws: &Workspace,
+    experiment_ids: &[String],
+) -> Result<Vec<DatasetSummary>> {
+    let ids = experiment_ids
+        .iter()
+        .map(|id| parse_experiment_id(id))
+        .collect::<Result<Vec<_>>>()?;
+    let sql = format!(
+        "SELECT DISTINCT d.experiment_id, d.name, d.digest, t.value AS context \
+         FROM datasets d \
+         JOIN experiments e ON e.experiment_id = d.experiment_id AND e.workspace = $1 \
+         JOIN inputs i ON i.source_type = 'DATASET' AND i.source_id = d.dataset_uuid \
+         LEFT JOIN input_tags t ON t.input_uuid = i.input_uuid AND t.name = '{CONTEXT_TAG}' \
+         WHERE d.experiment_id IN ({}) \
+         ORDER BY d.experiment_id, d.name, d.digest, context LIMIT ${}",
+        in_list(ids.len(), 2),
+        ids.len() + 2
+    );
+    let query = ids
+        .iter()
+        .fold(db::query(&sql).bind(ws.name()), |query, id| query.bind(*id))
+        .bind(MAX_DATASET_SUMMARIES);
+    query
+        .fetch_all(&store.db)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(DatasetSummary {
+                experiment_id: row.try_get::<i64, _>("experiment_id")?.to_string(),
+                name: row.try_get("name")?,
+                digest: row.try_get("digest")?,
+                context: row.try_get("context")?,
+            })
+        })
+        .collect()
 }

@@ -53,7 +53,7 @@ use super::{
 use crate::error::Result;
 use crate::model::now_millis;
 use crate::model::{
-    Experiment, Metric, ModelInput, ModelOutput, Page, Run, RunInfo, Tag, Workspace,
+    DatasetSummary, Experiment, Metric, ModelInput, ModelOutput, Page, Run, RunInfo, Tag, Workspace,
 };
 use crate::search::{page_token, SqlQuery, SqlValue};
 
@@ -347,6 +347,14 @@ impl TrackingStore for SqlStore {
         query: &HistoryInterval,
     ) -> Result<Vec<Metric>> {
         metrics::get_metric_history_bulk_interval(self, ws, query).await
+    }
+
+    async fn search_datasets(
+        &self,
+        ws: &Workspace,
+        experiment_ids: &[String],
+    ) -> Result<Vec<DatasetSummary>> {
+        inputs::search_datasets(self, ws, experiment_ids).await
     }
 }
 

@@ -1,0 +1,122 @@
+//! MLflow's web UI as `mlflow server` serves it: `index.html` at `/`, never
+//! cached (it names the bundle's content-hashed files), and the bundle at
+//! `/static-files/...`, cached for four weeks as MLflow's Flask app does,
+//! compressed when the browser accepts it. The bundle's links are relative,
+//! so the same files work under `--static-prefix` and `/w/<workspace>/`.
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, StatusCode, Uri};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::Json;
+use serde_json::{json, Value};
+use tower_http::services::ServeDir;
+
+use crate::app::AppState;
+use crate::model::Workspace;
+use crate::ui::{MLFLOW_VERSION, NO_BUNDLE_PAGE};
+
+/// MLflow's `max_age` for the bundle's files, in seconds (28 days).
+const STATIC_MAX_AGE: &str = "public, max-age=2419200";
+
+pub async fn index(State(state): State<AppState>) -> Response {
+    let Some(bundle) = &state.ui else {
+        return Html(NO_BUNDLE_PAGE.replace("MLFLOW_VERSION", MLFLOW_VERSION)).into_response();
+    };
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        bundle.index_html.clone(),
+    )
+        .into_response()
+}
+
+/// A file of the bundle. `ServeDir` keeps the path inside the bundle
+/// (refusing `..`), sets the content type and answers conditional and
+/// range requests.
+pub async fn static_file(State(state): State<AppState>, mut req: Request) -> Response {
+    let Some(bundle) = &state.ui else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let path = req
+        .uri()
+        .path()
+        .strip_prefix("/static-files")
+        .unwrap_or("/");
+    let Ok(uri) = path.parse::<Uri>() else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    *req.uri_mut() = uri;
+    let mut response = match ServeDir::new(&bundle.dir).try_call(req).await {
+        Ok(response) => response.into_response(),
+        Err(err) => {
+            tracing::error!(%err, "could not read the UI bundle");
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        }
+    };
+    if response.status() == StatusCode::OK {
+        response.headers_mut().insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static(STATIC_MAX_AGE),
+        );
+    }
+    response
+}
+
+/// `--static-prefix /mlflow`: every route, the API included, is served under
+/// the prefix, as `mlflow server` does; `/mlflow` itself redirects to
+/// `/mlflow/` so the UI's relative links resolve.
+pub async fn strip_static_prefix(
+    State(prefix): State<std::sync::Arc<str>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let path = req.uri().path();
+    if path == &*prefix {
+        return Redirect::permanent(&format!("{prefix}/")).into_response();
+    }
+    let Some(rest) = path
+        .strip_prefix(&*prefix)
+        .filter(|rest| rest.starts_with('/'))
+    else {
+        return not_found(&req);
+    };
+    let rest = match req.uri().query() {
+        Some(query) => format!("{rest}?{query}"),
+        None => rest.to_string(),
+    };
+    match rest.parse::<Uri>() {
+        Ok(uri) => *req.uri_mut() = uri,
+        Err(_) => return not_found(&req),
+    }
+    next.run(req).await
+}
+
+fn not_found(req: &Request) -> Response {
+    super::no_endpoint(req.method(), req.uri().path()).into_response()
+}
+
+/// `GET /ajax-api/3.0/mlflow/ui-telemetry`: the UI's telemetry worker asks
+/// whether to send events; ferroflow collects none, so it answers what
+/// MLflow answers with telemetry off.
+pub async fn telemetry_config() -> Json<Value> {
+    Json(json!({
+        "disable_ui_telemetry": true,
+        "disable_ui_events": [],
+        "ui_rollout_percentage": 0,
+    }))
+}
+
+/// `POST /ajax-api/3.0/mlflow/ui-telemetry`: events are not kept.
+pub async fn telemetry_events() -> Json<Value> {
+    Json(json!({"status": "disabled"}))
+}
+
+/// `GET /ajax-api/2.0/mlflow/traces`: the experiment page probes for traces
+/// to tell what kind of experiment it shows; until ferroflow stores traces,
+/// there are none.
+pub async fn no_traces(_ws: Workspace) -> Json<Value> {
+    Json(json!({}))
+}
