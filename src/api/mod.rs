@@ -14,6 +14,7 @@ mod reach;
 mod registry;
 mod runs;
 mod server;
+mod session;
 pub mod ui;
 pub mod wire;
 mod workspaces;
@@ -278,6 +279,8 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/api/3.0/ferroflow/init-script", get(reach::init_script))
         .route("/.well-known/jwks.json", get(oauth::jwks))
         .route("/", get(ui::index))
+        .route("/signin", get(session::page).post(session::sign_in))
+        .route("/signout", post(session::sign_out))
         .route(
             "/ajax-api/3.0/mlflow/ui-telemetry",
             get(ui::telemetry_config).post(ui::telemetry_events),

@@ -72,15 +72,44 @@ pub(super) struct Issued {
     pub workspace: String,
 }
 
-/// Checks the request's key (rate limits first) and issues a token for the
-/// workspace it names as `scope` (else the one of its `/w/<name>` prefix,
-/// else `default`); a refusal is the response to send.
+/// Checks the request's key and issues a token for the workspace it names
+/// as `scope` (else the one of its `/w/<name>` prefix, else `default`); a
+/// refusal is the response to send.
 pub(super) async fn exchange(
     state: &AppState,
     peer: SocketAddr,
     path_workspace: Option<Extension<PathWorkspace>>,
     headers: &HeaderMap,
     body: &[u8],
+) -> std::result::Result<Issued, Response> {
+    state
+        .access
+        .as_ref()
+        .ok_or_else(|| tokens_off().into_response())?;
+    let request = parse(headers, body).map_err(IntoResponse::into_response)?;
+    if request.grant_type.as_deref() != Some("client_credentials") {
+        return Err(MlflowError::invalid_parameter(
+            "Unsupported grant_type: use grant_type=client_credentials",
+        )
+        .into_response());
+    }
+    let workspace = request
+        .scope
+        .filter(|s| !s.trim().is_empty())
+        .or(path_workspace.map(|Extension(PathWorkspace(name))| name))
+        .unwrap_or_else(|| Workspace::DEFAULT.into());
+    // RFC 6749 §5.2: no client credentials is invalid_client, a 401.
+    let key = request.client_secret.unwrap_or_default();
+    exchange_key(state, peer, &key, workspace).await
+}
+
+/// A token of `workspace` for `key`, after the rate limits (per client
+/// address, then per key); a refusal is the response to send.
+pub(super) async fn exchange_key(
+    state: &AppState,
+    peer: SocketAddr,
+    key: &str,
+    workspace: String,
 ) -> std::result::Result<Issued, Response> {
     let access = state
         .access
@@ -89,26 +118,10 @@ pub(super) async fn exchange(
     if let Err(retry_after) = access.per_address.check(&peer.ip().to_string()) {
         return Err(too_many_requests(retry_after));
     }
-    let request = parse(headers, body).map_err(IntoResponse::into_response)?;
-    if request.grant_type.as_deref() != Some("client_credentials") {
-        return Err(MlflowError::invalid_parameter(
-            "Unsupported grant_type: use grant_type=client_credentials",
-        )
-        .into_response());
-    }
-    // RFC 6749 §5.2: no client credentials is invalid_client, a 401.
-    let secret = request
-        .client_secret
-        .ok_or_else(|| invalid_key().into_response())?;
-    let (key_id, secret) = keys::parse(&secret).ok_or_else(|| invalid_key().into_response())?;
+    let (key_id, secret) = keys::parse(key).ok_or_else(|| invalid_key().into_response())?;
     if let Err(retry_after) = access.per_key.check(key_id) {
         return Err(too_many_requests(retry_after));
     }
-    let workspace = request
-        .scope
-        .filter(|s| !s.trim().is_empty())
-        .or(path_workspace.map(|Extension(PathWorkspace(name))| name))
-        .unwrap_or_else(|| Workspace::DEFAULT.into());
     issue(state, access, key_id, secret, workspace)
         .await
         .map_err(IntoResponse::into_response)

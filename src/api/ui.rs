@@ -5,7 +5,7 @@
 //! so the same files work under `--static-prefix` and `/w/<workspace>/`.
 
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, StatusCode, Uri};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::Json;
@@ -13,13 +13,22 @@ use serde_json::{json, Value};
 use tower_http::services::ServeDir;
 
 use crate::app::AppState;
+use crate::auth::session;
 use crate::model::Workspace;
 use crate::ui::{MLFLOW_VERSION, NO_BUNDLE_PAGE};
 
 /// MLflow's `max_age` for the bundle's files, in seconds (28 days).
 const STATIC_MAX_AGE: &str = "public, max-age=2419200";
 
-pub async fn index(State(state): State<AppState>) -> Response {
+pub async fn index(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    // With tokens on, a browser without a live session signs in first.
+    if let Some(access) = &state.access {
+        let live =
+            session::token(&headers).is_some_and(|token| access.tokens.verify(token).is_ok());
+        if !live {
+            return (StatusCode::SEE_OTHER, [(header::LOCATION, "signin")]).into_response();
+        }
+    }
     let Some(bundle) = &state.ui else {
         return Html(NO_BUNDLE_PAGE.replace("MLFLOW_VERSION", MLFLOW_VERSION)).into_response();
     };

@@ -14,6 +14,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 
 use super::permissions::{self, Permission, READ};
+use super::session;
 use super::tokens::{Claims, TokenError};
 use super::workspace::requested_name;
 use super::Access;
@@ -116,8 +117,12 @@ async fn guard(
             return (refused.into_response(), None, workspace);
         }
     };
-    let presented = bearer_or_basic(&parts.headers).map(|token| access.tokens.verify(&token));
-    let claims = match presented {
+    // A browser's session cookie stands in when no Authorization is sent.
+    let (presented, from_cookie) = match bearer_or_basic(&parts.headers) {
+        Some(token) => (Some(token), false),
+        None => (session::token(&parts.headers).map(Cow::Borrowed), true),
+    };
+    let claims = match presented.map(|token| access.tokens.verify(&token)) {
         None => {
             let message = "Authentication required: send an access token as \
                  'Authorization: Bearer <token>'";
@@ -130,9 +135,38 @@ async fn guard(
     if let Err(err) = authorize(&claims, &workspace, permission) {
         return (err.into_response(), principal, workspace);
     }
+    if from_cookie && !session::may_act(&parts.method, &parts.headers) {
+        let refused = MlflowError::new(
+            ErrorCode::PermissionDenied,
+            "Permission denied: a change made with the browser session must come from this \
+             server's own pages (Origin)",
+        );
+        return (refused.into_response(), principal, workspace);
+    }
+    let renewed = from_cookie
+        .then(|| renew_if_due(access, &claims, &parts.headers))
+        .flatten();
     parts.extensions.insert(claims);
-    let response = next.run(Request::from_parts(parts, body)).await;
+    let mut response = next.run(Request::from_parts(parts, body)).await;
+    if let Some(cookie) = renewed {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
     (response, principal, workspace)
+}
+
+/// A browser session's next cookie once half its token's life is gone.
+fn renew_if_due(access: &Access, claims: &Claims, headers: &HeaderMap) -> Option<HeaderValue> {
+    let ttl = access.tokens.ttl().as_secs();
+    let left = claims.exp.saturating_sub(now_millis() as u64 / 1000);
+    if left > ttl / 2 {
+        return None;
+    }
+    let (token, renewed) = access.tokens.renew(claims)?;
+    Some(session::set_cookie(
+        headers,
+        &token,
+        renewed.exp - renewed.iat,
+    ))
 }
 
 /// Whether the token's holder may do what `permission` needs in `workspace`.

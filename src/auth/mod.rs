@@ -8,6 +8,7 @@ pub mod keys;
 pub mod limit;
 pub mod middleware;
 pub mod permissions;
+pub mod session;
 pub mod tokens;
 pub mod workspace;
 

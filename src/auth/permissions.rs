@@ -71,6 +71,8 @@ pub const ROUTES: &[(&str, &str, Permission)] = &[
     // MLflow's web UI: the page and its static bundle (no data in them).
     ("GET", "/", Public),
     ("GET", "/static-files/{*path}", Public),
+    ("*", "/signin", Public),
+    ("POST", "/signout", Public),
     ("*", "/api/3.0/mlflow/ui-telemetry", Authenticated),
     ("GET", "/api/2.0/mlflow/traces", READ),
     // Workspaces: the catalog is the server admins'; a member sees its own.

@@ -51,7 +51,15 @@ pub struct Claims {
     pub role: Role,
     #[serde(default)]
     pub admin: bool,
+    /// When the key was presented (RFC 9068's `auth_time`): a browser
+    /// session renews its token until a fixed time after it.
+    #[serde(default)]
+    pub auth_time: u64,
 }
+
+/// How long a browser session may keep renewing its token without the key
+/// being presented again.
+pub const SESSION_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(12 * 3600);
 
 /// Why a token was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -217,8 +225,27 @@ impl Tokens {
             workspace: workspace.into(),
             role,
             admin,
+            auth_time: now,
         };
         Ok((self.sign(&claims)?, claims))
+    }
+
+    /// A fresh token with the same grant as `claims` (a browser session in
+    /// use), or `None` once the session is older than [`SESSION_MAX_AGE`].
+    pub fn renew(&self, claims: &Claims) -> Option<(String, Claims)> {
+        let now = now_seconds();
+        if now.saturating_sub(claims.auth_time) >= SESSION_MAX_AGE.as_secs() {
+            return None;
+        }
+        let renewed = Claims {
+            iat: now,
+            nbf: now,
+            exp: now + self.ttl.as_secs(),
+            jti: uuid::Uuid::new_v4().simple().to_string(),
+            ..claims.clone()
+        };
+        let token = self.sign(&renewed).ok()?;
+        Some((token, renewed))
     }
 
     /// `claims` signed with the newest key.

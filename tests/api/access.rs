@@ -516,3 +516,97 @@ async fn managers_make_and_revoke_their_workspaces_keys_over_rest() {
         .await
         .error(401, "UNAUTHENTICATED");
 }
+
+/// The session cookie's `name=value` from a sign-in answer.
+fn session_cookie(response: &reqwest::Response) -> (String, String) {
+    let set_cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let pair = set_cookie.split(';').next().unwrap().to_string();
+    (pair, set_cookie)
+}
+
+#[tokio::test]
+async fn a_browser_signs_in_with_a_key_and_acts_only_from_its_own_pages() {
+    let app = spawn_with_tokens(false, Duration::from_secs(4)).await;
+    let key = key(&app, "browser", Some(("default", Role::Edit))).await;
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let origin = app.base.clone();
+
+    let ui = no_redirects.get(app.url("/")).send().await.unwrap();
+    assert_eq!(
+        (ui.status().as_u16(), &ui.headers()["location"]),
+        (303, &"signin".parse().unwrap())
+    );
+    let page = no_redirects.get(app.url("/signin")).send().await.unwrap();
+    assert!(page.text().await.unwrap().contains(r#"name="api_key""#));
+
+    let wrong = no_redirects
+        .post(app.url("/signin"))
+        .header("origin", &origin)
+        .form(&[("api_key", "ffk_not_a_key")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    assert!(wrong.headers().get("set-cookie").is_none());
+    let elsewhere = no_redirects
+        .post(app.url("/signin"))
+        .header("origin", "https://evil.example")
+        .form(&[("api_key", key.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(elsewhere.status(), 403);
+
+    let signed_in = no_redirects
+        .post(app.url("/signin"))
+        .header("origin", &origin)
+        .form(&[("api_key", key.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), 303);
+    assert_eq!(signed_in.headers()["location"], "./");
+    let (cookie, attributes) = session_cookie(&signed_in);
+    assert!(attributes.contains("HttpOnly") && attributes.contains("SameSite=Strict"));
+    assert!(!attributes.contains("Secure"), "no TLS here");
+
+    let with_cookie = |request: RequestBuilder| request.header("cookie", &cookie);
+    let read = app.send(with_cookie(search_experiments(&app))).await;
+    assert_eq!(read.status, 200, "{}", read.body);
+    let from_elsewhere = app
+        .send(with_cookie(create_experiment(&app, "csrf")).header("origin", "https://evil.example"))
+        .await;
+    assert!(from_elsewhere
+        .error(403, "PERMISSION_DENIED")
+        .contains("Origin"));
+    let no_origin = app
+        .send(with_cookie(create_experiment(&app, "csrf2")))
+        .await;
+    no_origin.error(403, "PERMISSION_DENIED");
+    let own_page = app
+        .send(with_cookie(create_experiment(&app, "mine")).header("origin", &origin))
+        .await;
+    assert_eq!(own_page.status, 200, "{}", own_page.body);
+
+    // Past half its life, a request in use renews the session.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let renewed = with_cookie(search_experiments(&app)).send().await.unwrap();
+    assert_eq!(renewed.status(), 200);
+    let (next_cookie, _) = session_cookie(&renewed);
+    assert_ne!(next_cookie, cookie);
+
+    let out = no_redirects
+        .post(app.url("/signout"))
+        .header("cookie", &next_cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 303);
+    assert!(session_cookie(&out).1.contains("Max-Age=0"));
+}
