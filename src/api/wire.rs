@@ -130,11 +130,27 @@ pub fn parse_message<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
         }
         Some(_) => {
             let mut json = serde_json::Deserializer::from_slice(body);
-            let message = T::deserialize(SnakeCase(&mut json)).map_err(malformed)?;
+            let message = match T::deserialize(SnakeCase(&mut json)) {
+                Ok(message) => message,
+                // Valid JSON with a field of the wrong type: said as MLflow says it.
+                Err(err) if err.is_data() && !is_about_fields(&err) => {
+                    return Err(match serde_json::from_slice::<Value>(body) {
+                        Ok(value) => wrong_type::<T>(value).unwrap_or_else(|| malformed(err)),
+                        Err(_) => malformed(err),
+                    })
+                }
+                Err(err) => return Err(malformed(err)),
+            };
             json.end().map_err(malformed)?;
             Ok(message)
         }
     }
+}
+
+/// A duplicate or missing field, rather than a value of the wrong type.
+fn is_about_fields(err: &serde_json::Error) -> bool {
+    let message = err.to_string();
+    message.starts_with("duplicate field") || message.starts_with("missing field")
 }
 
 fn malformed(err: serde_json::Error) -> MlflowError {
@@ -142,8 +158,48 @@ fn malformed(err: serde_json::Error) -> MlflowError {
 }
 
 fn from_value<T: DeserializeOwned>(value: Value) -> Result<T> {
-    serde_json::from_value(value)
-        .map_err(|err| MlflowError::invalid_parameter(format!("Invalid request: {err}")))
+    T::deserialize(SnakeCase(&value)).map_err(|err| {
+        wrong_type::<T>(value.clone())
+            .unwrap_or_else(|| MlflowError::invalid_parameter(format!("Invalid request: {err}")))
+    })
+}
+
+/// MLflow's message for a parameter of the wrong type (its request schema
+/// check): `Invalid value 123 for parameter 'name' supplied:  Hint: Value
+/// was of type 'int'. See the API docs ...`, naming the top-level parameter
+/// and its value as sent, with Python's name for the JSON type. Runs only
+/// after parsing failed, so the hot path pays nothing for it.
+fn wrong_type<T: DeserializeOwned>(message: Value) -> Option<MlflowError> {
+    let err = serde_path_to_error::deserialize::<_, T>(SnakeCase(&message)).err()?;
+    let fields = message.as_object()?;
+    let (param, value) = match err.path().iter().next() {
+        Some(serde_path_to_error::Segment::Map { key }) => fields
+            .iter()
+            .find(|(sent, _)| snake_case::to_snake_case(sent) == *key)
+            .map(|(_, value)| (key.clone(), value))?,
+        // Through `#[serde(flatten)]` the path is lost: the culprit is the
+        // field without which the message parses.
+        _ => fields.iter().find_map(|(key, value)| {
+            let mut without = fields.clone();
+            without.remove(key);
+            T::deserialize(SnakeCase(&Value::Object(without)))
+                .is_ok()
+                .then(|| (snake_case::to_snake_case(key), value))
+        })?,
+    };
+    let python_type = match value {
+        Value::Null => "NoneType",
+        Value::Bool(_) => "bool",
+        Value::Number(n) if n.is_f64() => "float",
+        Value::Number(_) => "int",
+        Value::String(_) => "str",
+        Value::Array(_) => "list",
+        Value::Object(_) => "dict",
+    };
+    Some(MlflowError::invalid_parameter(format!(
+        "Invalid value {value} for parameter '{param}' supplied:  Hint: Value was of type \
+         '{python_type}'. See the API docs for more information about request parameters."
+    )))
 }
 
 /// Query pairs as a JSON object of strings; `repeated` fields become lists.

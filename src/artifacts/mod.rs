@@ -12,7 +12,7 @@ mod multipart;
 mod path;
 
 pub use multipart::UploadPart;
-pub use path::{from_proxied_uri, ArtifactPath};
+pub use path::{from_proxied_uri, resolve_if_local, ArtifactPath};
 
 use std::ops::Range;
 use std::path::PathBuf;

@@ -32,8 +32,12 @@ impl ArtifactPath {
     /// so `%2e%2e` is refused like `..`; the form received is what is stored,
     /// as MLflow does, so a file named `a%20b.txt` keeps its name.
     pub fn parse(raw: &str) -> Result<Self> {
-        let invalid =
-            |why: &str| MlflowError::invalid_parameter(format!("Invalid path {raw:?}: {why}"));
+        // MLflow's exact answer, which scripts match; the reason goes to
+        // the debug log.
+        let invalid = |why: &str| {
+            tracing::debug!(path = raw, why, "artifact path refused");
+            MlflowError::invalid_parameter("Invalid path")
+        };
         let decoded = fully_decode(raw).ok_or_else(|| invalid("bad percent-encoding"))?;
         for form in [raw, decoded.as_ref()] {
             check(form).map_err(invalid)?;
@@ -126,6 +130,35 @@ pub fn from_proxied_uri(uri: &str) -> Option<Result<ArtifactPath>> {
         None => rest,
     };
     Some(ArtifactPath::parse(rest.trim_matches('/')))
+}
+
+/// An artifact location as MLflow stores it (`resolve_uri_if_local`): a
+/// relative local path, bare or `file:`, is made absolute against the
+/// server's working directory; anything else is kept as given.
+pub fn resolve_if_local(location: &str) -> String {
+    let (file_scheme, path) = match location.strip_prefix("file:") {
+        Some(rest) if !rest.starts_with('/') => (true, rest),
+        Some(_) => return location.to_string(),
+        None if has_scheme(location) || location.starts_with('/') => return location.to_string(),
+        None => (false, location),
+    };
+    let Ok(cwd) = std::env::current_dir() else {
+        return location.to_string();
+    };
+    let absolute = cwd.join(path).display().to_string();
+    match file_scheme {
+        true => format!("file://{absolute}"),
+        false => absolute,
+    }
+}
+
+/// Whether a location starts with a URI scheme (`s3:`, `mlflow-artifacts:`).
+fn has_scheme(location: &str) -> bool {
+    location.split_once(':').is_some_and(|(scheme, _)| {
+        let mut chars = scheme.chars();
+        chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+            && chars.all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+    })
 }
 
 /// Percent-decodes until the text stops changing; `None` if it is not UTF-8
@@ -305,5 +338,21 @@ mod tests {
         assert_eq!(run.join(&file).as_str(), "1/r/artifacts/d/a.txt");
         assert_eq!(file.file_name(), Some("a.txt"));
         assert_eq!(root.file_name(), None);
+    }
+
+    #[test]
+    fn relative_local_locations_are_made_absolute_as_mlflow_does() {
+        let cwd = std::env::current_dir().unwrap().display().to_string();
+        assert_eq!(resolve_if_local("rel/dir"), format!("{cwd}/rel/dir"));
+        assert_eq!(resolve_if_local("file:rel"), format!("file://{cwd}/rel"));
+        for kept in [
+            "/abs/dir",
+            "file:///abs",
+            "s3://b/k",
+            "mlflow-artifacts:/x",
+            "wasbs://c@a/p",
+        ] {
+            assert_eq!(resolve_if_local(kept), kept);
+        }
     }
 }

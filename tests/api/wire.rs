@@ -133,3 +133,75 @@ async fn artifact_paths_cannot_leave_their_root() {
         answer.error(400, "INVALID_PARAMETER_VALUE");
     }
 }
+
+#[tokio::test]
+async fn a_value_of_the_wrong_type_is_refused_in_mlflows_words() {
+    let app = spawn_app().await;
+    let hint = "See the API docs for more information about request parameters.";
+    for (path, body, expected) in [
+        (
+            "experiments/create",
+            json!({"name": 123}),
+            "Invalid value 123 for parameter 'name' supplied:  Hint: Value was of type 'int'.",
+        ),
+        (
+            "experiments/create",
+            json!({"name": "x", "tags": "abc"}),
+            "Invalid value \"abc\" for parameter 'tags' supplied:  Hint: Value was of type 'str'.",
+        ),
+        (
+            "runs/log-metric",
+            json!({"run_id": "r", "key": "m", "value": "x", "timestamp": 1}),
+            "Invalid value \"x\" for parameter 'value' supplied:  Hint: Value was of type 'str'.",
+        ),
+    ] {
+        let answer = app.post(path, body).await;
+        let message = answer.error(400, "INVALID_PARAMETER_VALUE");
+        assert_eq!(message, format!("{expected} {hint}"));
+    }
+    let query = app
+        .send(
+            app.http
+                .get(app.url("/api/2.0/mlflow/experiments/search?max_results=abc")),
+        )
+        .await;
+    assert!(query
+        .error(400, "INVALID_PARAMETER_VALUE")
+        .starts_with("Invalid value \"abc\" for parameter 'max_results' supplied"));
+}
+
+#[tokio::test]
+async fn a_bad_artifact_path_is_mlflows_invalid_path_before_any_lookup() {
+    let app = spawn_app().await;
+    for path in ["../x", "/etc/passwd", "a/../../b", "a/%2e%2e/%2e%2e/b"] {
+        let url = format!("/api/2.0/mlflow/artifacts/list?run_id=no-such-run&path={path}");
+        let answer = app.send(app.http.get(app.url(&url))).await;
+        assert_eq!(
+            answer.error(400, "INVALID_PARAMETER_VALUE"),
+            "Invalid path",
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_relative_local_artifact_location_is_made_absolute() {
+    let app = spawn_app().await;
+    let created = app
+        .post(
+            "experiments/create",
+            json!({"name": "rel", "artifact_location": "rel/dir"}),
+        )
+        .await;
+    let id = created.body["experiment_id"].as_str().unwrap().to_string();
+    let got = app
+        .send(app.http.get(app.url(&format!(
+            "/api/2.0/mlflow/experiments/get?experiment_id={id}"
+        ))))
+        .await;
+    let cwd = std::env::current_dir().unwrap().display().to_string();
+    assert_eq!(
+        got.body["experiment"]["artifact_location"],
+        format!("{cwd}/rel/dir")
+    );
+}

@@ -19,9 +19,21 @@ pub async fn list_run_artifacts(
     Query(req): Query<RunArtifact>,
 ) -> Result<Json<ListArtifactsResponse>> {
     let run_id = wire::run_id(req.run_id, req.run_uuid)?;
+    // The path is checked first, as MLflow does.
+    let rel = directory(req.path)?;
     let run = state.store.get_run(&ws, &run_id).await?;
     let root_uri = run.info.artifact_uri;
-    list_under(&state, &format!("run '{run_id}'"), root_uri, req.path).await
+    list_under(&state, &format!("run '{run_id}'"), root_uri, rel).await
+}
+
+/// A directory to list, `""` (or none) being the root.
+fn directory(rel: Option<String>) -> Result<ArtifactPath> {
+    ArtifactPath::parse(rel.unwrap_or_default().trim_end_matches('/'))
+}
+
+/// A file to read: required, and checked before anything is looked up.
+fn file(rel: Option<String>) -> Result<ArtifactPath> {
+    ArtifactPath::parse(&wire::required(rel, "path")?)
 }
 
 /// Lists `rel` (a directory under `root_uri`, which `owner` owns) with
@@ -30,11 +42,9 @@ pub(super) async fn list_under(
     state: &AppState,
     owner: &str,
     root_uri: String,
-    rel: Option<String>,
+    rel: ArtifactPath,
 ) -> Result<Json<ListArtifactsResponse>> {
     let (store, root) = served_root(state, owner, &root_uri)?;
-    let rel = rel.unwrap_or_default();
-    let rel = ArtifactPath::parse(rel.trim_end_matches('/'))?;
     let files = store
         .list(&root.join(&rel))
         .await?
@@ -61,9 +71,10 @@ pub async fn get_run_artifact(
     Query(req): Query<RunArtifact>,
 ) -> Result<Response> {
     let run_id = wire::run_id(req.run_id, req.run_uuid)?;
+    let path = file(req.path)?;
     let run = state.store.get_run(&ws, &run_id).await?;
     let owner = format!("run '{run_id}'");
-    download_under(&state, &owner, &run.info.artifact_uri, req.path, &headers).await
+    download_under(&state, &owner, &run.info.artifact_uri, &path, &headers).await
 }
 
 /// Streams the file `rel` under `root_uri` (owned by `owner`), uncached.
@@ -71,12 +82,11 @@ pub(super) async fn download_under(
     state: &AppState,
     owner: &str,
     root_uri: &str,
-    rel: Option<String>,
+    path: &ArtifactPath,
     headers: &HeaderMap,
 ) -> Result<Response> {
     let (store, root) = served_root(state, owner, root_uri)?;
-    let path = ArtifactPath::parse(&wire::required(rel, "path")?)?;
-    let mut response = serve_file(&store, &root.join(&path), headers).await?;
+    let mut response = serve_file(&store, &root.join(path), headers).await?;
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
@@ -121,12 +131,13 @@ pub async fn get_model_version_artifact(
 ) -> Result<Response> {
     let name = wire::required(req.name, "name")?;
     let version = wire::required(req.version, "version")?;
+    let path = file(req.path)?;
     let root = state
         .store
         .get_model_version_download_uri(&ws, &name, &version)
         .await?;
     let owner = format!("model '{name}' version {version}");
-    download_under(&state, &owner, &root, req.path, &headers).await
+    download_under(&state, &owner, &root, &path, &headers).await
 }
 
 #[derive(Deserialize)]
@@ -143,15 +154,10 @@ pub async fn list_logged_model_artifacts(
     Path(model_id): Path<String>,
     Query(req): Query<LoggedModelDirectory>,
 ) -> Result<Json<ListArtifactsResponse>> {
+    let rel = directory(req.artifact_directory_path)?;
     let model = state.store.get_logged_model(&ws, &model_id, false).await?;
     let owner = format!("logged model '{model_id}'");
-    list_under(
-        &state,
-        &owner,
-        model.info.artifact_uri,
-        req.artifact_directory_path,
-    )
-    .await
+    list_under(&state, &owner, model.info.artifact_uri, rel).await
 }
 
 #[derive(Deserialize)]
@@ -177,16 +183,10 @@ pub async fn get_logged_model_artifact(
                 "Request must include the \"artifact_file_path\" query parameter.",
             )
         })?;
+    let path = ArtifactPath::parse(&rel)?;
     let model = state.store.get_logged_model(&ws, &model_id, false).await?;
     let owner = format!("logged model '{model_id}'");
-    download_under(
-        &state,
-        &owner,
-        &model.info.artifact_uri,
-        Some(rel),
-        &headers,
-    )
-    .await
+    download_under(&state, &owner, &model.info.artifact_uri, &path, &headers).await
 }
 
 /// MLflow's cap on a file the UI uploads.

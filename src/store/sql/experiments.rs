@@ -8,6 +8,7 @@ use super::{
     append_to_uri, fetch_rendered, in_list, next_token, now_millis, tag_from_row, SqlStore, ACTIVE,
     DELETED, IN_LIST_CHUNK,
 };
+use crate::artifacts::resolve_if_local;
 use crate::error::{ErrorCode, MlflowError, Result};
 use crate::model::{Experiment, Page, Tag, Workspace};
 use crate::search::{self, page_token};
@@ -189,7 +190,9 @@ pub(super) async fn create_experiment(
     for tag in tags {
         validation::validate_experiment_tag(tag)?;
     }
-    let artifact_location = artifact_location.filter(|l| !l.is_empty());
+    let artifact_location = artifact_location
+        .filter(|l| !l.is_empty())
+        .map(resolve_if_local);
     if store.workspaces && artifact_location.is_some() {
         // A client-chosen location could point into another workspace's space.
         return Err(MlflowError::invalid_parameter(
@@ -214,7 +217,7 @@ pub(super) async fn create_experiment(
          RETURNING experiment_id",
     )
     .bind(name)
-    .bind(artifact_location)
+    .bind(artifact_location.as_deref())
     .bind(now)
     .bind(ws.name())
     .fetch_one(&mut tx)
