@@ -101,6 +101,8 @@ pub const ROUTES: &[(&str, &str, Permission)] = &[
     ("POST", "/api/2.0/mlflow/runs/outputs", EDIT),
     ("GET", "/api/2.0/mlflow/metrics/get-history", READ),
     ("GET", "/api/2.0/mlflow/metrics/get-history-bulk-interval", READ),
+    // MLflow's GraphQL reads runs and experiments; it has no mutation here.
+    ("*", "/graphql", READ),
     // Logged models.
     ("POST", "/api/2.0/mlflow/logged-models", EDIT),
     ("POST", "/api/2.0/mlflow/logged-models/search", READ),
