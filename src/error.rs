@@ -103,6 +103,14 @@ impl MlflowError {
     pub fn missing_parameter(name: &str) -> Self {
         Self::invalid_parameter(format!("Missing value for required parameter '{name}'."))
     }
+
+    /// Logs what went wrong inside an internal error; called wherever an
+    /// error leaves the server (a response here, a GraphQL error message).
+    pub fn log_detail(&self) {
+        if let Some(detail) = &self.detail {
+            tracing::error!(code = ?self.code, %detail, "request failed");
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -113,9 +121,7 @@ struct ErrorBody<'a> {
 
 impl IntoResponse for MlflowError {
     fn into_response(self) -> Response {
-        if let Some(detail) = &self.detail {
-            tracing::error!(code = ?self.code, %detail, "request failed");
-        }
+        self.log_detail();
         let body = ErrorBody {
             error_code: self.code,
             message: &self.message,

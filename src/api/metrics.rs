@@ -84,18 +84,44 @@ pub async fn get_history_bulk_interval(
     ws: Workspace,
     Query(req): Query<GetHistoryBulkInterval>,
 ) -> Result<Json<MetricsResponse>> {
-    if req.run_ids.is_empty() {
+    let query = history_interval(
+        req.run_ids,
+        req.metric_key,
+        req.start_step,
+        req.end_step,
+        req.max_results,
+    )?;
+    let metrics = state
+        .store
+        .get_metric_history_bulk_interval(&ws, &query)
+        .await?;
+    Ok(Json(MetricsResponse {
+        metrics,
+        next_page_token: None,
+    }))
+}
+
+/// MLflow's rules for a bulk-interval request (the REST handler's schema and
+/// `get_metric_history_bulk_interval_impl`); GraphQL's resolver shares them.
+pub(super) fn history_interval(
+    run_ids: Vec<String>,
+    metric_key: Option<String>,
+    start_step: Option<i64>,
+    end_step: Option<i64>,
+    max_results: Option<i64>,
+) -> Result<HistoryInterval> {
+    if run_ids.is_empty() {
         return Err(MlflowError::missing_parameter("run_ids"));
     }
-    if req.run_ids.len() > MAX_RUNS_BULK_INTERVAL {
+    if run_ids.len() > MAX_RUNS_BULK_INTERVAL {
         return Err(MlflowError::invalid_parameter(format!(
             "GetMetricHistoryBulkInterval request must specify at most \
              {MAX_RUNS_BULK_INTERVAL} run_ids. Received {} run_ids.",
-            req.run_ids.len()
+            run_ids.len()
         )));
     }
-    let metric_key = required(req.metric_key, "metric_key")?;
-    let steps = match (req.start_step, req.end_step) {
+    let metric_key = required(metric_key, "metric_key")?;
+    let steps = match (start_step, end_step) {
         (None, None) => None,
         (Some(start), Some(end)) if start <= end => Some((start, end)),
         (Some(start), Some(end)) => {
@@ -109,26 +135,18 @@ pub async fn get_history_bulk_interval(
             ))
         }
     };
-    let max_results = req.max_results.unwrap_or(MAX_RESULTS_BULK_INTERVAL);
+    let max_results = max_results.unwrap_or(MAX_RESULTS_BULK_INTERVAL);
     if !(1..=MAX_RESULTS_BULK_INTERVAL).contains(&max_results) {
         return Err(MlflowError::invalid_parameter(format!(
             "max_results must be between 1 and {MAX_RESULTS_BULK_INTERVAL}."
         )));
     }
-    let query = HistoryInterval {
-        run_ids: req.run_ids,
+    Ok(HistoryInterval {
+        run_ids,
         metric_key,
         steps,
         max_results,
-    };
-    let metrics = state
-        .store
-        .get_metric_history_bulk_interval(&ws, &query)
-        .await?;
-    Ok(Json(MetricsResponse {
-        metrics,
-        next_page_token: None,
-    }))
+    })
 }
 
 /// MLflow's limits for the (UI-only) bulk endpoint.

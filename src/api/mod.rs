@@ -6,6 +6,7 @@
 mod artifacts;
 mod audit;
 mod experiments;
+mod graphql;
 mod keys;
 mod logged_models;
 mod metrics;
@@ -259,6 +260,12 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .nest("/api/2.0/mlflow-artifacts", artifact_routes())
         .nest("/ajax-api/2.0/mlflow-artifacts", artifact_routes())
         .merge(get_artifact)
+        .route(
+            "/graphql",
+            get(graphql::get)
+                .post(graphql::post)
+                .route_layer(artifacts_only()),
+        )
         .route("/health", get(server::health))
         .route("/version", get(server::version))
         .route("/api/3.0/mlflow/server-info", get(server::server_info))

@@ -16,7 +16,7 @@ use crate::search::ViewType;
 use crate::store::{Batch, NewDatasetInput, NewRun, RunQuery, RunUpdate};
 
 /// MLflow's default page size for `runs/search`.
-const DEFAULT_SEARCH_MAX_RESULTS: i64 = 1000;
+pub(super) const DEFAULT_SEARCH_MAX_RESULTS: i64 = 1000;
 
 fn empty() -> Json<Value> {
     Json(json!({}))

@@ -82,7 +82,7 @@ impl<S: Send + Sync, T: DeserializeOwned + QueryFields> FromRequestParts<S> for 
     }
 }
 
-fn check_content_type(req: &Request) -> Result<()> {
+pub(crate) fn check_content_type(req: &Request) -> Result<()> {
     let Some(content_type) = req.headers().get(header::CONTENT_TYPE) else {
         return Err(MlflowError::invalid_parameter(
             "Bad Request. Content-Type header is missing.",
@@ -103,7 +103,7 @@ fn check_content_type(req: &Request) -> Result<()> {
     Ok(())
 }
 
-async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes> {
+pub(crate) async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes> {
     // The size limit is the router's `DefaultBodyLimit`.
     Bytes::from_request(req, state).await.map_err(|err| {
         MlflowError::invalid_parameter(format!("Could not read request body: {err}"))

@@ -111,6 +111,8 @@ pub const ROUTES: &[(&str, &str, Permission)] = &[
     ("GET", "/api/2.0/mlflow/metrics/get-history-bulk", READ),
     ("POST", "/api/2.0/mlflow/experiments/search-datasets", READ),
     ("POST", "/api/2.0/mlflow/upload-artifact", EDIT),
+    // MLflow's GraphQL reads runs and experiments; it has no mutation here.
+    ("*", "/graphql", READ),
     // Logged models.
     ("POST", "/api/2.0/mlflow/logged-models", EDIT),
     ("POST", "/api/2.0/mlflow/logged-models/search", READ),

@@ -4,6 +4,7 @@
 //! behaviour is the e2e suite's job (`tests/e2e`).
 
 mod access;
+mod graphql;
 mod helpers;
 mod ui;
 mod wire;
