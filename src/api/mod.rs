@@ -294,6 +294,22 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         )
         .route("/ajax-api/2.0/mlflow/traces", get(ui::no_traces))
         .route(
+            "/ajax-api/3.0/mlflow/traces/metrics",
+            post(ui::no_trace_metrics),
+        )
+        .route(
+            "/ajax-api/3.0/mlflow/assistant/config",
+            get(ui::assistant_config),
+        )
+        .route(
+            "/ajax-api/3.0/mlflow/assistant/providers",
+            get(ui::assistant_providers),
+        )
+        .route(
+            "/ajax-api/2.0/mlflow/gateway-proxy",
+            get(ui::no_gateway_endpoints),
+        )
+        .route(
             "/static-files/{*path}",
             get(ui::static_file).layer(CompressionLayer::new()),
         )

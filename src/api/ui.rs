@@ -8,19 +8,24 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use serde_json::{json, Value};
 use tower_http::services::ServeDir;
 
 use crate::app::AppState;
-use crate::auth::session;
+use crate::auth::{session, PathWorkspace};
 use crate::model::Workspace;
+use crate::store::workspaces::validate_workspace_name;
 use crate::ui::{MLFLOW_VERSION, NO_BUNDLE_PAGE};
 
 /// MLflow's `max_age` for the bundle's files, in seconds (28 days).
 const STATIC_MAX_AGE: &str = "public, max-age=2419200";
 
-pub async fn index(State(state): State<AppState>, headers: HeaderMap) -> Response {
+pub async fn index(
+    State(state): State<AppState>,
+    path_workspace: Option<Extension<PathWorkspace>>,
+    headers: HeaderMap,
+) -> Response {
     // With tokens on, a browser without a live session signs in first.
     if let Some(access) = &state.access {
         let live =
@@ -32,14 +37,50 @@ pub async fn index(State(state): State<AppState>, headers: HeaderMap) -> Respons
     let Some(bundle) = &state.ui else {
         return Html(NO_BUNDLE_PAGE.replace("MLFLOW_VERSION", MLFLOW_VERSION)).into_response();
     };
+    let html = match path_workspace {
+        Some(Extension(PathWorkspace(name))) => opened_in_workspace(&bundle.index_html, &name),
+        None => bundle.index_html.clone(),
+    };
     (
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
             (header::CACHE_CONTROL, "no-cache"),
         ],
-        bundle.index_html.clone(),
+        html,
     )
         .into_response()
+}
+
+/// The key under which MLflow's UI keeps the workspace it sends as
+/// `X-MLFLOW-WORKSPACE` (when the route carries no `?workspace=`).
+const UI_WORKSPACE_KEY: &str = "mlflow.activeWorkspace";
+
+/// `index.html` for `/w/<name>/`: the UI opens in the workspace its path
+/// names. The UI takes its workspace from localStorage, which the whole
+/// origin shares, so a choice left there by another page (the root UI, another
+/// workspace) would otherwise make every call name a workspace that is not
+/// the path's, and be refused. An invalid name is left out (its calls fail
+/// on their own).
+fn opened_in_workspace(index_html: &[u8], name: &str) -> Vec<u8> {
+    let Some(head_end) = index_html
+        .windows(6)
+        .position(|w| w.eq_ignore_ascii_case(b"<head>"))
+        .map(|at| at + 6)
+    else {
+        return index_html.to_vec();
+    };
+    if validate_workspace_name(name).is_err() {
+        return index_html.to_vec();
+    }
+    // A valid name is `[a-z0-9-]`: nothing in it can end the script.
+    let script = format!(
+        "<script>try{{localStorage.setItem(\"{UI_WORKSPACE_KEY}\",\"{name}\")}}catch(e){{}}</script>"
+    );
+    let mut html = Vec::with_capacity(index_html.len() + script.len());
+    html.extend_from_slice(&index_html[..head_end]);
+    html.extend_from_slice(script.as_bytes());
+    html.extend_from_slice(&index_html[head_end..]);
+    html
 }
 
 /// A file of the bundle. `ServeDir` keeps the path inside the bundle
@@ -128,4 +169,50 @@ pub async fn telemetry_events() -> Json<Value> {
 /// there are none.
 pub async fn no_traces(_ws: Workspace) -> Json<Value> {
     Json(json!({}))
+}
+
+/// `POST /ajax-api/3.0/mlflow/traces/metrics`: the experiment page's trace
+/// charts; no traces, so no data points.
+pub async fn no_trace_metrics(_ws: Workspace) -> Json<Value> {
+    Json(json!({"data_points": []}))
+}
+
+/// `GET /ajax-api/3.0/mlflow/assistant/config` and `.../providers`: every
+/// page asks whether MLflow's AI assistant is set up; ferroflow has none.
+pub async fn assistant_config() -> Json<Value> {
+    Json(json!({"providers": {}, "projects": {}, "remote_access_allowed": false}))
+}
+
+pub async fn assistant_providers() -> Json<Value> {
+    Json(json!({"providers": []}))
+}
+
+/// `GET /ajax-api/2.0/mlflow/gateway-proxy`: the runs page lists AI gateway
+/// endpoints; ferroflow runs no gateway.
+pub async fn no_gateway_endpoints() -> Json<Value> {
+    Json(json!({"endpoints": []}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ui_under_a_workspace_path_opens_in_that_workspace() {
+        let html =
+            opened_in_workspace(b"<html><head><title>MLflow</title></head></html>", "team-a");
+        assert_eq!(
+            String::from_utf8(html).unwrap(),
+            "<html><head><script>try{localStorage.setItem(\"mlflow.activeWorkspace\",\"team-a\")}\
+             catch(e){}</script><title>MLflow</title></head></html>"
+        );
+    }
+
+    #[test]
+    fn a_name_that_is_no_workspace_name_is_not_written_into_the_page() {
+        let page = b"<html><head></head></html>";
+        for hostile in ["a\"</script><script>alert(1)//", "Team-A", "x"] {
+            assert_eq!(opened_in_workspace(page, hostile), page);
+        }
+    }
 }

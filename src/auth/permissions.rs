@@ -75,6 +75,10 @@ pub const ROUTES: &[(&str, &str, Permission)] = &[
     ("POST", "/signout", Public),
     ("*", "/api/3.0/mlflow/ui-telemetry", Authenticated),
     ("GET", "/api/2.0/mlflow/traces", READ),
+    ("POST", "/api/3.0/mlflow/traces/metrics", READ),
+    ("GET", "/api/3.0/mlflow/assistant/config", Authenticated),
+    ("GET", "/api/3.0/mlflow/assistant/providers", Authenticated),
+    ("GET", "/api/2.0/mlflow/gateway-proxy", Authenticated),
     // Workspaces: the catalog is the server admins'; a member sees its own.
     ("GET", "/api/3.0/mlflow/workspaces", Authenticated),
     ("POST", "/api/3.0/mlflow/workspaces", Admin),

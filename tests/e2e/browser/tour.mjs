@@ -8,13 +8,16 @@
 //   screenshot_dir  where each page's screenshot goes (<name>.png)
 //   chromium        the browser binary (playwright-core never downloads one)
 //   timeout_ms      how long one step may wait for what it expects to see
-//   signin          null, or {api_key}: sign in through <base>signin before the pages, and
-//                   sign out after them
-//   pages           [{name, route, steps}]: `route` is appended to base_url (a hash route
-//                   such as "#/experiments"); `steps` run in order, each an object with one verb:
+//   signin          null, or {api_key, see}: sign in through <base>signin before the pages
+//                   (then wait for each text of `see`), and sign out after them
+//   pages           [{name, route, steps, local_storage}]: `route` is appended to base_url (a
+//                   hash route such as "#/experiments"); `local_storage` ({key: value}) is set
+//                   before the page loads; `steps` run in order, each an object with one verb:
 //     {see: [text...]}            each text becomes visible (a substring of an element's text)
 //     {not_see: [text...]}        none of these is visible (checked once, after the page settled)
-//     {click: {role, name}}       or {click: {text}}: clicks the first visible match
+//     {click: {role, name}}       or {click: {text}}: clicks the first match; `exact: true`
+//                                  matches the whole text, `within` (CSS) looks only inside
+//                                  the last element it matches (e.g. an open popover)
 //     {fill: {placeholder, value, press}}  types into the input whose placeholder contains
 //                                  `placeholder`, then presses `press` (e.g. "Enter")
 //     {press: key}                a key press on the page (e.g. "Escape")
@@ -22,7 +25,8 @@
 //     {image: {width, height}}    an <img> of exactly that natural size has loaded and decoded
 //     {screenshot: path}          a screenshot to an extra path (the README's)
 //
-// RESULTS (stdout, JSON): {pages: [...], signin: {...} | null, browser, ms}, where each page is
+// RESULTS (stdout, JSON): {pages: [...], signin, signout (null without `signin`), browser, ms},
+//   where each page is
 //   {name, url, ms, failure (null, or the first step that failed and why), bad_responses
 //    (every 4xx/5xx the page received: method, url, status, body), graphql_errors (GraphQL
 //    answers with `errors` or an `apiError`), page_errors (uncaught exceptions), api_calls
@@ -171,9 +175,10 @@ async function runStep(page, step) {
       }
       return;
     case 'click': {
+      const scope = arg.within ? page.locator(arg.within).last() : page;
       const target = arg.role
-        ? page.getByRole(arg.role, { name: arg.name, exact: arg.exact ?? false })
-        : page.getByText(arg.text, { exact: arg.exact ?? false });
+        ? scope.getByRole(arg.role, { name: arg.name, exact: arg.exact ?? false })
+        : scope.getByText(arg.text, { exact: arg.exact ?? false });
       await target.first().click({ timeout });
       return;
     }
@@ -213,6 +218,12 @@ async function visit(context, spec) {
   const page = await context.newPage();
   const traffic = new Traffic(page);
   const result = { name: spec.name, url: base + spec.route, failure: null };
+  if (spec.local_storage) {
+    // What an earlier visit left in the UI's storage (it outlives the page, as in a browser).
+    await page.addInitScript((entries) => {
+      for (const [key, value] of Object.entries(entries)) localStorage.setItem(key, value);
+    }, spec.local_storage);
+  }
   try {
     await page.goto(base + spec.route, { timeout });
     for (const [index, step] of spec.steps.entries()) {
@@ -271,7 +282,9 @@ async function signIn(context) {
     out.post_location = (await post.allHeaders()).location ?? null;
     await page.waitForURL((url) => !url.pathname.endsWith('/signin'), { timeout });
     out.landed_url = page.url();
-    await page.getByText('Experiments', { exact: false }).first().waitFor({ timeout });
+    for (const text of plan.signin.see ?? []) {
+      await page.getByText(text, { exact: false }).first().waitFor({ timeout });
+    }
   } catch (error) {
     out.failure = error.message.split('\n')[0];
   }
