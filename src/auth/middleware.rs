@@ -58,15 +58,18 @@ pub async fn require_access(State(state): State<AppState>, req: Request, next: N
     let outcome = response.status();
     let refused = matches!(outcome.as_u16(), 401 | 403 | 429);
     if refused || is_write(&method, permission) {
-        access.audit.record(AuditEvent {
-            time: now_millis(),
-            principal,
-            workspace,
-            action: format!("{method} {route}"),
-            target,
-            request_id: request_id.clone(),
-            outcome: outcome.as_u16(),
-        });
+        access
+            .audit
+            .record(AuditEvent {
+                time: now_millis(),
+                principal,
+                workspace,
+                action: format!("{method} {route}"),
+                target,
+                request_id: request_id.clone(),
+                outcome: outcome.as_u16(),
+            })
+            .await;
     }
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-request-id", value);

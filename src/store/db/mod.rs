@@ -233,6 +233,20 @@ pub fn query(sql: &str) -> Query<'_> {
     }
 }
 
+/// Statements with more parameters than this are prepared afresh rather than
+/// kept in a connection's statement cache. Multi-row inserts have a text per
+/// row count (up to hundreds of rows): cached, each count would hold its own
+/// large prepared statement, over 100 MB per connection under a varied load,
+/// while preparing one costs little next to inserting its rows.
+const MAX_CACHED_PARAMS: usize = 64;
+
+impl Query<'_> {
+    /// Whether the prepared statement is worth keeping for the next run.
+    fn cacheable(&self) -> bool {
+        self.params.len() <= MAX_CACHED_PARAMS
+    }
+}
+
 /// What a statement returned.
 struct Output {
     rows: Vec<Row>,

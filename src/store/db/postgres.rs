@@ -14,7 +14,7 @@ impl Query<'_> {
         executor: impl sqlx::Executor<'e, Database = Postgres>,
         want_rows: bool,
     ) -> DbResult<Output> {
-        let mut query = sqlx::query(self.sql);
+        let mut query = sqlx::query(self.sql).persistent(self.cacheable());
         for param in self.params {
             query = match param {
                 Value::Int(v) => query.bind(v),

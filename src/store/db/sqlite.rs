@@ -91,7 +91,14 @@ impl Query<'_> {
         sql: &str,
         want_rows: bool,
     ) -> DbResult<Output> {
-        let mut statement = conn.prepare_cached(sql)?;
+        let (mut cached, mut fresh);
+        let statement: &mut rusqlite::Statement = if self.cacheable() {
+            cached = conn.prepare_cached(sql)?;
+            &mut cached
+        } else {
+            fresh = conn.prepare(sql)?;
+            &mut fresh
+        };
         let count = statement.parameter_count();
         if count > self.params.len() {
             return Err(DbError::Other(anyhow::anyhow!(
