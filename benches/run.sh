@@ -5,6 +5,7 @@
 #   benches/run.sh --quick
 #   benches/run.sh --servers ferroflow,mlflow --backends sqlite --workloads runs_create,log_batch
 #   benches/run.sh --quick --servers ferroflow --baseline-bin /tmp/ferroflow-before   # A/B
+#   benches/run.sh ui-page            # the web UI's experiment page on 10,000 runs
 #
 # Set BENCH_NO_BUILD=1 to skip `cargo build --release` (it is a no-op when up to date anyway).
 set -euo pipefail
@@ -34,4 +35,10 @@ if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
   cargo build --release --quiet
 fi
 
-exec $venv/bin/python benches/bench.py "$@"
+# `benches/run.sh ui-page [...]`: the web UI's experiment page (benches/ui_page.py).
+script=benches/bench.py
+if [ "${1:-}" = ui-page ]; then
+  shift
+  script=benches/ui_page.py
+fi
+exec $venv/bin/python $script "$@"
