@@ -65,7 +65,7 @@ pub fn router(state: AppState, static_prefix: Option<&str>) -> Router {
                 crate::api::ui::strip_static_prefix,
             ));
     }
-    router
+    router.layer(middleware::from_fn(crate::api::wire::refuse_nul_in_url))
 }
 
 /// Opens the store named by the config and serves until SIGINT/SIGTERM.

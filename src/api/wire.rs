@@ -11,6 +11,8 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, Method};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use serde::de::{DeserializeOwned, Deserializer, Error as _};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -58,7 +60,7 @@ impl<S: Send + Sync, T: DeserializeOwned + QueryFields> FromRequest<S> for Query
     async fn from_request(req: Request, state: &S) -> Result<Self> {
         match req.uri().query().filter(|q| !q.is_empty()) {
             Some(query) => {
-                let value = query_to_json(query, T::REPEATED);
+                let value = query_to_json(query, T::REPEATED)?;
                 Ok(Query(from_value(value)?))
             }
             None => {
@@ -78,7 +80,7 @@ impl<S: Send + Sync, T: DeserializeOwned + QueryFields> FromRequestParts<S> for 
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self> {
         let query = parts.uri.query().unwrap_or_default();
-        Ok(QueryOnly(from_value(query_to_json(query, T::REPEATED))?))
+        Ok(QueryOnly(from_value(query_to_json(query, T::REPEATED)?)?))
     }
 }
 
@@ -142,9 +144,49 @@ pub fn parse_message<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
                 Err(err) => return Err(malformed(err)),
             };
             json.end().map_err(malformed)?;
+            if holds_nul_escape(body) {
+                return Err(nul_refused("the request body"));
+            }
             Ok(message)
         }
     }
+}
+
+/// Whether valid JSON text holds a NUL (`\u0000`) in a string. Every
+/// backslash in valid JSON starts an escape, so stepping over each escape's
+/// first character tells `\u0000` from an escaped backslash before `u0000`.
+fn holds_nul_escape(json: &[u8]) -> bool {
+    let mut from = 0;
+    while let Some(at) = json[from..].iter().position(|&b| b == b'\\') {
+        let escape = from + at + 1;
+        if json[escape..].starts_with(b"u0000") {
+            return true;
+        }
+        from = (escape + 1).min(json.len());
+    }
+    false
+}
+
+/// NUL characters are refused in every string a client sends: PostgreSQL
+/// cannot store one (it would be a 500), and on SQLite they would cut names
+/// short in C code and in other clients.
+pub fn nul_refused(place: &str) -> MlflowError {
+    MlflowError::invalid_parameter(format!(
+        "Invalid value: {place} holds a NUL (\\u0000) character, which no field may contain"
+    ))
+}
+
+/// Refuses a request whose path or query holds an encoded NUL (`%00`),
+/// before any handler decodes it (see [`nul_refused`]).
+pub async fn refuse_nul_in_url(req: Request, next: Next) -> Response {
+    let encoded_nul = req
+        .uri()
+        .path_and_query()
+        .is_some_and(|p| p.as_str().as_bytes().windows(3).any(|w| w == b"%00"));
+    if encoded_nul {
+        return nul_refused("the request URL").into_response();
+    }
+    next.run(req).await
 }
 
 /// A duplicate or missing field, rather than a value of the wrong type.
@@ -203,7 +245,17 @@ fn wrong_type<T: DeserializeOwned>(message: Value) -> Option<MlflowError> {
 }
 
 /// Query pairs as a JSON object of strings; `repeated` fields become lists.
-fn query_to_json(query: &str, repeated: &[&str]) -> Value {
+/// Escapes that decode to invalid UTF-8 are refused (`form_urlencoded`
+/// would turn them into U+FFFD and look that up).
+fn query_to_json(query: &str, repeated: &[&str]) -> Result<Value> {
+    if percent_encoding::percent_decode_str(query)
+        .decode_utf8()
+        .is_err()
+    {
+        return Err(MlflowError::invalid_parameter(
+            "Invalid value: the query string is not valid UTF-8 once percent-decoded",
+        ));
+    }
     let mut map = Map::new();
     for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
         let key = to_snake_case(&key);
@@ -216,16 +268,26 @@ fn query_to_json(query: &str, repeated: &[&str]) -> Value {
             map.insert(key, Value::String(value.into_owned()));
         }
     }
-    Value::Object(map)
+    Ok(Value::Object(map))
 }
 
 /// An int64 field: a JSON number or a numeric string; null means absent.
+/// The floats that are whole i64 values: [-2^63, 2^63).
+const I64_LOW: f64 = -9_223_372_036_854_775_808.0;
+const I64_HIGH: f64 = 9_223_372_036_854_775_808.0;
+
 pub fn opt_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
     match Option::<Value>::deserialize(d)? {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => n
             .as_i64()
-            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64))
+            // A whole float within the column's range (`as` would saturate
+            // 2^63 and 1e30 into i64::MAX: stored wrongly, not refused).
+            .or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && (I64_LOW..I64_HIGH).contains(f))
+                    .map(|f| f as i64)
+            })
             .map(Some)
             .ok_or_else(|| D::Error::custom(format!("expected an integer, got {n}"))),
         Some(Value::String(s)) => s
@@ -348,6 +410,27 @@ mod tests {
     }
 
     #[test]
+    fn a_nul_in_any_string_of_the_body_is_refused() {
+        for body in [
+            r#"{"run_id": "a\u0000b"}"#,
+            r#"{"ids": ["x", "\u0000"]}"#,
+            r#"{"run_id": "\\\u0000"}"#,
+            r#""{\"run_id\": \"\\u0000\"}""#,
+        ] {
+            let err = parse_message::<Sample>(body.as_bytes()).unwrap_err();
+            assert!(err.message.contains("NUL"), "{body}: {}", err.message);
+        }
+    }
+
+    #[test]
+    fn an_escaped_backslash_before_u0000_is_no_nul() {
+        let sample: Sample = parse_message(br#"{"run_id": "C:\\u0000"}"#).unwrap();
+        assert_eq!(sample.run_id.as_deref(), Some("C:\\u0000"));
+        assert!(!holds_nul_escape(br#"{"a": "\\"}"#));
+        assert!(holds_nul_escape(br#"{"a": "\u0000"}"#));
+    }
+
+    #[test]
     fn camel_case_numeric_strings_and_nan_are_accepted() {
         let s: Sample =
             parse_message(br#"{"runId":"r","timestamp":"5","value":"NaN","flag":true}"#).unwrap();
@@ -387,12 +470,13 @@ mod tests {
 
     #[test]
     fn query_strings_keep_first_scalar_and_collect_lists() {
-        let value = query_to_json("runId=a&runId=b&ids=1&ids=2&flag=True", Sample::REPEATED);
+        let value =
+            query_to_json("runId=a&runId=b&ids=1&ids=2&flag=True", Sample::REPEATED).unwrap();
         let s: Sample = from_value(value).unwrap();
         assert_eq!(s.run_id.as_deref(), Some("a"));
         assert_eq!(s.ids, vec!["1", "2"]);
         assert_eq!(s.flag, Some(true));
-        let bad = query_to_json("flag=yes", &[]);
+        let bad = query_to_json("flag=yes", &[]).unwrap();
         assert!(from_value::<Sample>(bad).is_err());
     }
 }

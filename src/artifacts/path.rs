@@ -175,6 +175,21 @@ fn fully_decode(raw: &str) -> Option<Cow<'_, str>> {
     None
 }
 
+/// Characters that Unicode normalization (NFKC) turns into `.`, `..`, `/`
+/// or `\`, or that render as a slash: a store or a tool downstream that
+/// normalizes names would read `\u{FF0E}\u{FF0E}/x` as `../x`.
+const LOOKALIKES: [char; 9] = [
+    '\u{2024}', // one dot leader
+    '\u{2025}', // two dot leader
+    '\u{FE52}', // small full stop
+    '\u{FF0E}', // fullwidth full stop
+    '\u{FF0F}', // fullwidth solidus
+    '\u{2215}', // division slash
+    '\u{2044}', // fraction slash
+    '\u{FF3C}', // fullwidth reverse solidus
+    '\u{FE68}', // small reverse solidus
+];
+
 fn check(path: &str) -> std::result::Result<(), &'static str> {
     if path.is_empty() {
         return Ok(());
@@ -184,6 +199,9 @@ fn check(path: &str) -> std::result::Result<(), &'static str> {
     }
     if path.contains('\\') {
         return Err("backslashes are not allowed");
+    }
+    if path.chars().any(|c| LOOKALIKES.contains(&c)) {
+        return Err("characters that read as '.', '/' or '\\' are not allowed");
     }
     if path.starts_with('/') {
         return Err("absolute paths are not allowed");
@@ -267,6 +285,13 @@ mod tests {
             "a/./b",
             "a/%2e/b",
             "%ff",
+            "\u{FF0E}\u{FF0E}/etc/passwd",
+            "%EF%BC%8E%EF%BC%8E/x",
+            "\u{2024}\u{2024}/x",
+            "\u{2025}/x",
+            "..\u{FF0F}x",
+            "a\u{2215}b",
+            "a\u{FF3C}..",
         ];
         for raw in hostile {
             let err = ArtifactPath::parse(raw).expect_err(raw);

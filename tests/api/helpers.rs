@@ -74,6 +74,22 @@ pub async fn spawn_with(configure: impl FnOnce(&mut AppState), workspaces: bool)
     spawn_on(database, store, workspaces, None, configure, None).await
 }
 
+/// A plain server on each database this machine has: SQLite always,
+/// PostgreSQL when `FERROFLOW_TEST_PG_URL` names one.
+pub async fn spawn_on_each_backend() -> Vec<(Backend, TestApp)> {
+    let mut apps = Vec::new();
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        if let Some(database) = TestDatabase::create(backend).await {
+            let store = database.store().await;
+            apps.push((
+                backend,
+                spawn_on(database, store, false, None, |_| {}, None).await,
+            ));
+        }
+    }
+    apps
+}
+
 /// Like [`spawn_with`], everything served under `--static-prefix prefix`.
 pub async fn spawn_under_prefix(configure: impl FnOnce(&mut AppState), prefix: &str) -> TestApp {
     let database = TestDatabase::create(Backend::Sqlite).await.unwrap();

@@ -6,6 +6,7 @@
 mod access;
 mod graphql;
 mod helpers;
+mod hostile;
 mod ui;
 mod wire;
 mod workspaces;

@@ -152,6 +152,12 @@ fn quoted_list<T: AsRef<str>>(items: impl IntoIterator<Item = T>) -> String {
         .join(", ")
 }
 
+/// The most comparisons one filter may hold. Each becomes a join or a
+/// subquery: thousands would exceed SQLite's expression depth (a 500) and
+/// keep PostgreSQL's planner busy for minutes, while people and the UI write
+/// a handful.
+const MAX_COMPARISONS: usize = 100;
+
 /// Parses a filter string into its AND-joined comparisons.
 ///
 /// An empty or whitespace-only filter has no comparisons. Like MLflow (which
@@ -181,6 +187,12 @@ pub fn parse_filter(grammar: &Grammar, filter: &str) -> Result<Vec<Comparison>> 
         }
         if parser.peek().is_none() {
             break;
+        }
+        if raw.len() == MAX_COMPARISONS {
+            return Err(invalid(format!(
+                "Invalid filter string: more than {MAX_COMPARISONS} comparisons. Narrow the \
+                 search with fewer, or with IN lists."
+            )));
         }
         raw.push(parser.comparison()?);
     }
