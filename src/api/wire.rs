@@ -271,11 +271,11 @@ fn query_to_json(query: &str, repeated: &[&str]) -> Result<Value> {
     Ok(Value::Object(map))
 }
 
-/// An int64 field: a JSON number or a numeric string; null means absent.
 /// The floats that are whole i64 values: [-2^63, 2^63).
 const I64_LOW: f64 = -9_223_372_036_854_775_808.0;
 const I64_HIGH: f64 = 9_223_372_036_854_775_808.0;
 
+/// An int64 field: a JSON number or a numeric string; null means absent.
 pub fn opt_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
     match Option::<Value>::deserialize(d)? {
         None | Some(Value::Null) => Ok(None),
