@@ -4,10 +4,12 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
+use axum::http::header;
 use axum::middleware;
 use axum::serve::ListenerExt;
 use axum::Router;
 use tokio::net::TcpListener;
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 use url::Url;
 
@@ -65,7 +67,20 @@ pub fn router(state: AppState, static_prefix: Option<&str>) -> Router {
                 crate::api::ui::strip_static_prefix,
             ));
     }
-    router.layer(middleware::from_fn(crate::api::wire::refuse_nul_in_url))
+    router
+        .layer(middleware::from_fn(crate::api::wire::refuse_nul_in_url))
+        .layer(security_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .layer(security_header(header::X_FRAME_OPTIONS, "SAMEORIGIN"))
+}
+
+/// A header every response carries, as behind `mlflow server`'s security
+/// middleware: no content sniffing (an uploaded artifact served as text stays
+/// text), and no framing by other sites (clickjacking).
+fn security_header(
+    name: header::HeaderName,
+    value: &'static str,
+) -> SetResponseHeaderLayer<header::HeaderValue> {
+    SetResponseHeaderLayer::if_not_present(name, header::HeaderValue::from_static(value))
 }
 
 /// Opens the store named by the config and serves until SIGINT/SIGTERM.

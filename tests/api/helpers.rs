@@ -26,6 +26,7 @@ pub struct TestApp {
 /// What a call answered: the status and the body as JSON (`Null` if none).
 pub struct Answer {
     pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
     pub body: Value,
 }
 
@@ -200,7 +201,12 @@ impl TestApp {
 async fn answer(request: reqwest::RequestBuilder) -> Answer {
     let response = request.send().await.expect("server answers");
     let status = response.status().as_u16();
+    let headers = response.headers().clone();
     let text = response.text().await.unwrap();
     let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-    Answer { status, body }
+    Answer {
+        status,
+        headers,
+        body,
+    }
 }

@@ -205,3 +205,17 @@ async fn a_relative_local_artifact_location_is_made_absolute() {
         format!("{cwd}/rel/dir")
     );
 }
+
+#[tokio::test]
+async fn every_response_says_no_sniffing_and_no_framing_by_other_sites() {
+    let app = spawn_app().await;
+    let found = app.get("experiments/search", &[("max_results", "5")]).await;
+    let missing = app
+        .send(app.http.get(format!("{}/no/such/route", app.base)))
+        .await;
+    let refused = app.post("experiments/create", json!({})).await;
+    for answer in [found, missing, refused] {
+        assert_eq!(answer.headers["x-content-type-options"], "nosniff");
+        assert_eq!(answer.headers["x-frame-options"], "SAMEORIGIN");
+    }
+}
