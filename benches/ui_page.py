@@ -146,20 +146,18 @@ def measure(servers: list[Server], loads: int, warmup: int) -> dict:
 
 def render(backend: str, runs: int, result: dict) -> str:
     names = list(result)
-    head = ["", *names] + (["mlflow/ferroflow"] if len(names) == 2 else [])
-    rows = [["page load p50", *(f"{result[n]['p50_ms']:.1f} ms" for n in names)],
-            ["page load p95", *(f"{result[n]['p95_ms']:.1f} ms" for n in names)]]
-    for req in result[names[0]]["requests_p50_ms"]:
-        rows.append([f"  {req} p50", *(f"{result[n]['requests_p50_ms'][req]:.1f} ms"
-                                       for n in names)])
-    if len(names) == 2:
-        for row, key in zip(rows[:2], ("p50_ms", "p95_ms")):
-            row.append(f"{result['mlflow'][key] / result['ferroflow'][key]:.1f}×")
-        for row, req in zip(rows[2:], result[names[0]]["requests_p50_ms"]):
-            row.append(f"{result['mlflow']['requests_p50_ms'][req] / result['ferroflow']['requests_p50_ms'][req]:.1f}×")
+    with_ratio = names == ["ferroflow", "mlflow"]
+    cells = [("page load p50", lambda r: r["p50_ms"]), ("page load p95", lambda r: r["p95_ms"])]
+    cells += [(f"  {req} p50", lambda r, req=req: r["requests_p50_ms"][req])
+              for req in result[names[0]]["requests_p50_ms"]]
+    head = ["", *names] + (["mlflow/ferroflow"] if with_ratio else [])
     lines = [f"### {backend}: the experiment page on {runs:,} runs",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    for label, value in cells:
+        row = [label, *(f"{value(result[n]):.1f} ms" for n in names)]
+        if with_ratio:
+            row.append(f"{value(result['mlflow']) / value(result['ferroflow']):.1f}×")
+        lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
 
