@@ -28,9 +28,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import RESULTS, VENV_BIN, log  # noqa: E402  (the tracking benchmark's modules)
+from harness import VENV_BIN, log  # noqa: E402  (the tracking benchmark's modules)
 from procstat import memory_kb  # noqa: E402
-from report import machine_description  # noqa: E402
+from report import save_results  # noqa: E402
 from servers import Server  # noqa: E402
 
 PROXY = "/api/2.0/mlflow-artifacts/artifacts"
@@ -196,11 +196,7 @@ def main() -> int:
                 results[name] = measure(server, big, small)
             finally:
                 server.stop()
-        out = dict(machine=machine_description(), size_mb=args.size_mb, files=args.files,
-                   results=results, at=time.strftime("%Y-%m-%dT%H:%M:%S"))
-        RESULTS.mkdir(exist_ok=True)
-        path = RESULTS / f"artifacts-{time.strftime('%Y%m%d-%H%M%S')}.json"
-        path.write_text(json.dumps(out, indent=2))
+        path = save_results("artifacts", results, size_mb=args.size_mb, files=args.files)
         print(json.dumps(results, indent=2))
         if {"ferroflow", "mlflow"} <= results.keys():
             print()

@@ -5,6 +5,7 @@ and the machine and versions a run records. Reads results dicts only; measures n
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import os
 import platform
@@ -12,9 +13,10 @@ import re
 import shutil
 import statistics
 import subprocess
+import time
 from pathlib import Path
 
-from harness import BASELINE, ROOT
+from harness import BASELINE, RESULTS, ROOT
 from pgdb import pg_connect
 
 
@@ -294,3 +296,14 @@ def versions(use_pg: bool, binaries: dict[str, Path]) -> str:
         parts.append(f"wrk {m.group(1) if m else '?'}")
     parts.append(f"Python {platform.python_version()}")
     return ", ".join(parts)
+
+
+def save_results(kind: str, results: dict, **meta) -> Path:
+    """Writes a side benchmark's results (with the machine and the time) to
+    benches/results/<kind>-<timestamp>.json and returns the path."""
+    out = dict(machine=machine_description(), **meta, results=results,
+               at=time.strftime("%Y-%m-%dT%H:%M:%S"))
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps(out, indent=2))
+    return path

@@ -34,10 +34,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import API, RESULTS, log  # noqa: E402  (the tracking benchmark's modules)
+from harness import API, log  # noqa: E402  (the tracking benchmark's modules)
 from httpapi import call, new_session  # noqa: E402
 from pgdb import PgDatabases, pg_available  # noqa: E402
-from report import machine_description, percentile  # noqa: E402
+from report import percentile, save_results  # noqa: E402
 from seed import seed  # noqa: E402
 from servers import Server, start_servers  # noqa: E402
 
@@ -215,11 +215,7 @@ def main() -> int:
     finally:
         if pg:
             pg.drop_all()
-    out = dict(machine=machine_description(), runs=args.runs, loads=args.loads,
-               results=results, at=time.strftime("%Y-%m-%dT%H:%M:%S"))
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"ui-page-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    path.write_text(json.dumps(out, indent=2))
+    path = save_results("ui-page", results, runs=args.runs, loads=args.loads)
     print()
     for backend, result in results.items():
         print(render(backend, args.runs, result))
