@@ -101,21 +101,21 @@ impl Access {
 }
 
 /// The database's signing keys, making the first one if there is none.
-/// Replicas starting together may each add one; all of them verify, and all
-/// sign with the same newest one after reading them back.
+/// Replicas starting together on a fresh database add one between them
+/// (the store serializes the check), so all sign with the same key.
 async fn database_keys(store: &dyn AccessStore) -> anyhow::Result<Vec<SigningKey>> {
     let stored = store.signing_keys().await?;
     if !stored.is_empty() {
         return parse_keys(stored);
     }
     let (key, pem) = SigningKey::generate()?;
-    tracing::info!(kid = %key.kid, "created a token signing key in the database");
-    store
-        .add_signing_key(&StoredSigningKey {
-            kid: key.kid.clone(),
-            private_key_pem: pem,
-        })
-        .await?;
+    let first = StoredSigningKey {
+        kid: key.kid.clone(),
+        private_key_pem: pem,
+    };
+    if store.add_first_signing_key(&first).await? {
+        tracing::info!(kid = %key.kid, "created a token signing key in the database");
+    }
     parse_keys(store.signing_keys().await?)
 }
 

@@ -85,8 +85,10 @@ pub trait AccessStore: Send + Sync {
     async fn revoked_key_ids(&self) -> Result<Vec<String>>;
     /// Signing keys still verifying, newest first.
     async fn signing_keys(&self) -> Result<Vec<StoredSigningKey>>;
-    /// Stores a signing key; a `kid` already present is kept as it is.
-    async fn add_signing_key(&self, key: &StoredSigningKey) -> Result<()>;
+    /// Stores `key` unless a signing key is already in use; one check and
+    /// insert among all replicas, so replicas starting together on a fresh
+    /// database end up with one key. Returns whether `key` was stored.
+    async fn add_first_signing_key(&self, key: &StoredSigningKey) -> Result<bool>;
     /// Appends audited requests (one statement per batch).
     async fn append_audit(&self, events: &[AuditEvent]) -> Result<()>;
     /// A workspace's audit events, newest first, before event id `before`;

@@ -170,20 +170,40 @@ impl AccessStore for SqlStore {
         .collect()
     }
 
-    async fn add_signing_key(&self, key: &StoredSigningKey) -> Result<()> {
+    async fn add_first_signing_key(&self, key: &StoredSigningKey) -> Result<bool> {
+        // SQLite's transactions take the write lock at BEGIN; on PostgreSQL a
+        // lock mode that conflicts with itself makes the check and insert of
+        // two replicas run one after the other.
+        let mut tx = self.db.begin().await?;
+        if self.dialect == super::Dialect::Postgres {
+            db::query("LOCK TABLE ferroflow_signing_keys IN SHARE ROW EXCLUSIVE MODE")
+                .execute(&mut tx)
+                .await?;
+        }
+        let in_use =
+            db::query("SELECT kid FROM ferroflow_signing_keys WHERE retired_at IS NULL LIMIT 1")
+                .fetch_optional(&mut tx)
+                .await?;
+        if in_use.is_some() {
+            return Ok(false);
+        }
         db::query(
             "INSERT INTO ferroflow_signing_keys (kid, private_key_pem, created_at) \
-             VALUES ($1, $2, $3) ON CONFLICT (kid) DO NOTHING",
+             VALUES ($1, $2, $3)",
         )
         .bind(&key.kid)
         .bind(&key.private_key_pem)
         .bind(now_millis())
-        .execute(&self.db)
+        .execute(&mut tx)
         .await?;
-        Ok(())
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn append_audit(&self, events: &[AuditEvent]) -> Result<()> {
+        if let db::Db::Postgres(pool) = &self.db {
+            return append_audit_postgres(pool, events).await;
+        }
         for chunk in events.chunks(AUDIT_CHUNK) {
             let sql = format!(
                 "INSERT INTO ferroflow_audit_log \
@@ -239,5 +259,32 @@ impl AccessStore for SqlStore {
     }
 }
 
-/// Audit rows per INSERT (7 parameters each).
+/// Audit rows per INSERT (7 parameters each) on SQLite.
 const AUDIT_CHUNK: usize = 500;
+
+/// On PostgreSQL a batch of any size is one statement of seven array
+/// parameters: one text, parsed and planned once per connection, where a
+/// multi-row VALUES list would be a new statement for every batch size (the
+/// audit writer runs beside every write, so its cost shows in theirs).
+async fn append_audit_postgres(pool: &sqlx::PgPool, events: &[AuditEvent]) -> Result<()> {
+    fn column<T>(events: &[AuditEvent], field: impl Fn(&AuditEvent) -> T) -> Vec<T> {
+        events.iter().map(field).collect()
+    }
+    sqlx::query(
+        "INSERT INTO ferroflow_audit_log \
+         (time, principal, workspace, action, target, request_id, outcome) \
+         SELECT * FROM UNNEST($1::bigint[], $2::varchar[], $3::varchar[], $4::varchar[], \
+         $5::text[], $6::varchar[], $7::int[])",
+    )
+    .bind(column(events, |e| e.time))
+    .bind(column(events, |e| e.principal.clone()))
+    .bind(column(events, |e| e.workspace.clone()))
+    .bind(column(events, |e| e.action.clone()))
+    .bind(column(events, |e| e.target.clone()))
+    .bind(column(events, |e| e.request_id.clone()))
+    .bind(column(events, |e| i32::from(e.outcome)))
+    .execute(pool)
+    .await
+    .map_err(db::DbError::from)?;
+    Ok(())
+}
