@@ -1,7 +1,8 @@
 //! Application state, the router, and serving with graceful shutdown.
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::header;
@@ -13,7 +14,8 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 use url::Url;
 
-use crate::artifacts::ArtifactStore;
+use crate::api::security::{self, WebPolicy};
+use crate::artifacts::{ArtifactStore, LocationPolicy};
 use crate::auth::{self, Access, Workspaces};
 use crate::config::{AuthMode, Config};
 use crate::reach;
@@ -42,12 +44,17 @@ pub struct AppState {
     pub public_url: Option<Url>,
     /// MLflow's web UI bundle; `None` serves a page saying how to get one.
     pub ui: Option<Arc<Bundle>>,
+    /// Where clients may point a new experiment's artifacts.
+    pub artifact_locations: Arc<LocationPolicy>,
+    /// The `Host` headers and browser origins served.
+    pub web: Arc<WebPolicy>,
 }
 
 /// The routes, under `/w/<name>` too when workspaces are on, and all of it
 /// under `static_prefix` when one is given.
 pub fn router(state: AppState, static_prefix: Option<&str>) -> Router {
     let workspaces_on = state.workspaces.is_some();
+    let web = state.web.clone();
     let mut router = crate::api::routes(&state)
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BODY))
         .layer(TraceLayer::new_for_http())
@@ -69,6 +76,13 @@ pub fn router(state: AppState, static_prefix: Option<&str>) -> Router {
     }
     router
         .layer(middleware::from_fn(crate::api::wire::refuse_nul_in_url))
+        .layer(middleware::from_fn_with_state(
+            web.clone(),
+            security::check_host_and_origin,
+        ))
+        .layer(web.cors_layer())
+        // Outermost: every response, refusals included, carries an id.
+        .layer(middleware::from_fn(crate::observe::request_id::assign))
         .layer(security_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .layer(security_header(header::X_FRAME_OPTIONS, "SAMEORIGIN"))
 }
@@ -87,6 +101,7 @@ fn security_header(
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     config.check_exposure()?;
     let token_ttl = config.token_ttl()?;
+    let drain_timeout = config.drain_timeout()?;
     let mut store = store::open(&config.backend_store_uri, &config.artifact_root()).await?;
     if config.enable_workspaces {
         store = store.with_workspaces();
@@ -123,7 +138,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         ),
     }
     let static_prefix = config.static_prefix()?.map(str::to_owned);
+    let web = WebPolicy::new(
+        config.allowed_hosts.as_deref(),
+        config.cors_allowed_origins.as_deref(),
+        public_host(public_url.as_ref()).as_deref(),
+    );
     let state = AppState {
+        artifact_locations: Arc::new(config.artifact_locations()),
+        web: Arc::new(web),
         access,
         public_url,
         ui,
@@ -137,19 +159,21 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let listener = TcpListener::bind((config.host.as_str(), config.port)).await?;
     tracing::info!(
         address = %listener.local_addr()?,
-        backend = %redact(&config.backend_store_uri),
+        backend = %crate::config::redact_uri(&config.backend_store_uri),
         "ferroflow listening"
     );
     let app = router(state, static_prefix.as_deref());
-    run(listener, app, shutdown_signal()).await
+    run(listener, app, shutdown_signal(), drain_timeout).await
 }
 
 /// Serves `app` (see [`router`]) on `listener` until `shutdown` resolves;
-/// in-flight requests finish first.
+/// in-flight requests get up to `drain_timeout` to finish. One still running
+/// then is dropped: an upload it carried leaves nothing under its name.
 pub async fn run(
     listener: TcpListener,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
+    drain_timeout: Duration,
 ) -> anyhow::Result<()> {
     // The stock client keeps connections alive; with Nagle on, delayed ACKs
     // add ~40 ms to every small response.
@@ -160,9 +184,24 @@ pub async fn run(
     });
     // The peer address feeds the token endpoint's per-address rate limit.
     let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    let (signalled, draining) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = async move {
+        shutdown.await;
+        let _ = signalled.send(());
+    };
+    let deadline = async move {
+        match draining.await {
+            Ok(()) => tokio::time::sleep(drain_timeout).await,
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        served = axum::serve(listener, app).with_graceful_shutdown(shutdown).into_future() => served?,
+        () = deadline => tracing::warn!(
+            ?drain_timeout,
+            "requests still in flight after the drain timeout: stopping without them"
+        ),
+    }
     Ok(())
 }
 
@@ -188,13 +227,13 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: finishing in-flight requests");
 }
 
-/// A store URI fit for logs: any password is masked.
-fn redact(uri: &str) -> String {
-    match url::Url::parse(uri) {
-        Ok(mut url) if url.password().is_some() => {
-            let _ = url.set_password(Some("***"));
-            url.to_string()
-        }
-        _ => uri.to_string(),
-    }
+/// The `Host` header a client of `public_url` sends: the host, and the port
+/// when it is not the scheme's default.
+fn public_host(public_url: Option<&Url>) -> Option<String> {
+    let url = public_url?;
+    let host = url.host_str()?;
+    Some(match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    })
 }

@@ -53,6 +53,21 @@ pub struct Config {
     /// Serve everything under this path (`/mlflow`), as `mlflow server
     /// --static-prefix` does; `MLFLOW_STATIC_PREFIX` is read too.
     pub static_prefix: Option<String>,
+    /// Where clients may point a new experiment's artifacts: comma-separated
+    /// prefixes, `*` for anywhere (`mlflow server`'s behaviour); unset, the
+    /// server's own roots.
+    pub allowed_artifact_locations: Option<String>,
+    /// `Host` headers served, comma-separated patterns (`*` wildcard); unset,
+    /// localhost and private addresses, plus `public_url`'s host when the
+    /// list is given. `MLFLOW_SERVER_ALLOWED_HOSTS` is read too.
+    pub allowed_hosts: Option<String>,
+    /// Browser origins allowed to call the API (besides localhost ones),
+    /// comma-separated; `*` for any, without credentials.
+    /// `MLFLOW_SERVER_CORS_ALLOWED_ORIGINS` is read too.
+    pub cors_allowed_origins: Option<String>,
+    /// How long SIGTERM waits for in-flight requests before the server
+    /// exits anyway: seconds, or `30s`, `5m`.
+    pub drain_timeout: String,
 }
 
 /// Whether requests need credentials.
@@ -82,6 +97,10 @@ impl Default for Config {
             public_url: None,
             ui_dir: None,
             static_prefix: None,
+            allowed_artifact_locations: None,
+            allowed_hosts: None,
+            cors_allowed_origins: None,
+            drain_timeout: "30s".into(),
         }
     }
 }
@@ -158,6 +177,25 @@ pub struct ServerArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub static_prefix: Option<String>,
+    /// Where clients may point experiments' artifacts: comma-separated
+    /// prefixes, or * [default: the server's own artifact roots]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed_artifact_locations: Option<String>,
+    /// Host headers to serve, comma-separated patterns, or * [default:
+    /// localhost and private addresses]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed_hosts: Option<String>,
+    /// Browser origins allowed to call the API besides localhost,
+    /// comma-separated, or *
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cors_allowed_origins: Option<String>,
+    /// How long SIGTERM waits for in-flight requests: seconds, or 30s, 5m [default: 30s]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drain_timeout: Option<String>,
     /// TOML config file (also FERROFLOW_CONFIG); see config.example.toml
     #[arg(long)]
     #[serde(skip)]
@@ -208,12 +246,47 @@ impl Config {
         // reads, and `FERROFLOW_<KEY>`, which wins. Other `FERROFLOW_*`
         // variables (test harness settings, say) are not config.
         let keys = keys();
+        let secrets = secrets_from_files(&keys, |name| std::env::var(name).ok())?;
         let is_key = move |key: &figment::value::UncasedStr| keys.iter().any(|k| key == k.as_str());
+        // `mlflow server`'s names for its security options.
+        let security_keys = |key: &figment::value::UncasedStr| {
+            key == "allowed_hosts" || key == "cors_allowed_origins"
+        };
         figment = figment
+            .merge(Env::prefixed("MLFLOW_SERVER_").filter(security_keys))
             .merge(Env::prefixed("MLFLOW_").filter(is_key.clone()))
             .merge(Env::prefixed("FERROFLOW_").filter(is_key))
+            .merge(Serialized::defaults(secrets))
             .merge(Serialized::defaults(args.overrides()));
-        Ok(figment.extract()?)
+        Ok(figment.extract::<Self>()?.empty_as_unset())
+    }
+
+    /// An optional setting given as `""` is unset: compose files and Helm
+    /// charts pass optional variables through empty.
+    fn empty_as_unset(mut self) -> Self {
+        fn text(value: &mut Option<String>) {
+            if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
+                *value = None;
+            }
+        }
+        fn path(value: &mut Option<PathBuf>) {
+            if value.as_ref().is_some_and(|v| v.as_os_str().is_empty()) {
+                *value = None;
+            }
+        }
+        for value in [
+            &mut self.default_artifact_root,
+            &mut self.public_url,
+            &mut self.static_prefix,
+            &mut self.allowed_artifact_locations,
+            &mut self.allowed_hosts,
+            &mut self.cors_allowed_origins,
+        ] {
+            text(value);
+        }
+        path(&mut self.signing_key_file);
+        path(&mut self.ui_dir);
+        self
     }
 
     /// The token lifetime, from `token_ttl`.
@@ -222,6 +295,16 @@ impl Config {
             anyhow::anyhow!(
                 "token_ttl '{}': use seconds, or 30s, 5m, 1h",
                 self.token_ttl
+            )
+        })
+    }
+
+    /// How long SIGTERM waits for in-flight requests, from `drain_timeout`.
+    pub fn drain_timeout(&self) -> anyhow::Result<std::time::Duration> {
+        parse_duration(&self.drain_timeout).ok_or_else(|| {
+            anyhow::anyhow!(
+                "drain_timeout '{}': use seconds, or 30s, 5m",
+                self.drain_timeout
             )
         })
     }
@@ -271,6 +354,89 @@ impl Config {
                 .map(|dir| dir.join("mlruns").display().to_string())
                 .unwrap_or_else(|_| "./mlruns".into()),
         }
+    }
+
+    /// Where clients may point experiments' artifacts: the configured
+    /// prefixes, else the roots this server itself hands out and stores to.
+    pub fn artifact_locations(&self) -> crate::artifacts::LocationPolicy {
+        if let Some(list) = &self.allowed_artifact_locations {
+            return crate::artifacts::LocationPolicy::new(
+                list.split(',').map(str::trim).filter(|p| !p.is_empty()),
+            );
+        }
+        let mut roots = vec![self.artifact_root()];
+        if self.serve_artifacts {
+            roots.push(self.artifacts_destination.clone());
+        }
+        crate::artifacts::LocationPolicy::new(roots)
+    }
+}
+
+/// Values read from files named by `FERROFLOW_<KEY>_FILE` or
+/// `MLFLOW_<KEY>_FILE` (Docker and Kubernetes secrets are files): a
+/// password-bearing `backend_store_uri` need not sit in the environment.
+/// Naming both the variable and its `_FILE` is an error, not a guess.
+fn secrets_from_files(
+    keys: &[String],
+    var: impl Fn(&str) -> Option<String>,
+) -> anyhow::Result<serde_json::Value> {
+    let mut values = serde_json::Map::new();
+    for key in keys {
+        for prefix in ["FERROFLOW_", "MLFLOW_"] {
+            let name = format!("{prefix}{}", key.to_uppercase());
+            let Some(path) = var(&format!("{name}_FILE")) else {
+                continue;
+            };
+            anyhow::ensure!(
+                var(&name).is_none(),
+                "both {name} and {name}_FILE are set: keep one"
+            );
+            let text = std::fs::read_to_string(&path)
+                .map_err(|err| anyhow::anyhow!("{name}_FILE: reading {path}: {err}"))?;
+            values
+                .entry(key.clone())
+                .or_insert_with(|| text.trim_end_matches(['\n', '\r']).into());
+        }
+    }
+    Ok(values.into())
+}
+
+/// A URI fit for logs and `config print`: a password, in the user-info or
+/// as a `password=` query parameter, is masked.
+pub fn redact_uri(uri: &str) -> String {
+    let Ok(mut url) = url::Url::parse(uri) else {
+        return uri.to_string();
+    };
+    if url.password().is_some() {
+        let _ = url.set_password(Some("***"));
+    }
+    if url.query_pairs().any(|(name, _)| name == "password") {
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(name, value)| {
+                let value = if name == "password" {
+                    "***".into()
+                } else {
+                    value.into_owned()
+                };
+                (name.into_owned(), value)
+            })
+            .collect();
+        url.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    url.to_string()
+}
+
+impl Config {
+    /// The effective configuration as TOML, URIs' passwords masked
+    /// (`ferroflow config print`).
+    pub fn to_redacted_toml(&self) -> anyhow::Result<String> {
+        let mut shown = self.clone();
+        shown.backend_store_uri = redact_uri(&shown.backend_store_uri);
+        shown.artifacts_destination = redact_uri(&shown.artifacts_destination);
+        shown.default_artifact_root = shown.default_artifact_root.as_deref().map(redact_uri);
+        shown.public_url = shown.public_url.as_deref().map(redact_uri);
+        Ok(toml::to_string(&shown)?)
     }
 }
 
@@ -343,6 +509,43 @@ mod tests {
     }
 
     #[test]
+    fn secrets_come_from_files_and_print_masked() {
+        Jail::expect_with(|jail| {
+            jail.create_file("db-uri", "postgresql://ff:s3cret@db:5432/mlflow\n")?;
+            jail.set_env("FERROFLOW_BACKEND_STORE_URI_FILE", "db-uri");
+            jail.set_env("MLFLOW_SERVER_ALLOWED_HOSTS", "mlflow.example.com");
+            jail.set_env("FERROFLOW_PUBLIC_URL", "");
+            let config = Config::load(&ServerArgs::default()).expect("loads");
+            assert_eq!(
+                config.backend_store_uri,
+                "postgresql://ff:s3cret@db:5432/mlflow"
+            );
+            assert_eq!(config.allowed_hosts.as_deref(), Some("mlflow.example.com"));
+            assert_eq!(config.public_url, None, "empty is unset");
+            let printed = config.to_redacted_toml().expect("prints");
+            assert!(
+                printed.contains("postgresql://ff:***@db:5432/mlflow"),
+                "{printed}"
+            );
+            assert!(!printed.contains("s3cret"));
+
+            jail.set_env("FERROFLOW_BACKEND_STORE_URI", "sqlite:///x.db");
+            let both = Config::load(&ServerArgs::default()).unwrap_err();
+            assert!(both.to_string().contains("keep one"), "{both}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_query_string_password_is_masked() {
+        assert_eq!(
+            redact_uri("postgresql://h/db?user=u&password=p%40ss&sslmode=require"),
+            "postgresql://h/db?user=u&password=***&sslmode=require"
+        );
+        assert_eq!(redact_uri("sqlite:///mlflow.db"), "sqlite:///mlflow.db");
+    }
+
+    #[test]
     fn artifacts_only_from_file_env_and_flag() {
         Jail::expect_with(|jail| {
             jail.create_file("ferroflow.toml", "artifacts_only = true")?;
@@ -410,6 +613,27 @@ mod tests {
         };
         assert!(token.check_exposure().is_ok());
         assert!(Config::default().check_exposure().is_ok());
+    }
+
+    #[test]
+    fn the_example_file_documents_every_key_with_its_default() {
+        let example = include_str!("../config.example.toml");
+        for key in keys() {
+            assert!(
+                example.contains(&format!("\n{key} = "))
+                    || example.contains(&format!("\n# {key} = ")),
+                "config.example.toml does not document {key}"
+            );
+        }
+        Jail::expect_with(|jail| {
+            jail.create_file("example.toml", example)?;
+            let args = ServerArgs {
+                config: Some("example.toml".into()),
+                ..ServerArgs::default()
+            };
+            assert_eq!(Config::load(&args).expect("loads"), Config::default());
+            Ok(())
+        });
     }
 
     #[test]

@@ -113,6 +113,10 @@ impl MlflowError {
     }
 }
 
+/// When a client should retry a 503: a database restart or failover takes
+/// seconds.
+const RETRY_AFTER_SECONDS: &str = "2";
+
 #[derive(Serialize)]
 struct ErrorBody<'a> {
     error_code: ErrorCode,
@@ -126,7 +130,16 @@ impl IntoResponse for MlflowError {
             error_code: self.code,
             message: &self.message,
         };
-        (self.code.status(), axum::Json(body)).into_response()
+        let mut response = (self.code.status(), axum::Json(body)).into_response();
+        if self.code == ErrorCode::TemporarilyUnavailable {
+            // The stock client retries a 503 with its own backoff; other
+            // clients and proxies read when to come back from here.
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static(RETRY_AFTER_SECONDS),
+            );
+        }
+        response
     }
 }
 

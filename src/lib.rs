@@ -14,8 +14,12 @@ pub mod cli;
 pub mod config;
 /// MLflow error codes and their HTTP mapping.
 pub mod error;
+/// `ferroflow gc`: permanent removal of soft-deleted entities.
+pub mod gc;
 /// MLflow entities as they appear on the wire.
 pub mod model;
+/// Operating the server: request ids, Prometheus metrics.
+pub mod observe;
 /// Reaching a workspace from outside: tracking URIs, `exec`, init scripts.
 pub mod reach;
 /// MLflow's search language: filter and order_by parsing, rendered to SQL.

@@ -27,6 +27,12 @@ pub async fn create(
 ) -> Result<Json<Value>> {
     let name = required(req.name, "name")?;
     let tags = key_values(req.tags, "tags")?;
+    // With workspaces on, the store refuses any location, in MLflow's words.
+    if let Some(location) = req.artifact_location.as_deref().filter(|l| !l.is_empty()) {
+        if state.workspaces.is_none() {
+            state.artifact_locations.check(location)?;
+        }
+    }
     let id = state
         .store
         .create_experiment(&ws, &name, req.artifact_location.as_deref(), &tags)

@@ -6,6 +6,7 @@
 mod artifacts;
 mod audit;
 mod experiments;
+mod gc;
 mod graphql;
 mod keys;
 mod logged_models;
@@ -14,6 +15,7 @@ mod oauth;
 mod reach;
 mod registry;
 mod runs;
+pub mod security;
 mod server;
 mod session;
 pub mod ui;
@@ -267,10 +269,13 @@ pub fn routes(state: &AppState) -> Router<AppState> {
                 .route_layer(artifacts_only()),
         )
         .route("/health", get(server::health))
+        .route("/ready", get(server::ready))
+        .route("/metrics", get(server::metrics))
         .route("/version", get(server::version))
         .route("/api/3.0/mlflow/server-info", get(server::server_info))
         .route("/ajax-api/3.0/mlflow/server-info", get(server::server_info))
         .route("/oauth/token", post(oauth::token))
+        .route("/api/3.0/ferroflow/gc", post(gc::collect))
         .route("/api/3.0/ferroflow/audit", get(audit::read))
         .route("/ajax-api/3.0/ferroflow/audit", get(audit::read))
         .route(
@@ -320,6 +325,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
             state.clone(),
             crate::auth::middleware::require_access,
         ))
+        .layer(middleware::from_fn(crate::observe::metrics::record))
         .fallback(endpoint_not_found)
         .method_not_allowed_fallback(endpoint_not_found)
 }

@@ -1,13 +1,57 @@
 //! Server-level routes: health, version and the MLflow 3 capability probe.
 
+use std::time::Duration;
+
 use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
 use crate::app::AppState;
+use crate::error::{ErrorCode, MlflowError, Result};
+use crate::observe::metrics::metrics as registry;
 
+/// How long readiness waits for the database or the blob store.
+const READY_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Liveness: the process answers. It reads nothing, so a database outage
+/// does not get the server restarted.
 pub async fn health() -> &'static str {
     "OK"
+}
+
+/// Readiness: the database and the artifact destination both answer, so a
+/// load balancer sends requests only to replicas that can serve them.
+pub async fn ready(State(state): State<AppState>) -> Result<&'static str> {
+    let database = tokio::time::timeout(READY_TIMEOUT, state.store.ping()).await;
+    if !matches!(database, Ok(Ok(()))) {
+        return Err(unavailable("The database is not reachable."));
+    }
+    if let Some(artifacts) = &state.artifacts {
+        let blobs = tokio::time::timeout(READY_TIMEOUT, artifacts.probe()).await;
+        if !matches!(blobs, Ok(Ok(()))) {
+            return Err(unavailable("The artifact store is not reachable."));
+        }
+    }
+    Ok("OK")
+}
+
+fn unavailable(message: &str) -> MlflowError {
+    MlflowError::new(ErrorCode::TemporarilyUnavailable, message)
+}
+
+/// Prometheus' scrape.
+pub async fn metrics(State(state): State<AppState>) -> Result<Response> {
+    let text = registry().render(state.store.as_ref()).await?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
 }
 
 /// The MLflow version whose API ferroflow speaks. The client parses it: 3.4

@@ -20,9 +20,36 @@ use object_store::{ClientConfigKey, ObjectStore};
 /// Environment variables, by name.
 pub type Env = BTreeMap<String, String>;
 
-/// The process environment, for [`open`].
+/// The process environment, for [`open`], with each cloud credential that is
+/// given as a file (`AWS_SECRET_ACCESS_KEY_FILE=/run/secrets/...`, as Docker
+/// and Kubernetes mount secrets) read in under its plain name.
 pub fn process_env() -> Env {
-    std::env::vars().collect()
+    with_file_credentials(std::env::vars().collect())
+}
+
+/// The variables whose `_FILE` form is read: the clouds' own, never an
+/// arbitrary `*_FILE`.
+const CREDENTIAL_PREFIXES: [&str; 3] = ["AWS_", "AZURE_", "GOOGLE_"];
+
+fn with_file_credentials(mut env: Env) -> Env {
+    let files: Vec<(String, String)> = env
+        .iter()
+        .filter_map(|(name, path)| {
+            let plain = name.strip_suffix("_FILE")?;
+            let known = CREDENTIAL_PREFIXES.iter().any(|p| plain.starts_with(p));
+            (known && !env.contains_key(plain)).then(|| (plain.to_owned(), path.clone()))
+        })
+        .collect();
+    for (plain, path) in files {
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                env.insert(plain, text.trim_end_matches(['\n', '\r']).to_owned());
+            }
+            // The builder then reports the credential as missing.
+            Err(err) => tracing::warn!(%err, variable = %plain, "could not read {plain}_FILE"),
+        }
+    }
+    env
 }
 
 /// Which cloud a destination is in; their multipart uploads differ a little.
@@ -210,6 +237,26 @@ fn truthy(value: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cloud_credentials_are_read_from_their_file_variables() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("aws-secret");
+        std::fs::write(&secret, "from-file\n").unwrap();
+        let path = secret.display().to_string();
+        let env = with_file_credentials(Env::from([
+            ("AWS_SECRET_ACCESS_KEY_FILE".into(), path.clone()),
+            ("AZURE_STORAGE_ACCOUNT_KEY".into(), "plain".into()),
+            ("AZURE_STORAGE_ACCOUNT_KEY_FILE".into(), path.clone()),
+            ("SOMETHING_FILE".into(), path),
+        ]));
+        assert_eq!(env["AWS_SECRET_ACCESS_KEY"], "from-file");
+        assert_eq!(
+            env["AZURE_STORAGE_ACCOUNT_KEY"], "plain",
+            "the plain one wins"
+        );
+        assert!(!env.contains_key("SOMETHING"), "only cloud credentials");
+    }
 
     fn env(pairs: &[(&str, &str)]) -> Env {
         pairs

@@ -8,12 +8,15 @@
 //! requests onto these methods.
 
 mod cloud;
+mod locations;
 mod multipart;
 mod path;
 
+pub use locations::LocationPolicy;
 pub use multipart::UploadPart;
 pub use path::{from_proxied_uri, resolve_if_local, ArtifactPath};
 
+use std::io::ErrorKind;
 use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -33,7 +36,8 @@ use object_store::{
 };
 use serde::Serialize;
 
-use crate::error::{MlflowError, Result};
+use crate::error::{ErrorCode, MlflowError, Result};
+use crate::observe::metrics::metrics;
 
 /// Bytes gathered before an upload switches from one `put` to a multipart
 /// upload; also the part size (S3's minimum part is 5 MiB). Small files,
@@ -175,6 +179,7 @@ impl ArtifactStore {
                         .put(&location, head.freeze())
                         .await
                         .map_err(|e| store_error(e, path))?;
+                    metrics().artifact_bytes_in.inc_by(size);
                     return Ok(size);
                 }
             }
@@ -204,6 +209,7 @@ impl ArtifactStore {
         match streamed {
             Ok(()) => {
                 writer.finish().await.map_err(|e| store_error(e, path))?;
+                metrics().artifact_bytes_in.inc_by(size);
                 Ok(size)
             }
             Err(err) => {
@@ -212,6 +218,19 @@ impl ArtifactStore {
                 }
                 Err(err)
             }
+        }
+    }
+
+    /// Whether the destination answers: a lookup of a name nothing has, which
+    /// must come back "not found" (readiness).
+    pub async fn probe(&self) -> Result<()> {
+        match self
+            .store
+            .head(&Path::from(".ferroflow-readiness-probe"))
+            .await
+        {
+            Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(err) => Err(MlflowError::internal(err)),
         }
     }
 
@@ -246,12 +265,17 @@ impl ArtifactStore {
             .get_opts(&location, options)
             .await
             .map_err(|e| store_error(e, path))?;
-        match result.payload {
+        let stream = match result.payload {
             // object_store reads local files 8 KiB per blocking task, which
             // caps a download near 170 MB/s; larger reads, still one at a time.
-            GetResultPayload::File(file, _) => Ok(file_stream(file, result.range)),
-            GetResultPayload::Stream(stream) => Ok(stream.map_err(std::io::Error::other).boxed()),
-        }
+            GetResultPayload::File(file, _) => file_stream(file, result.range),
+            GetResultPayload::Stream(stream) => stream.map_err(std::io::Error::other).boxed(),
+        };
+        Ok(stream
+            .inspect_ok(|chunk| {
+                metrics().artifact_bytes_out.inc_by(chunk.len() as u64);
+            })
+            .boxed())
     }
 
     /// The immediate children of directory `dir` by basename, sorted. A file
@@ -288,8 +312,9 @@ impl ArtifactStore {
     }
 
     /// Deletes the file at `path`, or everything under it if it is a
-    /// directory. Deleting nothing is not an error.
-    pub async fn delete(&self, path: &ArtifactPath) -> Result<()> {
+    /// directory; returns the bytes of the files found under it (a lone
+    /// file's are not looked up). Deleting nothing is not an error.
+    pub async fn delete(&self, path: &ArtifactPath) -> Result<u64> {
         self.refuse_symlinks(path).await?;
         let location = location(path)?;
         if !path.is_root() {
@@ -300,17 +325,35 @@ impl ArtifactStore {
                 Err(err) => return Err(store_error(err, path)),
             }
         }
+        // `delete_stream` wants a 'static stream: the count is shared.
+        let bytes = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counted = bytes.clone();
         let under = self
             .store
             .list(Some(&location))
-            .map_ok(|meta| meta.location)
+            .map_ok(move |meta| {
+                counted.fetch_add(meta.size, std::sync::atomic::Ordering::Relaxed);
+                meta.location
+            })
             .boxed();
         self.store
             .delete_stream(under)
             .try_collect::<Vec<_>>()
             .await
             .map_err(|e| store_error(e, path))?;
-        Ok(())
+        Ok(bytes.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// The bytes of the files under `path` (what [`Self::delete`] would
+    /// remove).
+    pub async fn size_under(&self, path: &ArtifactPath) -> Result<u64> {
+        self.refuse_symlinks(path).await?;
+        let location = location(path)?;
+        self.store
+            .list(Some(&location))
+            .try_fold(0u64, |bytes, meta| async move { Ok(bytes + meta.size) })
+            .await
+            .map_err(|e| store_error(e, path))
     }
 
     async fn is_dir(&self, location: &Path) -> Result<bool> {
@@ -398,8 +441,47 @@ fn store_error(err: object_store::Error, path: &ArtifactPath) -> MlflowError {
         object_store::Error::InvalidPath { .. } => {
             MlflowError::invalid_parameter(format!("Invalid path {:?}", path.as_str()))
         }
-        other => MlflowError::internal(other),
+        other => match io_error_kind(&other) {
+            // The blob store is down or unreachable: only artifact calls
+            // fail, with a 503 the client retries.
+            Some(
+                ErrorKind::ConnectionRefused
+                | ErrorKind::ConnectionReset
+                | ErrorKind::ConnectionAborted
+                | ErrorKind::NotConnected
+                | ErrorKind::TimedOut
+                | ErrorKind::HostUnreachable
+                | ErrorKind::NetworkUnreachable,
+            ) => {
+                tracing::warn!(err = %other, "artifact store unreachable");
+                MlflowError::new(
+                    ErrorCode::TemporarilyUnavailable,
+                    "The artifact store is unavailable; retry later.",
+                )
+            }
+            Some(ErrorKind::StorageFull) => {
+                tracing::error!(err = %other, "artifact destination full");
+                MlflowError::new(
+                    ErrorCode::TemporarilyUnavailable,
+                    "The artifact store is out of space; nothing was stored.",
+                )
+            }
+            _ => MlflowError::internal(other),
+        },
     }
+}
+
+/// The kind of the I/O error at the root of `err`, if one is: object_store
+/// wraps them (in its HTTP client's errors for the clouds).
+fn io_error_kind(err: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> {
+    let mut current = Some(err);
+    while let Some(err) = current {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            return Some(io.kind());
+        }
+        current = err.source();
+    }
+    None
 }
 
 fn body_error(err: impl std::fmt::Display) -> MlflowError {
@@ -412,6 +494,21 @@ mod tests {
 
     fn path(raw: &str) -> ArtifactPath {
         ArtifactPath::parse(raw).unwrap()
+    }
+
+    #[test]
+    fn an_unreachable_or_full_store_is_a_503_not_a_500() {
+        let wrapped = |kind: ErrorKind| object_store::Error::Generic {
+            store: "S3",
+            source: Box::new(std::io::Error::new(kind, "inner")),
+        };
+        for kind in [ErrorKind::ConnectionRefused, ErrorKind::StorageFull] {
+            let err = store_error(wrapped(kind), &path("a/b"));
+            assert_eq!(err.code, ErrorCode::TemporarilyUnavailable, "{kind:?}");
+            assert!(!err.message.contains("inner"));
+        }
+        let other = store_error(wrapped(ErrorKind::InvalidData), &path("a/b"));
+        assert_eq!(other.code, ErrorCode::InternalError);
     }
 
     fn body(chunks: Vec<Vec<u8>>) -> impl Stream<Item = std::result::Result<Bytes, String>> {
@@ -563,7 +660,7 @@ mod tests {
             refused(store.get(&p, None).await.map(drop));
             refused(store.list(&p).await.map(drop));
             refused(store.put(&p, body(vec![b"x".to_vec()])).await.map(drop));
-            refused(store.delete(&p).await);
+            refused(store.delete(&p).await.map(drop));
         }
         assert!(!outside.join("new.txt").exists());
         assert_eq!(

@@ -164,6 +164,9 @@ impl ArtifactStore {
             .put_part(&location(path)?, &id, index, payload.freeze())
             .await
             .map_err(|e| upload_error(e, path))?;
+        crate::observe::metrics::metrics()
+            .artifact_bytes_in
+            .inc_by(size);
         Ok(part.content_id)
     }
 

@@ -21,6 +21,8 @@ use super::Access;
 use crate::app::AppState;
 use crate::error::{ErrorCode, MlflowError};
 use crate::model::{now_millis, Workspace};
+use crate::observe::metrics::metrics;
+use crate::observe::request_id::RequestId;
 use crate::store::access::AuditEvent;
 
 /// Where a token comes from, said in every 401.
@@ -52,11 +54,17 @@ pub async fn require_access(State(state): State<AppState>, req: Request, next: N
         .map(|p| p.as_str())
         .filter(|target| *target != route)
         .map(str::to_owned);
-    let request_id = request_id();
+    let request_id = req
+        .extensions()
+        .get::<RequestId>()
+        .map_or_else(String::new, |id| id.0.to_string());
     let permission = permissions::required(&method, &route);
-    let (mut response, principal, workspace) = guard(&access, permission, req, next).await;
+    let (response, principal, workspace) = guard(&access, permission, req, next).await;
     let outcome = response.status();
     let refused = matches!(outcome.as_u16(), 401 | 403 | 429);
+    if refused {
+        metrics().auth_refusal(outcome.as_u16());
+    }
     if refused || is_write(&method, permission) {
         access
             .audit
@@ -66,13 +74,10 @@ pub async fn require_access(State(state): State<AppState>, req: Request, next: N
                 workspace,
                 action: format!("{method} {route}"),
                 target,
-                request_id: request_id.clone(),
+                request_id,
                 outcome: outcome.as_u16(),
             })
             .await;
-    }
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
-        response.headers_mut().insert("x-request-id", value);
     }
     response
 }
@@ -82,16 +87,6 @@ pub async fn require_access(State(state): State<AppState>, req: Request, next: N
 /// (their route needs only READ).
 fn is_write(method: &Method, permission: Option<Permission>) -> bool {
     method != Method::GET && method != Method::HEAD && permission != Some(READ)
-}
-
-/// A request id unique across replicas and restarts: a random prefix drawn
-/// once per process and a counter (no system call per request).
-fn request_id() -> String {
-    static PREFIX: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let prefix = PREFIX.get_or_init(|| uuid::Uuid::new_v4().simple().to_string()[..12].to_string());
-    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    format!("{prefix}-{n:x}")
 }
 
 /// The response, the principal a token named and the workspace acted in.

@@ -65,6 +65,11 @@ pub const ROUTES: &[(&str, &str, Permission)] = &[
     // Server.
     ("GET", "/health", Public),
     ("GET", "/version", Public),
+    // Readiness and metrics are for the orchestrator and Prometheus, which
+    // hold no token; `/metrics` names workspaces, so keep it off the public
+    // ingress (README, Deploy).
+    ("GET", "/ready", Public),
+    ("GET", "/metrics", Public),
     ("GET", "/api/3.0/mlflow/server-info", Public),
     ("POST", "/oauth/token", Public),
     ("GET", "/.well-known/jwks.json", Public),
@@ -171,6 +176,8 @@ pub const ROUTES: &[(&str, &str, Permission)] = &[
     ("POST", "/api/3.0/ferroflow/keys", MANAGE),
     ("DELETE", "/api/3.0/ferroflow/keys/{key_id}", MANAGE),
     ("DELETE", "/api/3.0/ferroflow/principals/{name}", Admin),
+    // Removes soft-deleted entities of every workspace for good.
+    ("POST", "/api/3.0/ferroflow/gc", Admin),
     // Reaching a workspace: the tracking URI authenticates by the key in its
     // body, as /oauth/token does; the init script holds no secret.
     ("POST", "/api/3.0/ferroflow/tracking-uri", Public),

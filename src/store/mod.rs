@@ -8,8 +8,10 @@
 
 pub mod access;
 pub(crate) mod db;
+pub mod gc;
 pub mod logged_models;
 mod names;
+pub mod operations;
 mod postgres;
 pub mod registry;
 mod sql;
@@ -30,19 +32,33 @@ use crate::search::ViewType;
 use db::Db;
 
 pub use access::AccessStore;
+pub use gc::GcStore;
 pub use logged_models::{LoggedModelQuery, LoggedModelStore, NewLoggedModel};
+pub use operations::OperationsStore;
 pub use registry::{NewModelVersion, RegistryQuery, RegistryStore};
 pub use sql::SqlStore;
 pub use workspaces::{DeletionMode, WorkspaceStore, WorkspaceUpdate};
 
 /// Everything the HTTP layer stores: one object, one trait per MLflow service.
 pub trait Store:
-    TrackingStore + LoggedModelStore + RegistryStore + WorkspaceStore + AccessStore
+    TrackingStore
+    + LoggedModelStore
+    + RegistryStore
+    + WorkspaceStore
+    + AccessStore
+    + OperationsStore
+    + GcStore
 {
 }
 
 impl<T> Store for T where
-    T: TrackingStore + LoggedModelStore + RegistryStore + WorkspaceStore + AccessStore
+    T: TrackingStore
+        + LoggedModelStore
+        + RegistryStore
+        + WorkspaceStore
+        + AccessStore
+        + OperationsStore
+        + GcStore
 {
 }
 

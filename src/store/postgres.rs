@@ -12,6 +12,11 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres")
 
 const MAX_CONNECTIONS: u32 = 16;
 
+/// How long a request waits for a connection. While the database is down the
+/// pool keeps trying to connect until then, and the request is answered 503
+/// (which the stock client retries) rather than held until its own timeout.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// SQLAlchemy URIs may name a driver (`postgresql+psycopg2://`); sqlx wants
 /// the bare scheme.
 fn sqlx_url(uri: &str) -> String {
@@ -31,7 +36,7 @@ pub(super) async fn open(uri: &str) -> anyhow::Result<Db> {
     // dropped by the server or a proxy is checked.
     let pool = PgPoolOptions::new()
         .max_connections(MAX_CONNECTIONS)
-        .acquire_timeout(Duration::from_secs(30))
+        .acquire_timeout(ACQUIRE_TIMEOUT)
         .test_before_acquire(false)
         .before_acquire(|conn, meta| {
             Box::pin(async move {

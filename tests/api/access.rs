@@ -584,7 +584,8 @@ async fn a_browser_signs_in_with_a_key_and_acts_only_from_its_own_pages() {
         .await;
     assert!(from_elsewhere
         .error(403, "PERMISSION_DENIED")
-        .contains("Origin"));
+        .to_lowercase()
+        .contains("origin"));
     let no_origin = app
         .send(with_cookie(create_experiment(&app, "csrf2")))
         .await;

@@ -2,8 +2,9 @@
 
 use std::sync::Arc;
 
+use ferroflow::api::security::WebPolicy;
 use ferroflow::app::{self, AppState};
-use ferroflow::artifacts::ArtifactStore;
+use ferroflow::artifacts::{ArtifactStore, LocationPolicy};
 use ferroflow::auth::{Access, Workspaces};
 use ferroflow::store::testing::{Backend, TestDatabase};
 use ferroflow::store::SqlStore;
@@ -91,6 +92,11 @@ pub async fn spawn_on_each_backend() -> Vec<(Backend, TestApp)> {
     apps
 }
 
+/// A plain server on `store`, whose database `database` guards.
+pub async fn spawn_on_store(database: TestDatabase, store: SqlStore) -> TestApp {
+    spawn_on(database, store, false, None, |_| {}, None).await
+}
+
 /// Like [`spawn_with`], everything served under `--static-prefix prefix`.
 pub async fn spawn_under_prefix(configure: impl FnOnce(&mut AppState), prefix: &str) -> TestApp {
     let database = TestDatabase::create(Backend::Sqlite).await.unwrap();
@@ -119,6 +125,8 @@ async fn spawn_on(
         access,
         public_url: None,
         ui: None,
+        artifact_locations: Arc::new(LocationPolicy::new(["mlflow-artifacts:/"])),
+        web: Arc::new(WebPolicy::new(None, None, None)),
     };
     configure(&mut state);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -130,6 +138,7 @@ async fn spawn_on(
         async {
             let _ = stopped.await;
         },
+        std::time::Duration::from_secs(5),
     ));
     TestApp {
         base,

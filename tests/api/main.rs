@@ -4,9 +4,13 @@
 //! behaviour is the e2e suite's job (`tests/e2e`).
 
 mod access;
+mod faults;
+mod gc;
 mod graphql;
 mod helpers;
 mod hostile;
+mod observe;
+mod security;
 mod ui;
 mod wire;
 mod workspaces;

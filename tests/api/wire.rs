@@ -1,5 +1,8 @@
 //! MLflow's wire rules as the stock client and scripts meet them.
 
+use std::sync::Arc;
+
+use ferroflow::artifacts::LocationPolicy;
 use serde_json::json;
 
 use crate::helpers::{spawn_app, spawn_with};
@@ -186,7 +189,11 @@ async fn a_bad_artifact_path_is_mlflows_invalid_path_before_any_lookup() {
 
 #[tokio::test]
 async fn a_relative_local_artifact_location_is_made_absolute() {
-    let app = spawn_app().await;
+    let app = spawn_with(
+        |state| state.artifact_locations = Arc::new(LocationPolicy::any()),
+        false,
+    )
+    .await;
     let created = app
         .post(
             "experiments/create",
@@ -218,4 +225,55 @@ async fn every_response_says_no_sniffing_and_no_framing_by_other_sites() {
         assert_eq!(answer.headers["x-content-type-options"], "nosniff");
         assert_eq!(answer.headers["x-frame-options"], "SAMEORIGIN");
     }
+}
+
+#[tokio::test]
+async fn metric_values_come_back_as_the_exact_doubles_sent() {
+    let app = spawn_app().await;
+    let experiment_id = app.experiment("exact").await;
+    let run = app
+        .post("runs/create", json!({"experiment_id": experiment_id}))
+        .await;
+    let run_id = run.body["run"]["info"]["run_id"].as_str().unwrap();
+    // Values whose shortest decimal form the default float parser misreads.
+    let mut values = vec![
+        1.0 / 11.0,
+        1.0 / 3.0,
+        0.1 + 0.2,
+        2.0f64.sqrt(),
+        1e-300 / 7.0,
+    ];
+    values.extend((1..200).map(|i| f64::from(i).ln() / 7.0 + 1.0 / f64::from(i)));
+    let metrics: Vec<_> = values
+        .iter()
+        .enumerate()
+        .map(|(step, value)| json!({"key": "v", "value": value, "timestamp": 1, "step": step}))
+        .collect();
+    let logged = app
+        .post(
+            "runs/log-batch",
+            json!({"run_id": run_id, "metrics": metrics}),
+        )
+        .await;
+    assert_eq!(logged.status, 200, "{}", logged.body);
+    let history = app
+        .get(
+            "metrics/get-history",
+            &[
+                ("run_id", run_id),
+                ("metric_key", "v"),
+                ("max_results", "1000"),
+            ],
+        )
+        .await;
+    let mut got: Vec<(i64, f64)> = history.body["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["step"].as_i64().unwrap(), m["value"].as_f64().unwrap()))
+        .collect();
+    got.sort_by_key(|(step, _)| *step);
+    let got: Vec<u64> = got.iter().map(|(_, v)| v.to_bits()).collect();
+    let sent: Vec<u64> = values.iter().map(|v| v.to_bits()).collect();
+    assert_eq!(got, sent);
 }

@@ -193,6 +193,9 @@ class Server:
                     pytrace=False,
                 )
             env.setdefault("RUST_BACKTRACE", "1")
+            # The shared contract checks `mlflow server`'s behaviour, which stores any
+            # artifact_location; ferroflow's default policy has tests of its own.
+            env.setdefault("FERROFLOW_ALLOWED_ARTIFACT_LOCATIONS", "*")
             cmd = ferroflow_process.ferroflow_command(
                 binary, self.port, self.database.uri, self.destination.uri
             )

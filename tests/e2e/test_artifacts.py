@@ -712,6 +712,36 @@ def test_default_artifact_root_proxied_http_url(sqlite_local, tmp_path):
         srv.stop()
 
 
+@only_ferroflow
+def test_artifact_locations_outside_the_servers_roots_are_refused(
+    sqlite_local, tmp_path, monkeypatch
+):
+    """By default a client may point an experiment only under the server's own roots: a
+    shared experiment cannot send everyone's uploads to the server's files, a metadata
+    address, a loopback service or another bucket."""
+    monkeypatch.setenv("FERROFLOW_ALLOWED_ARTIFACT_LOCATIONS", "")
+    with running_server(SERVER_KIND, Database("sqlite", tmp_path), tmp_path, "policy") as srv:
+        for hostile in (
+            "file:///etc",
+            "/etc",
+            "http://169.254.169.254/latest/meta-data",
+            "http://127.0.0.1:6379",
+            "s3://someone-elses-bucket/x",
+            "mlflow-artifacts://evil.example.com/x",
+        ):
+            with pytest.raises(mlflow.exceptions.MlflowException) as refused:
+                srv.client.create_experiment(unique_name("policy"), artifact_location=hostile)
+            assert refused.value.error_code == "INVALID_PARAMETER_VALUE"
+            assert "--allowed-artifact-locations" in refused.value.message
+            assert hostile not in refused.value.message
+        inside = srv.client.create_experiment(
+            unique_name("inside"), artifact_location="mlflow-artifacts:/team-a"
+        )
+        run_id = srv.client.create_run(inside).info.run_id
+        srv.client.log_text(run_id, "kept\n", "k.txt")
+        assert srv.client.download_artifacts(run_id, "k.txt", str(tmp_path))
+
+
 def test_user_supplied_artifact_locations_are_stored_as_given(sqlite_local, client, tmp_path):
     for location in ("s3://bucket/prefix", f"{tmp_path}/mine", "mlflow-artifacts:/custom"):
         exp = client.create_experiment(unique_name("given"), artifact_location=location)

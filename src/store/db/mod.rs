@@ -52,6 +52,10 @@ pub enum DbError {
     /// SQLite's write lock stayed with another process past the deadline.
     #[error("database is locked")]
     Busy,
+    /// The database cannot be reached or is shutting down (network, restart,
+    /// failover): the client is told to retry (503) rather than given a 500.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
     #[error(transparent)]
     Other(anyhow::Error),
 }
@@ -75,6 +79,13 @@ impl From<DbError> for MlflowError {
                 ErrorCode::TemporarilyUnavailable,
                 "The database is locked by another process; retry later.",
             ),
+            DbError::Unavailable(detail) => {
+                tracing::warn!(%detail, "database unavailable");
+                Self::new(
+                    ErrorCode::TemporarilyUnavailable,
+                    "The database is unavailable; retry later.",
+                )
+            }
             other => Self::internal(other),
         }
     }
@@ -100,12 +111,30 @@ impl<T> UniqueViolation<T> for DbResult<T> {
 /// string_data_right_truncation, numeric_value_out_of_range.
 const DATA_DOES_NOT_FIT: [&str; 2] = ["22001", "22003"];
 
+/// SQLSTATEs that mean the server is going away or refusing connections for
+/// now: admin_shutdown, crash_shutdown, cannot_connect_now,
+/// too_many_connections (class 08, connection exceptions, is matched whole).
+const SERVER_UNAVAILABLE: [&str; 4] = ["57P01", "57P02", "57P03", "53300"];
+
 impl From<sqlx::Error> for DbError {
     fn from(err: sqlx::Error) -> Self {
-        if let sqlx::Error::RowNotFound = err {
-            return DbError::RowNotFound;
+        match &err {
+            sqlx::Error::RowNotFound => return DbError::RowNotFound,
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => return DbError::Unavailable(err.to_string()),
+            _ => {}
         }
         match err.as_database_error() {
+            Some(db)
+                if db.code().is_some_and(|c| {
+                    c.starts_with("08") || SERVER_UNAVAILABLE.contains(&c.as_ref())
+                }) =>
+            {
+                DbError::Unavailable(db.message().into())
+            }
             Some(db) if db.is_unique_violation() => DbError::UniqueViolation(db.message().into()),
             Some(db)
                 if db
@@ -150,7 +179,7 @@ impl Db {
     /// until commit or drop (rollback).
     pub async fn begin(&self) -> DbResult<Tx> {
         match self {
-            Db::Postgres(pool) => Ok(Tx::Postgres(pool.begin().await?)),
+            Db::Postgres(pool) => Ok(Tx::Postgres(counted_wait(pool.begin()).await?)),
             Db::Sqlite(db) => {
                 let mut conn = db.writer.clone().lock_owned().await;
                 // IMMEDIATE takes the write lock now, so another process
@@ -164,6 +193,28 @@ impl Db {
             }
         }
     }
+}
+
+/// Requests waiting for a PostgreSQL connection, process-wide (one server
+/// per process; `/metrics` shows it).
+static WAITING_FOR_CONNECTION: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+pub fn waiting_for_connection() -> i64 {
+    WAITING_FOR_CONNECTION.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Runs `acquire` counted in [`waiting_for_connection`], also when the
+/// request is cancelled while it waits.
+async fn counted_wait<T>(acquire: impl std::future::Future<Output = T>) -> T {
+    struct Waiting;
+    impl Drop for Waiting {
+        fn drop(&mut self) {
+            WAITING_FOR_CONNECTION.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+    WAITING_FOR_CONNECTION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let _waiting = Waiting;
+    acquire.await
 }
 
 /// An open write transaction; dropped without [`Tx::commit`], it rolls back.
@@ -280,7 +331,10 @@ impl<'q> Query<'q> {
 
     async fn run(self, target: Target<'_>, want_rows: bool) -> DbResult<Output> {
         match target {
-            Target::Db(Db::Postgres(pool)) => self.run_sqlx(pool, want_rows).await,
+            Target::Db(Db::Postgres(pool)) => {
+                let mut conn = counted_wait(pool.acquire()).await?;
+                self.run_sqlx(&mut *conn, want_rows).await
+            }
             Target::Db(Db::Sqlite(db)) => {
                 let sql = sqlite_placeholders(self.sql);
                 // A reader runs what only reads; a statement that writes

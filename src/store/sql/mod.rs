@@ -36,9 +36,11 @@
 
 mod access;
 mod experiments;
+mod gc;
 mod inputs;
 mod logged_models;
 mod metrics;
+mod operations;
 mod registry;
 mod runs;
 mod workspaces;
