@@ -35,6 +35,10 @@ use crate::app::AppState;
 use crate::error::{ErrorCode, MlflowError};
 use crate::model::Workspace;
 
+/// The body limit of the routes that carry documents: dataset profiles and
+/// schemas (up to 16 MB in MLflow) and MLmodel files.
+const LARGE_BODY: usize = 32 * 1024 * 1024;
+
 /// The tracking routes, relative to `/api/2.0/mlflow`.
 fn tracking_routes() -> Router<AppState> {
     Router::new()
@@ -67,8 +71,14 @@ fn tracking_routes() -> Router<AppState> {
         .route("/runs/set-tag", post(runs::set_tag))
         .route("/runs/delete-tag", post(runs::delete_tag))
         .route("/runs/log-batch", post(runs::log_batch))
-        .route("/runs/log-inputs", post(runs::log_inputs))
-        .route("/runs/log-model", post(runs::log_model))
+        .route(
+            "/runs/log-inputs",
+            post(runs::log_inputs).layer(DefaultBodyLimit::max(LARGE_BODY)),
+        )
+        .route(
+            "/runs/log-model",
+            post(runs::log_model).layer(DefaultBodyLimit::max(LARGE_BODY)),
+        )
         .route("/runs/outputs", post(runs::log_outputs))
         .route("/logged-models", post(logged_models::create))
         .route("/logged-models/search", post(logged_models::search))

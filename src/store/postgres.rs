@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use sqlx::postgres::PgPoolOptions;
+use std::str::FromStr;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::Connection;
 
 use super::db::Db;
@@ -16,6 +18,10 @@ const MAX_CONNECTIONS: u32 = 16;
 /// pool keeps trying to connect until then, and the request is answered 503
 /// (which the stock client retries) rather than held until its own timeout.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// No statement runs longer: a pathological search is cancelled (503) rather
+/// than holding a connection and a core. gc deletes in chunks well under it.
+const STATEMENT_TIMEOUT: &str = "60s";
 
 /// SQLAlchemy URIs may name a driver (`postgresql+psycopg2://`); sqlx wants
 /// the bare scheme.
@@ -46,7 +52,10 @@ pub(super) async fn open(uri: &str) -> anyhow::Result<Db> {
                 Ok(true)
             })
         })
-        .connect(&sqlx_url(uri))
+        .connect_with(
+            PgConnectOptions::from_str(&sqlx_url(uri))?
+                .options([("statement_timeout", STATEMENT_TIMEOUT)]),
+        )
         .await?;
     // The migrator takes an advisory lock, so replicas starting together
     // apply each migration once.

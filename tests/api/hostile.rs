@@ -194,3 +194,30 @@ async fn artifact_paths_with_lookalikes_of_dot_and_slash_are_refused() {
         }
     }
 }
+
+#[tokio::test]
+async fn bodies_are_limited_per_route() {
+    let app = crate::helpers::spawn_app().await;
+    let big = |field: &str| {
+        let mut body = serde_json::Map::new();
+        body.insert(field.into(), json!("x".repeat(5 * 1024 * 1024)));
+        serde_json::Value::Object(body)
+    };
+    let refused = app.post("experiments/create", big("name")).await;
+    let message = refused.error(400, "INVALID_PARAMETER_VALUE");
+    assert!(message.contains("length limit"), "{message}");
+    // Dataset profiles run to 16 MB in MLflow: log-inputs takes 5 MiB, and
+    // answers about its content, not its size.
+    let run_id = run_in(&app, "big").await;
+    let mut inputs = big("unused");
+    inputs["run_id"] = json!(run_id);
+    let answer = app.post("runs/log-inputs", inputs).await;
+    assert!(
+        !answer.body["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("length limit"),
+        "{}",
+        answer.body
+    );
+}

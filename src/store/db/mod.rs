@@ -111,10 +111,11 @@ impl<T> UniqueViolation<T> for DbResult<T> {
 /// string_data_right_truncation, numeric_value_out_of_range.
 const DATA_DOES_NOT_FIT: [&str; 2] = ["22001", "22003"];
 
-/// SQLSTATEs that mean the server is going away or refusing connections for
-/// now: admin_shutdown, crash_shutdown, cannot_connect_now,
-/// too_many_connections (class 08, connection exceptions, is matched whole).
-const SERVER_UNAVAILABLE: [&str; 4] = ["57P01", "57P02", "57P03", "53300"];
+/// SQLSTATEs that mean the server is going away, refusing connections for
+/// now, or cancelled a statement that ran past `statement_timeout`:
+/// admin_shutdown, crash_shutdown, cannot_connect_now, too_many_connections,
+/// query_canceled (class 08, connection exceptions, is matched whole).
+const SERVER_UNAVAILABLE: [&str; 5] = ["57P01", "57P02", "57P03", "53300", "57014"];
 
 impl From<sqlx::Error> for DbError {
     fn from(err: sqlx::Error) -> Self {
