@@ -15,7 +15,7 @@ use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
 use object_store::multipart::MultipartStore;
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
-use object_store::{ClientConfigKey, ObjectStore};
+use object_store::{ClientConfigKey, ObjectStore, RetryConfig};
 
 /// Environment variables, by name.
 pub type Env = BTreeMap<String, String>;
@@ -115,8 +115,19 @@ fn known<K: std::str::FromStr>(env: &Env, prefix: &str) -> Vec<(K, String)> {
 /// `AWS_REGION`/`AWS_DEFAULT_REGION`, `AWS_ENDPOINT_URL[_S3]`,
 /// `AWS_ALLOW_HTTP`), plus MLflow's `MLFLOW_S3_ENDPOINT_URL` and
 /// `MLFLOW_S3_IGNORE_TLS`.
+/// How long a request keeps retrying a store that does not answer. The
+/// default (10 retries over 3 minutes) holds a client's upload that long
+/// when the store is down; after this it gets a 503 and retries itself.
+fn retry() -> RetryConfig {
+    RetryConfig {
+        max_retries: 5,
+        retry_timeout: std::time::Duration::from_secs(20),
+        ..RetryConfig::default()
+    }
+}
+
 pub fn s3_builder(url: &url::Url, env: &Env) -> AmazonS3Builder {
-    let mut builder = AmazonS3Builder::new();
+    let mut builder = AmazonS3Builder::new().with_retry(retry());
     for (key, value) in known::<AmazonS3ConfigKey>(env, "AWS_") {
         builder = builder.with_config(key, value);
     }
@@ -148,7 +159,7 @@ pub fn s3_builder(url: &url::Url, env: &Env) -> AmazonS3Builder {
 /// or authorized-user JSON file), `GOOGLE_SERVICE_ACCOUNT[_KEY]`, else the
 /// metadata server's credentials.
 pub fn gcs_builder(url: &url::Url, env: &Env) -> GoogleCloudStorageBuilder {
-    let mut builder = GoogleCloudStorageBuilder::new();
+    let mut builder = GoogleCloudStorageBuilder::new().with_retry(retry());
     for (key, value) in known::<GoogleConfigKey>(env, "GOOGLE_") {
         builder = builder.with_config(key, value);
     }
@@ -162,7 +173,7 @@ pub fn gcs_builder(url: &url::Url, env: &Env) -> GoogleCloudStorageBuilder {
 /// Azurite's well-known development account (at `AZURITE_BLOB_STORAGE_URL`,
 /// default `http://127.0.0.1:10000`).
 pub fn azure_builder(url: &url::Url, env: &Env) -> anyhow::Result<MicrosoftAzureBuilder> {
-    let mut builder = MicrosoftAzureBuilder::new();
+    let mut builder = MicrosoftAzureBuilder::new().with_retry(retry());
     for (key, value) in known::<AzureConfigKey>(env, "AZURE_") {
         builder = builder.with_config(key, value);
     }

@@ -13,6 +13,8 @@ import hashlib
 import http.client
 import json
 import os
+import sys
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -24,7 +26,11 @@ from conftest import (
     Database,
     REFERENCE_MODE,
     SERVER_KIND,
+    S3Destination,
     Server,
+    _free_port,
+    _start_emulator,
+    _stop_group,
     make_destination,
     only_ferroflow,
     running_server,
@@ -748,3 +754,47 @@ def test_user_supplied_artifact_locations_are_stored_as_given(sqlite_local, clie
         assert client.get_experiment(exp).artifact_location == location
         run = client.create_run(exp)
         assert run.info.artifact_uri == f"{location}/{run.info.run_id}/artifacts"
+
+
+@only_ferroflow
+def test_a_blob_store_outage_fails_only_artifact_calls(sqlite_local, tmp_path):
+    """With the S3 store down, artifact calls answer 503 TEMPORARILY_UNAVAILABLE within seconds
+    (the client retries those) and readiness says so; tracking goes on; once the store is back,
+    uploads work again without a restart. A moto of its own: the shared one stays up."""
+    port = _free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+
+    def start_moto():
+        cmd = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+        proc = _start_emulator("moto", cmd, f"{endpoint}/moto-api/", tmp_path / "moto.log",
+                               lambda r: r.ok)
+        destination.s3.create_bucket(Bucket="outage")  # moto keeps nothing across restarts
+        return proc
+
+    destination = S3Destination(endpoint, "outage", "root")
+    moto = start_moto()
+    try:
+        with running_server(SERVER_KIND, Database("sqlite", tmp_path), tmp_path, "outage",
+                            destination=destination) as srv:
+            exp = srv.client.create_experiment(unique_name("outage"))
+            run_id = srv.client.create_run(exp).info.run_id
+            url = f"{srv.url}{PROXY}/{exp}/{run_id}/artifacts/a.txt"
+            assert requests.put(url, data=b"before").status_code == 200
+
+            _stop_group(moto)
+            started = time.monotonic()
+            during = requests.put(url, data=b"during", timeout=120)
+            assert during.status_code == 503, during.text
+            assert during.json()["error_code"] == "TEMPORARILY_UNAVAILABLE"
+            assert "Retry-After" in during.headers
+            assert time.monotonic() - started < 60
+            assert requests.get(f"{srv.url}/ready").status_code == 503
+            srv.client.log_metric(run_id, "still", 1.0)
+            assert srv.client.get_run(run_id).data.metrics == {"still": 1.0}
+
+            moto = start_moto()
+            assert requests.put(url, data=b"after").status_code == 200
+            assert requests.get(url).content == b"after"
+            assert requests.get(f"{srv.url}/ready").status_code == 200
+    finally:
+        _stop_group(moto)
