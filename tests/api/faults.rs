@@ -60,13 +60,7 @@ async fn a_database_outage_answers_503_and_the_server_recovers() {
         .unwrap();
     let app = spawn_on_store(database, store).await;
     let experiment_id = app.experiment("outage").await;
-    let run = app
-        .post("runs/create", json!({"experiment_id": experiment_id}))
-        .await;
-    let run_id = run.body["run"]["info"]["run_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let run_id = app.run(&experiment_id).await;
     let log = |step: i64| json!({"run_id": run_id, "key": "loss", "value": 1.0, "timestamp": 1, "step": step});
     assert_eq!(app.post("runs/log-metric", log(0)).await.status, 200);
 

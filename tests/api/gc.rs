@@ -18,13 +18,7 @@ async fn gc(app: &TestApp, body: Value) -> Value {
 
 /// A run with metrics, params, tags and a 1000-byte artifact; its id.
 async fn filled_run(app: &TestApp, experiment_id: &str) -> String {
-    let run = app
-        .post("runs/create", json!({"experiment_id": experiment_id}))
-        .await;
-    let run_id = run.body["run"]["info"]["run_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let run_id = app.run(experiment_id).await;
     let metrics: Vec<_> = (0..300)
         .map(|step| json!({"key": "loss", "value": 1.0, "timestamp": 1, "step": step}))
         .collect();

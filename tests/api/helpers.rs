@@ -197,6 +197,21 @@ impl TestApp {
         format!("{}{path}", self.base)
     }
 
+    /// A new run's id, in experiment `experiment_id`.
+    pub async fn run(&self, experiment_id: &str) -> String {
+        let created = self
+            .post(
+                "runs/create",
+                serde_json::json!({ "experiment_id": experiment_id }),
+            )
+            .await;
+        assert_eq!(created.status, 200, "{}", created.body);
+        created.body["run"]["info"]["run_id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
     /// A new experiment's id.
     pub async fn experiment(&self, name: &str) -> String {
         let created = self

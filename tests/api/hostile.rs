@@ -10,14 +10,7 @@ const API: &str = "/api/2.0/mlflow";
 
 async fn run_in(app: &TestApp, experiment: &str) -> String {
     let experiment_id = app.experiment(experiment).await;
-    let run = app
-        .post("runs/create", json!({"experiment_id": experiment_id}))
-        .await;
-    assert_eq!(run.status, 200, "{}", run.body);
-    run.body["run"]["info"]["run_id"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    app.run(&experiment_id).await
 }
 
 #[tokio::test]

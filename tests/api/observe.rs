@@ -49,13 +49,7 @@ async fn readiness_checks_the_database_and_the_artifact_store() {
 async fn metrics_count_requests_by_route_bytes_and_workspace_resources() {
     let app = spawn_app().await;
     let experiment_id = app.experiment("scraped").await;
-    let run = app
-        .post(
-            "runs/create",
-            serde_json::json!({"experiment_id": experiment_id}),
-        )
-        .await;
-    let run_id = run.body["run"]["info"]["run_id"].as_str().unwrap();
+    let run_id = &app.run(&experiment_id).await;
     let upload = app
         .http
         .put(app.url(&format!(

@@ -231,10 +231,7 @@ async fn every_response_says_no_sniffing_and_no_framing_by_other_sites() {
 async fn metric_values_come_back_as_the_exact_doubles_sent() {
     let app = spawn_app().await;
     let experiment_id = app.experiment("exact").await;
-    let run = app
-        .post("runs/create", json!({"experiment_id": experiment_id}))
-        .await;
-    let run_id = run.body["run"]["info"]["run_id"].as_str().unwrap();
+    let run_id = &app.run(&experiment_id).await;
     // Values whose shortest decimal form the default float parser misreads.
     let mut values = vec![
         1.0 / 11.0,

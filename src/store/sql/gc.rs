@@ -37,20 +37,9 @@ fn purgeables(rows: Vec<Row>) -> Result<Vec<Purgeable>> {
 }
 
 impl SqlStore {
-    async fn page(
-        &self,
-        sql: &str,
-        key: db::Value,
-        after: db::Value,
-        limit: i64,
-    ) -> Result<Vec<Purgeable>> {
-        let rows = db::query(sql)
-            .bind(key)
-            .bind(after)
-            .bind(limit)
-            .fetch_all(&self.db)
-            .await?;
-        purgeables(rows)
+    async fn purgeables(&self, sql: &str, params: Vec<db::Value>) -> Result<Vec<Purgeable>> {
+        let query = params.into_iter().fold(db::query(sql), |q, p| q.bind(p));
+        purgeables(query.fetch_all(&self.db).await?)
     }
 
     /// Deletes `table`'s rows of the runs `ids`, [`METRIC_CHUNK`] at a time,
@@ -87,18 +76,13 @@ impl SqlStore {
 #[async_trait]
 impl GcStore for SqlStore {
     async fn deleted_runs(&self, cutoff: i64, after: &str, limit: i64) -> Result<Vec<Purgeable>> {
-        let rows = db::query(
+        self.purgeables(
             "SELECT run_uuid AS id, artifact_uri AS location FROM runs \
              WHERE lifecycle_stage = $1 AND deleted_time <= $2 AND run_uuid > $3 \
              ORDER BY run_uuid LIMIT $4",
+            vec![DELETED.into(), cutoff.into(), after.into(), limit.into()],
         )
-        .bind(DELETED)
-        .bind(cutoff)
-        .bind(after)
-        .bind(limit)
-        .fetch_all(&self.db)
-        .await?;
-        purgeables(rows)
+        .await
     }
 
     async fn deleted_logged_models(
@@ -107,18 +91,13 @@ impl GcStore for SqlStore {
         after: &str,
         limit: i64,
     ) -> Result<Vec<Purgeable>> {
-        let rows = db::query(
+        self.purgeables(
             "SELECT model_id AS id, artifact_location AS location FROM logged_models \
              WHERE lifecycle_stage = $1 AND last_updated_timestamp_ms <= $2 AND model_id > $3 \
              ORDER BY model_id LIMIT $4",
+            vec![DELETED.into(), cutoff.into(), after.into(), limit.into()],
         )
-        .bind(DELETED)
-        .bind(cutoff)
-        .bind(after)
-        .bind(limit)
-        .fetch_all(&self.db)
-        .await?;
-        purgeables(rows)
+        .await
     }
 
     async fn deleted_experiments(
@@ -127,18 +106,13 @@ impl GcStore for SqlStore {
         after: i64,
         limit: i64,
     ) -> Result<Vec<Purgeable>> {
-        let rows = db::query(
+        self.purgeables(
             "SELECT CAST(experiment_id AS TEXT) AS id, artifact_location AS location \
              FROM experiments WHERE lifecycle_stage = $1 AND last_update_time <= $2 \
              AND experiment_id > $3 ORDER BY experiment_id LIMIT $4",
+            vec![DELETED.into(), cutoff.into(), after.into(), limit.into()],
         )
-        .bind(DELETED)
-        .bind(cutoff)
-        .bind(after)
-        .bind(limit)
-        .fetch_all(&self.db)
-        .await?;
-        purgeables(rows)
+        .await
     }
 
     async fn runs_of_experiment(
@@ -147,12 +121,14 @@ impl GcStore for SqlStore {
         after: &str,
         limit: i64,
     ) -> Result<Vec<Purgeable>> {
-        self.page(
+        self.purgeables(
             "SELECT run_uuid AS id, artifact_uri AS location FROM runs \
              WHERE experiment_id = $1 AND run_uuid > $2 ORDER BY run_uuid LIMIT $3",
-            parse_experiment_id(experiment_id)?.into(),
-            after.into(),
-            limit,
+            vec![
+                parse_experiment_id(experiment_id)?.into(),
+                after.into(),
+                limit.into(),
+            ],
         )
         .await
     }
@@ -163,12 +139,14 @@ impl GcStore for SqlStore {
         after: &str,
         limit: i64,
     ) -> Result<Vec<Purgeable>> {
-        self.page(
+        self.purgeables(
             "SELECT model_id AS id, artifact_location AS location FROM logged_models \
              WHERE experiment_id = $1 AND model_id > $2 ORDER BY model_id LIMIT $3",
-            parse_experiment_id(experiment_id)?.into(),
-            after.into(),
-            limit,
+            vec![
+                parse_experiment_id(experiment_id)?.into(),
+                after.into(),
+                limit.into(),
+            ],
         )
         .await
     }
