@@ -6,6 +6,7 @@
 #   benches/run.sh --servers ferroflow,mlflow --backends sqlite --workloads runs_create,log_batch
 #   benches/run.sh --quick --servers ferroflow --baseline-bin /tmp/ferroflow-before   # A/B
 #   benches/run.sh ui-page            # the web UI's experiment page on 10,000 runs
+#   benches/run.sh gc                 # ferroflow gc vs mlflow gc on 100,000 deleted runs
 #
 # Set BENCH_NO_BUILD=1 to skip `cargo build --release` (it is a no-op when up to date anyway).
 set -euo pipefail
@@ -40,5 +41,10 @@ script=benches/bench.py
 if [ "${1:-}" = ui-page ]; then
   shift
   script=benches/ui_page.py
+fi
+# `benches/run.sh gc [...]`: ferroflow gc against mlflow gc (benches/gc.py).
+if [ "${1:-}" = gc ]; then
+  shift
+  script=benches/gc.py
 fi
 exec $venv/bin/python $script "$@"
