@@ -167,7 +167,11 @@ impl Metrics {
                     .set(value);
             }
         }
-        self.refresh_counts(store).await?;
+        // Metrics matter most while the database is down: the counts keep
+        // their last values then, and everything else is still served.
+        if let Err(err) = self.refresh_counts(store).await {
+            tracing::warn!(%err, "metrics: could not count workspace resources");
+        }
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry)
             .map_err(MlflowError::internal)?;

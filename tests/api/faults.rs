@@ -87,6 +87,11 @@ async fn a_database_outage_answers_503_and_the_server_recovers() {
         .error(503, "TEMPORARILY_UNAVAILABLE")
         .contains("database"));
     assert_eq!(app.send(app.http.get(app.url("/health"))).await.status, 200);
+    let metrics = app.send(app.http.get(app.url("/metrics"))).await;
+    assert_eq!(
+        metrics.status, 200,
+        "metrics are served while the database is down"
+    );
 
     // Back on the same address: the pool reconnects without a restart.
     let (_proxy, _) = Proxy::start(port, upstream).await;
