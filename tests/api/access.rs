@@ -132,6 +132,17 @@ async fn roles_allow_what_their_names_say() {
         .send(search_experiments(&app).basic_auth("anyone", Some(&editor)))
         .await;
     assert_eq!(basic.status, 200, "{}", basic.body);
+    // gc removes every workspace's deleted entities: server admins only.
+    let gc = |token: &str| {
+        app.http
+            .post(app.url("/api/3.0/ferroflow/gc"))
+            .bearer_auth(token)
+            .json(&json!({"dry_run": true}))
+    };
+    app.send(gc(&editor)).await.error(403, "PERMISSION_DENIED");
+    let collected = app.send(gc(&admin)).await;
+    assert_eq!(collected.status, 200, "{}", collected.body);
+    assert_eq!(collected.body["dry_run"], true);
 }
 
 #[tokio::test]
