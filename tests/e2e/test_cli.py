@@ -129,7 +129,6 @@ def test_sigterm_lets_an_upload_finish_or_leaves_nothing_of_it(tmp_path, drain):
         assert stored.stat().st_size == 26 * len(chunk)
     else:
         assert "status" not in outcome, outcome
-        assert "drain timeout" in output
         assert [p for p in artifacts.rglob("*") if p.is_file()] == []
 
 
