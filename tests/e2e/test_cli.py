@@ -6,6 +6,7 @@ These check ferroflow's own binary, so they do not run in reference mode.
 
 from __future__ import annotations
 
+import http.client
 import json
 import signal
 import sqlite3
@@ -106,16 +107,26 @@ def test_sigterm_lets_an_upload_finish_or_leaves_nothing_of_it(tmp_path, drain):
     outcome: dict = {}
 
     def upload():
-        url = f"http://127.0.0.1:{port}/api/2.0/mlflow-artifacts/artifacts/0/r/artifacts/a.bin"
+        # One keep-alive connection that has already been served a request, so SIGTERM
+        # cannot catch the upload still in the listen queue (a connection the server
+        # never accepted is closed unanswered, as on any server).
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         try:
-            outcome["status"] = requests.put(url, data=body(), timeout=30).status_code
-        except requests.RequestException as err:
+            conn.request("GET", "/health")
+            conn.getresponse().read()
+            conn.request("PUT", "/api/2.0/mlflow-artifacts/artifacts/0/r/artifacts/a.bin",
+                         body=body(), encode_chunked=True)
+            outcome["status"] = conn.getresponse().status
+        except (OSError, http.client.HTTPException) as err:
             outcome["error"] = err
+        finally:
+            conn.close()
 
     uploader = threading.Thread(target=upload)
     try:
         uploader.start()
         assert sending.wait(10)
+        time.sleep(0.3)  # the request head is read as soon as it arrives
         proc.send_signal(signal.SIGTERM)
         uploader.join(30)
         output, _ = proc.communicate(timeout=30)
