@@ -4,20 +4,24 @@ use std::future::{Future, IntoFuture};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::header;
-use axum::middleware;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::serve::ListenerExt;
 use axum::Router;
 use tokio::net::TcpListener;
+use tower::ServiceBuilder;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
+use tracing::Instrument;
 use url::Url;
 
 use crate::api::security::{self, WebPolicy};
 use crate::artifacts::{ArtifactStore, LocationPolicy};
 use crate::auth::{self, Access, Workspaces};
 use crate::config::{AuthMode, Config};
+use crate::observe::request_id;
 use crate::reach;
 use crate::store::{self, Store};
 use crate::ui::Bundle;
@@ -28,9 +32,28 @@ use crate::ui::Bundle;
 /// artifact uploads stream and have none.
 const MAX_REQUEST_BODY: usize = 4 * 1024 * 1024;
 
-/// What every handler can reach.
+/// What every handler can reach, behind one `Arc`: axum clones the state into
+/// each layer and extractor of every request, and one reference count costs
+/// less than one per field.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Services>);
+
+impl AppState {
+    pub fn new(services: Services) -> Self {
+        Self(Arc::new(services))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+/// The parts of [`AppState`].
+pub struct Services {
     pub store: Arc<dyn Store>,
     /// The artifact destination; `None` with `--no-serve-artifacts`.
     pub artifacts: Option<Arc<ArtifactStore>>,
@@ -54,39 +77,47 @@ pub struct AppState {
 
 /// The routes, under `/w/<name>` too when workspaces are on, and all of it
 /// under `static_prefix` when one is given.
+///
+/// Layers added with `Router::layer` are re-boxed around every route and
+/// cloned on every call; the layers that do not need the matched route wrap
+/// the finished router once instead, as one service stack.
 pub fn router(state: AppState, static_prefix: Option<&str>) -> Router {
     let workspaces_on = state.workspaces.is_some();
     let web = state.web.clone();
-    let mut router = crate::api::routes(&state)
-        .layer(DefaultBodyLimit::max(MAX_REQUEST_BODY))
+    let routes = crate::api::routes(&state).with_state(state);
+    let prefix: Option<Arc<str>> = static_prefix.map(Arc::from);
+    let edge = ServiceBuilder::new()
         .layer(TraceLayer::new_for_http())
-        .with_state(state);
-    // The prefixes are stripped outside the routes, so that routing (and
-    // the permission of each route) sees the path without them.
-    if workspaces_on {
-        router = Router::new()
-            .fallback_service(router)
-            .layer(middleware::from_fn(auth::strip_path_prefix));
-    }
-    if let Some(prefix) = static_prefix {
-        router = Router::new()
-            .fallback_service(router)
-            .layer(middleware::from_fn_with_state(
-                Arc::<str>::from(prefix),
-                crate::api::ui::strip_static_prefix,
-            ));
-    }
-    router
-        .layer(middleware::from_fn(crate::api::wire::refuse_nul_in_url))
-        .layer(middleware::from_fn_with_state(
-            web.clone(),
-            security::check_host_and_origin,
-        ))
-        .layer(web.cors_layer())
-        // Outermost: every response, refusals included, carries an id.
-        .layer(middleware::from_fn(crate::observe::request_id::assign))
-        .layer(security_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .layer(security_header(header::X_FRAME_OPTIONS, "SAMEORIGIN"))
+        .layer(security_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .layer(middleware::from_fn_with_state(web.clone(), admit))
+        .layer(web.cors_layer())
+        .layer(DefaultBodyLimit::max(MAX_REQUEST_BODY))
+        // The prefixes are stripped before routing, so that routing (and the
+        // permission of each route) sees the path without them.
+        .option_layer(prefix.map(|prefix| {
+            middleware::from_fn_with_state(prefix, crate::api::ui::strip_static_prefix)
+        }))
+        .option_layer(workspaces_on.then(|| middleware::from_fn(auth::strip_path_prefix)))
+        .service(routes);
+    Router::new().fallback_service(edge)
+}
+
+/// What every request passes first, in one middleware (each `from_fn`
+/// layer costs allocations per request): it gets its id and runs in a span
+/// carrying it, then unexpected `Host`s, cross-origin writes and NULs in
+/// the URL are refused. Every response, refusals included, echoes the id.
+async fn admit(State(web): State<Arc<WebPolicy>>, mut req: Request, next: Next) -> Response {
+    let (id, span) = request_id::assign(&mut req);
+    let refusal = span.in_scope(|| {
+        security::refusal(&web, &req).or_else(|| crate::api::wire::nul_in_url(req.uri()))
+    });
+    let mut response = match refusal {
+        Some(refusal) => refusal.into_response(),
+        None => next.run(req).instrument(span).await,
+    };
+    request_id::echo(&id, &mut response);
+    response
 }
 
 /// A header every response carries, as behind `mlflow server`'s security
@@ -145,7 +176,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         config.cors_allowed_origins.as_deref(),
         public_host(public_url.as_ref()).as_deref(),
     );
-    let state = AppState {
+    let state = AppState::new(Services {
         artifact_locations: Arc::new(config.artifact_locations()),
         web: Arc::new(web),
         access,
@@ -157,7 +188,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         store,
         artifacts,
         artifacts_only: config.artifacts_only,
-    };
+    });
     let listener = TcpListener::bind((config.host.as_str(), config.port)).await?;
     tracing::info!(
         address = %listener.local_addr()?,

@@ -22,7 +22,9 @@ pub mod ui;
 pub mod wire;
 mod workspaces;
 
-use axum::extract::{DefaultBodyLimit, FromRequestParts, Request, State};
+use std::time::Instant;
+
+use axum::extract::{DefaultBodyLimit, FromRequestParts, MatchedPath, Request, State};
 use axum::http::request::Parts;
 use axum::http::{Method, StatusCode};
 use axum::middleware::{self, Next};
@@ -331,13 +333,22 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .nest("/api/3.0/mlflow/workspaces", workspace_routes(state))
         .nest("/ajax-api/3.0/mlflow/workspaces", workspace_routes(state))
         // After routing (so the matched route is known), before any handler.
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            crate::auth::middleware::require_access,
-        ))
-        .layer(middleware::from_fn(crate::observe::metrics::record))
+        .layer(middleware::from_fn_with_state(state.clone(), per_route))
         .fallback(endpoint_not_found)
         .method_not_allowed_fallback(endpoint_not_found)
+}
+
+/// What runs once the route is known, in one middleware (a layer on the
+/// router is re-boxed around every route): the route's permission, and the
+/// request's count and duration under the route's template.
+async fn per_route(state: State<AppState>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let response = crate::auth::middleware::require_access(state, req, next).await;
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    crate::observe::metrics::record(&method, route, started.elapsed(), response.status());
+    response
 }
 
 async fn disable_if_artifacts_only(

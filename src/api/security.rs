@@ -6,10 +6,8 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{header, HeaderValue, Method};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
 use crate::error::MlflowError;
@@ -101,14 +99,10 @@ impl WebPolicy {
     }
 }
 
-/// Refuses a request whose `Host` is not allowed, and a state-changing API
-/// call from a page of another origin (a browser sends a plain form POST
-/// without asking first).
-pub async fn check_host_and_origin(
-    State(policy): State<Arc<WebPolicy>>,
-    req: Request,
-    next: Next,
-) -> Response {
+/// The refusal of a request whose `Host` is not allowed, or of a
+/// state-changing API call from a page of another origin (a browser sends a
+/// plain form POST without asking first).
+pub fn refusal(policy: &WebPolicy, req: &Request) -> Option<MlflowError> {
     let path = req.uri().path();
     // HTTP/2 carries the host in the URI's authority instead.
     let host = req
@@ -121,11 +115,10 @@ pub async fn check_host_and_origin(
             host = host.unwrap_or(""),
             "refused an unexpected Host header"
         );
-        return MlflowError::new(
+        return Some(MlflowError::new(
             crate::error::ErrorCode::PermissionDenied,
             "Invalid Host header - possible DNS rebinding attack detected",
-        )
-        .into_response();
+        ));
     }
     let changes_state = matches!(
         *req.method(),
@@ -140,15 +133,14 @@ pub async fn check_host_and_origin(
                 .any(|host| same_origin(origin, host));
             if !own && !policy.allows_origin(origin) {
                 tracing::warn!(origin, "refused a cross-origin request");
-                return MlflowError::new(
+                return Some(MlflowError::new(
                     crate::error::ErrorCode::PermissionDenied,
                     "Cross-origin request blocked",
-                )
-                .into_response();
+                ));
             }
         }
     }
-    next.run(req).await
+    None
 }
 
 /// Whether `origin` is this server as the browser reached it: the web UI's

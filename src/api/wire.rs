@@ -11,8 +11,6 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, Method};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use serde::de::{DeserializeOwned, Deserializer, Error as _};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -176,17 +174,12 @@ pub fn nul_refused(place: &str) -> MlflowError {
     ))
 }
 
-/// Refuses a request whose path or query holds an encoded NUL (`%00`),
-/// before any handler decodes it (see [`nul_refused`]).
-pub async fn refuse_nul_in_url(req: Request, next: Next) -> Response {
-    let encoded_nul = req
-        .uri()
-        .path_and_query()
-        .is_some_and(|p| p.as_str().as_bytes().windows(3).any(|w| w == b"%00"));
-    if encoded_nul {
-        return nul_refused("the request URL").into_response();
-    }
-    next.run(req).await
+/// The refusal of a request whose path or query holds an encoded NUL
+/// (`%00`), before any handler decodes it (see [`nul_refused`]).
+pub fn nul_in_url(uri: &axum::http::Uri) -> Option<MlflowError> {
+    uri.path_and_query()
+        .is_some_and(|p| p.as_str().as_bytes().windows(3).any(|w| w == b"%00"))
+        .then(|| nul_refused("the request URL"))
 }
 
 /// A duplicate or missing field, rather than a value of the wrong type.

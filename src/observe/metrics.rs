@@ -10,9 +10,7 @@
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
-use axum::extract::{MatchedPath, Request};
-use axum::middleware::Next;
-use axum::response::Response;
+use axum::http::{Method, StatusCode};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -206,29 +204,25 @@ impl Metrics {
     }
 }
 
-/// Counts the request and times it, under its route template.
-pub async fn record(req: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", MatchedPath::as_str)
-        .to_owned();
-    let method = req.method().as_str().to_owned();
-    let response = next.run(req).await;
+/// Counts a request that was routed to `route` (the route's template,
+/// never the raw path: ids in paths would make a series per run) and
+/// observes how long it took.
+pub fn record(method: &Method, route: &str, took: Duration, status: StatusCode) {
     let metrics = metrics();
-    let labels = RouteLabels { method, route };
+    let labels = RouteLabels {
+        method: method.as_str().to_owned(),
+        route: route.to_owned(),
+    };
     metrics
         .durations
         .get_or_create(&labels)
-        .observe(started.elapsed().as_secs_f64());
+        .observe(took.as_secs_f64());
     metrics
         .requests
         .get_or_create(&RequestLabels {
             method: labels.method,
             route: labels.route,
-            status: response.status().as_str().to_owned(),
+            status: status.as_str().to_owned(),
         })
         .inc();
-    response
 }

@@ -1,15 +1,15 @@
 //! The request id: taken from a proxy's `X-Request-Id` when it is a sane
 //! token, made up otherwise; echoed in the response, recorded in the audit
-//! log, and a field of the span every log line of the request is written in.
+//! log, and a field of the span every log line of the request is written in
+//! (`app::admit` runs the request in it).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use axum::extract::Request;
 use axum::http::HeaderValue;
-use axum::middleware::Next;
 use axum::response::Response;
-use tracing::Instrument;
+use tracing::Span;
 
 const HEADER: &str = "x-request-id";
 
@@ -21,9 +21,9 @@ const MAX_LEN: usize = 36;
 #[derive(Clone, Debug)]
 pub struct RequestId(pub Arc<str>);
 
-/// Gives the request its id and runs it inside a `request` span that
-/// carries it.
-pub async fn assign(mut req: Request, next: Next) -> Response {
+/// Gives the request its id (in its extensions) and returns the `request`
+/// span, carrying the id, to run the request in.
+pub fn assign(req: &mut Request) -> (Arc<str>, Span) {
     let id: Arc<str> = req
         .headers()
         .get(HEADER)
@@ -32,11 +32,14 @@ pub async fn assign(mut req: Request, next: Next) -> Response {
         .map_or_else(new_id, Arc::from);
     req.extensions_mut().insert(RequestId(id.clone()));
     let span = tracing::info_span!("request", id = %id);
-    let mut response = next.run(req).instrument(span).await;
-    if let Ok(value) = HeaderValue::from_str(&id) {
+    (id, span)
+}
+
+/// Echoes the request's id in the response.
+pub fn echo(id: &str, response: &mut Response) {
+    if let Ok(value) = HeaderValue::from_str(id) {
         response.headers_mut().insert(HEADER, value);
     }
-    response
 }
 
 /// Letters, digits, `-`, `_` and `.`, at most [`MAX_LEN`]: what proxies

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use ferroflow::api::security::WebPolicy;
-use ferroflow::app::{self, AppState};
+use ferroflow::app::{self, AppState, Services};
 use ferroflow::artifacts::{ArtifactStore, LocationPolicy};
 use ferroflow::auth::{Access, Workspaces};
 use ferroflow::store::testing::{Backend, TestDatabase};
@@ -70,7 +70,7 @@ pub async fn spawn_with_tokens(workspaces: bool, ttl: std::time::Duration) -> Te
 
 /// Spawns the app (with workspaces when `workspaces`) after `configure`
 /// had its say on the state.
-pub async fn spawn_with(configure: impl FnOnce(&mut AppState), workspaces: bool) -> TestApp {
+pub async fn spawn_with(configure: impl FnOnce(&mut Services), workspaces: bool) -> TestApp {
     let database = TestDatabase::create(Backend::Sqlite).await.unwrap();
     let store = database.store().await;
     spawn_on(database, store, workspaces, None, configure, None).await
@@ -98,7 +98,7 @@ pub async fn spawn_on_store(database: TestDatabase, store: SqlStore) -> TestApp 
 }
 
 /// Like [`spawn_with`], everything served under `--static-prefix prefix`.
-pub async fn spawn_under_prefix(configure: impl FnOnce(&mut AppState), prefix: &str) -> TestApp {
+pub async fn spawn_under_prefix(configure: impl FnOnce(&mut Services), prefix: &str) -> TestApp {
     let database = TestDatabase::create(Backend::Sqlite).await.unwrap();
     let store = database.store().await;
     spawn_on(database, store, false, None, configure, Some(prefix)).await
@@ -109,7 +109,7 @@ async fn spawn_on(
     store: SqlStore,
     workspaces: bool,
     access: Option<Arc<Access>>,
-    configure: impl FnOnce(&mut AppState),
+    configure: impl FnOnce(&mut Services),
     static_prefix: Option<&str>,
 ) -> TestApp {
     let store = Arc::new(if workspaces {
@@ -117,7 +117,7 @@ async fn spawn_on(
     } else {
         store
     });
-    let mut state = AppState {
+    let mut services = Services {
         workspaces: workspaces.then(|| Arc::new(Workspaces::new(store.clone()))),
         store: store.clone(),
         artifacts: Some(Arc::new(ArtifactStore::in_memory())),
@@ -128,13 +128,13 @@ async fn spawn_on(
         artifact_locations: Arc::new(LocationPolicy::new(["mlflow-artifacts:/"])),
         web: Arc::new(WebPolicy::new(None, None, None)),
     };
-    configure(&mut state);
+    configure(&mut services);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (shutdown, stopped) = oneshot::channel::<()>();
     tokio::spawn(app::run(
         listener,
-        app::router(state, static_prefix),
+        app::router(AppState::new(services), static_prefix),
         async {
             let _ = stopped.await;
         },
