@@ -11,6 +11,7 @@
 //! directories under an entity's own id are deleted (a run's, a logged
 //! model's), never an experiment's root, which a client may have chosen.
 
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -111,30 +112,27 @@ pub async fn collect(
             dry_run: options.dry_run,
             ..GcReport::default()
         },
+        counted: HashSet::new(),
     };
+    let batch = options.batch;
     let mut after = String::new();
-    loop {
-        let page = store.deleted_runs(cutoff, &after, options.batch).await?;
-        let Some(last) = page.last() else { break };
-        after = last.id.clone();
+    while let Some(page) = next_page(store.deleted_runs(cutoff, &after, batch).await?, &mut after) {
         gc.runs(page).await?;
     }
     let mut after = String::new();
-    loop {
-        let page = store
-            .deleted_logged_models(cutoff, &after, options.batch)
-            .await?;
-        let Some(last) = page.last() else { break };
-        after = last.id.clone();
+    while let Some(page) = next_page(
+        store.deleted_logged_models(cutoff, &after, batch).await?,
+        &mut after,
+    ) {
         gc.logged_models(page).await?;
     }
-    let mut after = -1;
-    loop {
-        let page = store
-            .deleted_experiments(cutoff, after, options.batch)
-            .await?;
-        let Some(last) = page.last() else { break };
-        after = last.id.parse().unwrap_or(i64::MAX);
+    let mut after = String::new();
+    while let Some(page) = next_page(
+        store
+            .deleted_experiments(cutoff, numeric(&after), batch)
+            .await?,
+        &mut after,
+    ) {
         for experiment in page {
             gc.experiment(experiment).await?;
         }
@@ -143,11 +141,30 @@ pub async fn collect(
     Ok(gc.report)
 }
 
+/// The page, unless it is empty (there are no more), with `after` moved to
+/// its last id, where the next page starts.
+fn next_page(page: Vec<Purgeable>, after: &mut String) -> Option<Vec<Purgeable>> {
+    *after = page.last()?.id.clone();
+    Some(page)
+}
+
+/// Experiment ids are numbers, paged in numeric order; none read yet: -1.
+fn numeric(after: &str) -> i64 {
+    if after.is_empty() {
+        -1
+    } else {
+        after.parse().unwrap_or(i64::MAX)
+    }
+}
+
 struct Collector<'a> {
     store: &'a dyn Store,
     artifacts: Option<&'a ArtifactStore>,
     options: &'a GcOptions,
     report: GcReport,
+    /// Dry runs remove nothing, so a deleted run of a deleted experiment
+    /// is found twice (alone, then with its experiment): counted once.
+    counted: HashSet<String>,
 }
 
 impl Collector<'_> {
@@ -173,24 +190,23 @@ impl Collector<'_> {
     /// stage; it stays if any of them could not be removed.
     async fn experiment(&mut self, experiment: Purgeable) -> Result<()> {
         let failed_before = self.report.failed.len();
+        let (store, batch) = (self.store, self.options.batch);
         let mut after = String::new();
-        loop {
-            let page = self
-                .store
-                .runs_of_experiment(&experiment.id, &after, self.options.batch)
-                .await?;
-            let Some(last) = page.last() else { break };
-            after = last.id.clone();
+        while let Some(page) = next_page(
+            store
+                .runs_of_experiment(&experiment.id, &after, batch)
+                .await?,
+            &mut after,
+        ) {
             self.runs(page).await?;
         }
         let mut after = String::new();
-        loop {
-            let page = self
-                .store
-                .logged_models_of_experiment(&experiment.id, &after, self.options.batch)
-                .await?;
-            let Some(last) = page.last() else { break };
-            after = last.id.clone();
+        while let Some(page) = next_page(
+            store
+                .logged_models_of_experiment(&experiment.id, &after, batch)
+                .await?,
+            &mut after,
+        ) {
             self.logged_models(page).await?;
         }
         if self.report.failed.len() > failed_before {
@@ -211,8 +227,11 @@ impl Collector<'_> {
 
     /// Removes the page's artifacts (dry: only looks) and returns the ids
     /// whose rows may go: those whose artifacts are gone or not ours.
-    async fn without_artifacts(&mut self, page: Vec<Purgeable>) -> Vec<String> {
+    async fn without_artifacts(&mut self, mut page: Vec<Purgeable>) -> Vec<String> {
         let dry_run = self.options.dry_run;
+        if dry_run {
+            page.retain(|entity| self.counted.insert(entity.id.clone()));
+        }
         let artifacts = self.artifacts;
         let outcomes: Vec<(Purgeable, Outcome)> = futures::stream::iter(page)
             .map(|entity| async move {
