@@ -18,6 +18,7 @@ mod runs;
 pub mod security;
 mod server;
 mod session;
+mod traces;
 pub mod ui;
 pub mod wire;
 mod workspaces;
@@ -123,7 +124,44 @@ fn tracking_routes() -> Router<AppState> {
             "/experiments/search-datasets",
             post(experiments::search_datasets),
         )
+        // Traces: the legacy search (the UI's probe) and the calls the
+        // client still makes on the 2.0 paths.
+        .route("/traces", get(traces::search_traces_v2))
+        .route("/traces/delete-traces", post(traces::delete_traces))
+        .route("/traces/link-to-run", post(traces::link_traces_to_run))
+        .route("/traces/{trace_id}/info", get(traces::get_trace_info_v2))
+        .route(
+            "/traces/{trace_id}/tags",
+            patch(traces::set_trace_tag).delete(traces::delete_trace_tag),
+        )
+        .route("/get-trace-artifact", get(artifacts::get_trace_artifact))
         .merge(registry_routes())
+}
+
+/// MLflow 3's trace routes, relative to `/api/3.0/mlflow`.
+fn trace_routes() -> Router<AppState> {
+    Router::new()
+        .route("/traces", post(traces::start_trace))
+        .route("/traces/search", post(traces::search_traces))
+        .route("/traces/batchGetInfos", post(traces::batch_get_trace_infos))
+        .route("/traces/delete-traces", post(traces::delete_traces))
+        .route("/traces/metrics", post(traces::no_trace_metrics))
+        .route("/traces/{trace_id}", get(traces::get_trace_info))
+        .route(
+            "/traces/{trace_id}/tags",
+            patch(traces::set_trace_tag).delete(traces::delete_trace_tag),
+        )
+        .route(
+            "/traces/{trace_id}/assessments",
+            post(traces::create_assessment),
+        )
+        .route(
+            "/traces/{trace_id}/assessments/{assessment_id}",
+            get(traces::get_assessment)
+                .patch(traces::update_assessment)
+                .delete(traces::delete_assessment),
+        )
+        .route("/get-trace-artifact", get(artifacts::get_trace_artifact))
 }
 
 /// The model registry routes, relative to `/api/2.0/mlflow`. The client sends
@@ -261,6 +299,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
     let artifacts_only =
         || middleware::from_fn_with_state(state.clone(), disable_if_artifacts_only);
     let tracking = tracking_routes().route_layer(artifacts_only());
+    let traces = trace_routes().route_layer(artifacts_only());
     let get_artifact = Router::new()
         .route("/get-artifact", get(artifacts::get_run_artifact))
         .route(
@@ -271,6 +310,8 @@ pub fn routes(state: &AppState) -> Router<AppState> {
     Router::new()
         .nest("/api/2.0/mlflow", tracking.clone())
         .nest("/ajax-api/2.0/mlflow", tracking)
+        .nest("/api/3.0/mlflow", traces.clone())
+        .nest("/ajax-api/3.0/mlflow", traces)
         .nest("/api/2.0/mlflow-artifacts", artifact_routes())
         .nest("/ajax-api/2.0/mlflow-artifacts", artifact_routes())
         .merge(get_artifact)
@@ -308,11 +349,6 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route(
             "/ajax-api/3.0/mlflow/ui-telemetry",
             get(ui::telemetry_config).post(ui::telemetry_events),
-        )
-        .route("/ajax-api/2.0/mlflow/traces", get(ui::no_traces))
-        .route(
-            "/ajax-api/3.0/mlflow/traces/metrics",
-            post(ui::no_trace_metrics),
         )
         .route(
             "/ajax-api/3.0/mlflow/assistant/config",

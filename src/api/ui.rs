@@ -14,7 +14,6 @@ use tower_http::services::ServeDir;
 
 use crate::app::AppState;
 use crate::auth::{session, PathWorkspace};
-use crate::model::Workspace;
 use crate::store::workspaces::validate_workspace_name;
 use crate::ui::{MLFLOW_VERSION, NO_BUNDLE_PAGE};
 
@@ -162,19 +161,6 @@ pub async fn telemetry_config() -> Json<Value> {
 /// `POST /ajax-api/3.0/mlflow/ui-telemetry`: events are not kept.
 pub async fn telemetry_events() -> Json<Value> {
     Json(json!({"status": "disabled"}))
-}
-
-/// `GET /ajax-api/2.0/mlflow/traces`: the experiment page probes for traces
-/// to tell what kind of experiment it shows; until ferroflow stores traces,
-/// there are none.
-pub async fn no_traces(_ws: Workspace) -> Json<Value> {
-    Json(json!({}))
-}
-
-/// `POST /ajax-api/3.0/mlflow/traces/metrics`: the experiment page's trace
-/// charts; no traces, so no data points.
-pub async fn no_trace_metrics(_ws: Workspace) -> Json<Value> {
-    Json(json!({"data_points": []}))
 }
 
 /// `GET /ajax-api/3.0/mlflow/assistant/config` and `.../providers`: every

@@ -20,10 +20,17 @@ use crate::model::Tag;
 
 mod snake_case;
 
-use snake_case::{to_snake_case, SnakeCase};
+pub(crate) use snake_case::to_snake_case;
+use snake_case::SnakeCase;
 
 /// A request message read from a JSON body (POST/PATCH/DELETE).
 pub struct Body<T>(pub T);
+
+/// A request message whose maps carry user keys (trace metadata and tags,
+/// assessment values): read from a JSON body with its names as sent, since
+/// converting lowerCamel names would rewrite keys like `mlflow.sourceRun`.
+/// The MLflow client sends these messages with snake_case names.
+pub struct ExactBody<T>(pub T);
 
 /// A request message read from the query string of a GET, or from its JSON
 /// body when the query string is empty (as MLflow does).
@@ -49,6 +56,26 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
         let bytes = read_body(req, state).await?;
         content_type.transpose()?;
         Ok(Body(parse_message(&bytes)?))
+    }
+}
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ExactBody<T> {
+    type Rejection = MlflowError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self> {
+        let content_type = match req.method() == Method::POST || req.method() == Method::PUT {
+            true => Some(check_content_type(&req)),
+            false => None,
+        };
+        let bytes = read_body(req, state).await?;
+        content_type.transpose()?;
+        let body = bytes.trim_ascii();
+        let body = if body.is_empty() { &b"{}"[..] } else { body };
+        let message = serde_json::from_slice(body).map_err(malformed)?;
+        if holds_nul_escape(body) {
+            return Err(nul_refused("the request body"));
+        }
+        Ok(ExactBody(message))
     }
 }
 

@@ -126,10 +126,11 @@ fn condition(c: &Comparison, datasets: &[DatasetFilter], binds: &mut Binds) -> R
             }
             sql
         }
-        EntityType::Dataset => {
-            return Err(MlflowError::invalid_parameter(
-                "Invalid entity type 'dataset' for a logged model search",
-            ))
+        other @ (EntityType::Dataset | EntityType::Metadata | EntityType::Span) => {
+            return Err(MlflowError::invalid_parameter(format!(
+                "Invalid entity type '{}' for a logged model search",
+                other.mlflow_name()
+            )))
         }
     })
 }

@@ -10,6 +10,7 @@ pub mod logged_models;
 pub mod page_token;
 pub mod registry;
 pub mod sql;
+pub mod traces;
 
 #[cfg(test)]
 mod tests;

@@ -198,7 +198,7 @@ fn run_order_terms(
         EntityType::Metric => "latest_metrics",
         EntityType::Param => "params",
         EntityType::Tag => "tags",
-        EntityType::Dataset => return Err(unsupported("order_by entity", "dataset")),
+        other => return Err(unsupported("order_by entity", other.mlflow_name())),
     };
     let key_param = binds.text(&key.key);
     sql.push_str(&format!(
@@ -267,6 +267,9 @@ fn run_condition(c: &Comparison, binds: &mut Binds) -> Result<String> {
                 "EXISTS (SELECT 1 FROM latest_metrics m WHERE m.run_uuid = r.run_uuid \
                  AND m.key = {key} AND {test})"
             )
+        }
+        EntityType::Metadata | EntityType::Span => {
+            return Err(unsupported("entity type", c.entity.mlflow_name()))
         }
         // True when any of the run's dataset inputs matches.
         EntityType::Dataset => {

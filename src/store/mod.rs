@@ -18,6 +18,7 @@ mod sql;
 mod sqlite;
 #[doc(hidden)]
 pub mod testing;
+pub mod traces;
 pub mod validation;
 pub mod workspaces;
 
@@ -37,6 +38,7 @@ pub use logged_models::{LoggedModelQuery, LoggedModelStore, NewLoggedModel};
 pub use operations::OperationsStore;
 pub use registry::{NewModelVersion, RegistryQuery, RegistryStore};
 pub use sql::SqlStore;
+pub use traces::TraceStore;
 pub use workspaces::{DeletionMode, WorkspaceStore, WorkspaceUpdate};
 
 /// Everything the HTTP layer stores: one object, one trait per MLflow service.
@@ -48,6 +50,7 @@ pub trait Store:
     + AccessStore
     + OperationsStore
     + GcStore
+    + TraceStore
 {
 }
 
@@ -59,6 +62,7 @@ impl<T> Store for T where
         + AccessStore
         + OperationsStore
         + GcStore
+        + TraceStore
 {
 }
 

@@ -11,6 +11,7 @@ mod helpers;
 mod hostile;
 mod observe;
 mod security;
+mod traces;
 mod ui;
 mod wire;
 mod workspaces;

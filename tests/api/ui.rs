@@ -256,7 +256,7 @@ async fn telemetry_is_off_and_the_traces_probe_finds_none() {
     let traces = app
         .send(
             app.http
-                .get(app.url("/ajax-api/2.0/mlflow/traces?max_results=1")),
+                .get(app.url("/ajax-api/2.0/mlflow/traces?experiment_ids=0&max_results=1")),
         )
         .await;
     assert_eq!((traces.status, traces.body.clone()), (200, json!({})));

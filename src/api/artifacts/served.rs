@@ -77,6 +77,40 @@ pub async fn get_run_artifact(
     download_under(&state, &owner, &run.info.artifact_uri, &path, &headers).await
 }
 
+#[derive(Deserialize)]
+pub struct TraceArtifact {
+    request_id: Option<String>,
+    path: Option<String>,
+}
+impl QueryFields for TraceArtifact {}
+
+/// `GET /ajax-api/{2.0,3.0}/mlflow/get-trace-artifact?request_id=`: a
+/// trace's spans (`traces.json`), or with `path` one of its attachments,
+/// from where the client uploaded them (the trace's artifact location).
+pub async fn get_trace_artifact(
+    State(state): State<AppState>,
+    ws: Workspace,
+    headers: HeaderMap,
+    Query(req): Query<TraceArtifact>,
+) -> Result<Response> {
+    let trace_id = req.request_id.filter(|id| !id.is_empty()).ok_or_else(|| {
+        MlflowError::bad_request("Request must include the \"request_id\" query parameter.")
+    })?;
+    let path = match req.path.filter(|p| !p.is_empty()) {
+        Some(path) => ArtifactPath::parse(&format!("attachments/{path}"))?,
+        None => ArtifactPath::parse("traces.json")?,
+    };
+    let info = state.store.get_trace_info(&ws, &trace_id).await?;
+    let root = info
+        .tags
+        .get(crate::store::traces::keys::ARTIFACT_LOCATION)
+        .ok_or_else(|| {
+            MlflowError::not_found(format!("Trace with ID '{trace_id}' has no stored spans."))
+        })?;
+    let owner = format!("trace '{trace_id}'");
+    download_under(&state, &owner, root, &path, &headers).await
+}
+
 /// Streams the file `rel` under `root_uri` (owned by `owner`), uncached.
 pub(super) async fn download_under(
     state: &AppState,

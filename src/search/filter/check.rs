@@ -71,6 +71,15 @@ pub(super) fn resolve_identifier(
                 )));
             }
         }
+        EntityType::Span
+            if !grammar.span_keys.contains(&key.as_str()) && !key.starts_with("attributes.") =>
+        {
+            return Err(invalid(format!(
+                "Invalid span attribute key '{key}'. Valid keys are '{{{}}}' and \
+                 'attributes.<name>'",
+                quoted_list(grammar.span_keys)
+            )));
+        }
         EntityType::Dataset if !grammar.dataset_keys.contains(&key.as_str()) => {
             return Err(invalid(format!(
                 "Invalid dataset key '{key}' specified. Valid keys are '{{{}}}'",
@@ -144,6 +153,8 @@ pub(super) fn allowed_comparators(
         EntityType::Metric => grammar.metric_comparators,
         EntityType::Param => grammar.param_comparators,
         EntityType::Tag => grammar.tag_comparators,
+        EntityType::Metadata => grammar.metadata_comparators,
+        EntityType::Span => grammar.span_comparators,
         EntityType::Dataset => grammar.dataset_comparators,
         EntityType::Attribute => grammar
             .attribute_comparators
@@ -223,7 +234,7 @@ pub(super) fn typed_value(
                 raw.text()
             ))),
         },
-        EntityType::Param | EntityType::Tag => match raw {
+        EntityType::Param | EntityType::Tag | EntityType::Metadata => match raw {
             RawValue::Quoted(s) => Ok(Value::Str(s.clone())),
             RawValue::Bare(text) => Err(not_quoted(text)),
             _ => Err(invalid(format!(
@@ -275,12 +286,13 @@ pub(super) fn typed_value(
                 ))),
             }
         }
-        EntityType::Dataset => match raw {
+        EntityType::Dataset | EntityType::Span => match raw {
             RawValue::Quoted(s) => Ok(Value::Str(s.clone())),
             RawValue::Bare(text) => Err(not_quoted(text)),
             RawValue::List { text, items } => Ok(Value::StrList(list_strings(items, text)?)),
             _ => Err(invalid(format!(
-                "Expected a quoted string value for dataset attributes. Got value {}",
+                "Expected a quoted string value for {} attributes. Got value {}",
+                entity.mlflow_name(),
                 raw.text()
             ))),
         },

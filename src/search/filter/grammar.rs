@@ -24,6 +24,8 @@ pub struct Grammar {
     /// Whether numeric attributes reject fractional values (experiments do, runs don't).
     pub integer_only_numeric_attributes: bool,
     pub dataset_keys: &'static [&'static str],
+    /// Span columns a `span.<key>` may name (besides `attributes.<name>`).
+    pub span_keys: &'static [&'static str],
     /// Entities that accept `IS NULL` / `IS NOT NULL`, and how the error names them.
     pub null_check_entities: &'static [EntityType],
     pub null_check_label: &'static str,
@@ -33,6 +35,8 @@ pub struct Grammar {
     pub string_attribute_comparators: &'static [Comparator],
     pub numeric_attribute_comparators: &'static [Comparator],
     pub dataset_comparators: &'static [Comparator],
+    pub metadata_comparators: &'static [Comparator],
+    pub span_comparators: &'static [Comparator],
     /// Per-attribute comparator sets that replace the string/numeric default.
     pub attribute_comparators: &'static [(&'static str, &'static [Comparator])],
     /// Entities order_by may name.
@@ -108,6 +112,7 @@ pub static RUNS: Grammar = Grammar {
     integer_attributes: &[],
     integer_only_numeric_attributes: false,
     dataset_keys: &["name", "digest", "context"],
+    span_keys: &[],
     null_check_entities: &[EntityType::Tag, EntityType::Param],
     null_check_label: "tags and params",
     metric_comparators: NUMERIC_COMPARATORS,
@@ -116,6 +121,8 @@ pub static RUNS: Grammar = Grammar {
     string_attribute_comparators: STRING_COMPARATORS,
     numeric_attribute_comparators: NUMERIC_COMPARATORS,
     dataset_comparators: STRING_COMPARATORS,
+    metadata_comparators: &[],
+    span_comparators: &[],
     attribute_comparators: &[],
     order_by_entities: &[
         EntityType::Attribute,
@@ -143,6 +150,7 @@ pub static EXPERIMENTS: Grammar = Grammar {
     integer_attributes: &["experiment_id"],
     integer_only_numeric_attributes: true,
     dataset_keys: &[],
+    span_keys: &[],
     null_check_entities: &[EntityType::Tag],
     null_check_label: "tags",
     metric_comparators: &[],
@@ -151,6 +159,8 @@ pub static EXPERIMENTS: Grammar = Grammar {
     string_attribute_comparators: STRING_COMPARATORS,
     numeric_attribute_comparators: NUMERIC_COMPARATORS,
     dataset_comparators: &[],
+    metadata_comparators: &[],
+    span_comparators: &[],
     // The SQL store narrows these: experiment_id is a nominal id, name has no list form.
     attribute_comparators: &[
         (
@@ -206,6 +216,7 @@ pub static LOGGED_MODELS: Grammar = Grammar {
     integer_attributes: &["experiment_id"],
     integer_only_numeric_attributes: false,
     dataset_keys: &[],
+    span_keys: &[],
     null_check_entities: &[],
     null_check_label: "nothing in a logged model search",
     metric_comparators: NUMERIC_COMPARATORS,
@@ -214,6 +225,8 @@ pub static LOGGED_MODELS: Grammar = Grammar {
     string_attribute_comparators: STRING_COMPARATORS,
     numeric_attribute_comparators: NUMERIC_COMPARATORS,
     dataset_comparators: &[],
+    metadata_comparators: &[],
+    span_comparators: &[],
     attribute_comparators: &[("experiment_id", &[Comparator::Eq, Comparator::NotEq])],
     order_by_entities: &[],
     reject_duplicate_order_by: false,
@@ -244,6 +257,7 @@ pub static REGISTERED_MODELS: Grammar = Grammar {
     integer_attributes: &[],
     integer_only_numeric_attributes: true,
     dataset_keys: &[],
+    span_keys: &[],
     null_check_entities: &[],
     null_check_label: "tags and params",
     metric_comparators: &[],
@@ -252,6 +266,8 @@ pub static REGISTERED_MODELS: Grammar = Grammar {
     string_attribute_comparators: STRING_COMPARATORS,
     numeric_attribute_comparators: NUMERIC_COMPARATORS,
     dataset_comparators: &[],
+    metadata_comparators: &[],
+    span_comparators: &[],
     attribute_comparators: &[],
     order_by_entities: &[EntityType::Attribute],
     reject_duplicate_order_by: true,
@@ -275,6 +291,7 @@ pub static MODEL_VERSIONS: Grammar = Grammar {
     integer_attributes: &[],
     integer_only_numeric_attributes: true,
     dataset_keys: &[],
+    span_keys: &[],
     null_check_entities: &[],
     null_check_label: "tags and params",
     metric_comparators: &[],
@@ -283,7 +300,64 @@ pub static MODEL_VERSIONS: Grammar = Grammar {
     string_attribute_comparators: STRING_COMPARATORS,
     numeric_attribute_comparators: NUMERIC_COMPARATORS,
     dataset_comparators: &[],
+    metadata_comparators: &[],
+    span_comparators: &[],
     attribute_comparators: &[],
     order_by_entities: &[EntityType::Attribute],
+    reject_duplicate_order_by: true,
+};
+
+/// `traces/search` (SearchTraceUtils). `name` and `run_id` are attributes
+/// here but MLflow keeps them in the trace name column and the
+/// `mlflow.sourceRun` metadata; the renderer maps them.
+pub static TRACES: Grammar = Grammar {
+    prefixes: &[
+        ("attribute", EntityType::Attribute),
+        ("attributes", EntityType::Attribute),
+        ("trace", EntityType::Attribute),
+        ("tag", EntityType::Tag),
+        ("tags", EntityType::Tag),
+        ("request_metadata", EntityType::Metadata),
+        ("metadata", EntityType::Metadata),
+        ("span", EntityType::Span),
+    ],
+    prefixes_hint: "['attribute', 'tag', 'request_metadata', 'span']",
+    string_attributes: &[
+        "request_id",
+        "status",
+        "client_request_id",
+        "name",
+        "run_id",
+        "experiment_id",
+    ],
+    numeric_attributes: &["timestamp_ms", "execution_time_ms", "end_time_ms"],
+    filter_aliases: &[
+        ("timestamp", "timestamp_ms"),
+        ("execution_time", "execution_time_ms"),
+        ("end_time", "end_time_ms"),
+    ],
+    order_by_aliases: &[
+        ("timestamp", "timestamp_ms"),
+        ("execution_time", "execution_time_ms"),
+        ("end_time", "end_time_ms"),
+    ],
+    // `name` and `run_id` are a tag and a metadata key underneath: no lists.
+    list_attributes: &["status", "request_id", "client_request_id"],
+    integer_attributes: &[],
+    integer_only_numeric_attributes: false,
+    dataset_keys: &[],
+    span_keys: &["name", "type", "status", "content"],
+    null_check_entities: &[EntityType::Tag, EntityType::Metadata],
+    null_check_label: "tags and metadata",
+    metric_comparators: &[],
+    param_comparators: &[],
+    tag_comparators: KEY_VALUE_COMPARATORS,
+    string_attribute_comparators: STRING_COMPARATORS,
+    numeric_attribute_comparators: NUMERIC_COMPARATORS,
+    dataset_comparators: &[],
+    metadata_comparators: KEY_VALUE_COMPARATORS,
+    span_comparators: STRING_COMPARATORS,
+    attribute_comparators: &[],
+    order_by_entities: &[EntityType::Attribute, EntityType::Tag, EntityType::Metadata],
     reject_duplicate_order_by: true,
 };

@@ -30,6 +30,10 @@ pub enum EntityType {
     Param,
     Tag,
     Dataset,
+    /// A trace's request metadata (`metadata.<key>`).
+    Metadata,
+    /// A column or attribute of any span of a trace (`span.<key>`).
+    Span,
 }
 
 impl EntityType {
@@ -41,6 +45,8 @@ impl EntityType {
             Self::Param => "parameter",
             Self::Tag => "tag",
             Self::Dataset => "dataset",
+            Self::Metadata => "request_metadata",
+            Self::Span => "span",
         }
     }
 }

@@ -22,6 +22,7 @@
 //! - `inputs.rs`: dataset inputs, run–logged-model links
 //! - `logged_models.rs`: MLflow 3 logged models
 //! - `registry/`: registered models, model versions, tags and aliases
+//! - `traces.rs`, `assessments.rs`: MLflow 3 trace records and their assessments
 //!
 //! Traits and files: Rust allows one `impl Trait for SqlStore`, and a trait
 //! may span several areas. [`TrackingStore`] (experiments, runs, metrics,
@@ -35,6 +36,7 @@
 //! (workspaces, traces) is a new file, and its trait's impl lives there.
 
 mod access;
+mod assessments;
 mod experiments;
 mod gc;
 mod inputs;
@@ -43,6 +45,7 @@ mod metrics;
 mod operations;
 mod registry;
 mod runs;
+mod traces;
 mod workspaces;
 
 use async_trait::async_trait;

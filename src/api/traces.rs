@@ -1,0 +1,777 @@
+//! `/mlflow/traces/*`: MLflow 3 trace records (`/api/3.0`), the calls the
+//! client still makes on `/api/2.0` (tags, deletion, links to runs, the
+//! legacy search the UI probes with), and assessments. Handlers parse and
+//! answer in MLflow's protobuf JSON; the rules live in `store::traces`.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, State};
+use axum::Json;
+use chrono::{DateTime, SecondsFormat};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use super::wire::{self, required, Body, ExactBody, Query, QueryFields};
+use crate::app::AppState;
+use crate::error::{MlflowError, Result};
+use crate::model::{Page, Workspace};
+use crate::store::traces::{
+    truncated, Assessment, AssessmentKind, AssessmentUpdate, TraceDeletion, TraceInfo, TraceQuery,
+    MAX_TAG_VALUE_LENGTH, SEARCH_DEFAULT_MAX_RESULTS,
+};
+
+// ---------------------------------------------------------------------------
+// Protobuf JSON: timestamps, durations, trace records, assessments
+// ---------------------------------------------------------------------------
+
+/// A `google.protobuf.Timestamp` as JSON: RFC 3339 in UTC with 0, 3, 6 or
+/// 9 fractional digits, as protobuf prints it.
+fn timestamp(ms: i64) -> Value {
+    DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(SecondsFormat::AutoSi, true))
+        .map_or(Value::Null, Value::String)
+}
+
+fn parse_timestamp(field: &str, text: &str) -> Result<i64> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.timestamp_millis())
+        .map_err(|_| {
+            MlflowError::invalid_parameter(format!(
+                "Invalid value '{text}' for '{field}': expected an RFC 3339 timestamp"
+            ))
+        })
+}
+
+/// A `google.protobuf.Duration` as JSON (`"1.500s"`, `"2s"`), written by
+/// hand: protobuf's exact spelling, which no crate here prints.
+fn duration(ms: i64) -> Value {
+    let (seconds, millis) = (ms / 1000, (ms % 1000).abs());
+    let sign = if ms < 0 && seconds == 0 { "-" } else { "" };
+    Value::String(match millis {
+        0 => format!("{seconds}s"),
+        _ => format!("{sign}{seconds}.{millis:03}s"),
+    })
+}
+
+fn parse_duration(text: &str) -> Result<i64> {
+    let invalid = || {
+        MlflowError::invalid_parameter(format!(
+            "Invalid value '{text}' for 'execution_duration': expected a duration like '1.5s'"
+        ))
+    };
+    let seconds: f64 = text
+        .strip_suffix('s')
+        .and_then(|s| s.parse().ok())
+        .filter(|s: &f64| s.is_finite())
+        .ok_or_else(invalid)?;
+    Ok((seconds * 1000.0).round() as i64)
+}
+
+/// MLflow's `TraceInfo.to_proto` cuts metadata values to this many characters.
+const MAX_METADATA_VALUE_CHARS: usize = 250;
+
+/// A map as a trace record prints it: values cut as MLflow's `to_proto`
+/// cuts them (the stored values stay whole).
+fn cut_values(map: &BTreeMap<String, String>, max: usize) -> Value {
+    let cut = map
+        .iter()
+        .map(|(key, value)| (key.clone(), Value::String(truncated(value, max))))
+        .collect();
+    Value::Object(cut)
+}
+
+/// MLflow's `TraceInfoV3` as JSON; unset fields are left out.
+fn trace_info_v3(info: &TraceInfo) -> Value {
+    let mut out = Map::new();
+    out.insert("trace_id".into(), json!(info.trace_id));
+    if let Some(id) = &info.client_request_id {
+        out.insert("client_request_id".into(), json!(id));
+    }
+    out.insert(
+        "trace_location".into(),
+        json!({
+            "type": "MLFLOW_EXPERIMENT",
+            "mlflow_experiment": {"experiment_id": info.experiment_id},
+        }),
+    );
+    for (name, value) in [
+        ("request_preview", &info.request_preview),
+        ("response_preview", &info.response_preview),
+    ] {
+        if let Some(value) = value {
+            out.insert(name.into(), json!(value));
+        }
+    }
+    out.insert("request_time".into(), timestamp(info.request_time));
+    if let Some(ms) = info.execution_duration {
+        out.insert("execution_duration".into(), duration(ms));
+    }
+    out.insert("state".into(), json!(info.state));
+    out.insert(
+        "trace_metadata".into(),
+        cut_values(&info.trace_metadata, MAX_METADATA_VALUE_CHARS),
+    );
+    if !info.assessments.is_empty() {
+        let assessments: Vec<Value> = info.assessments.iter().map(assessment_json).collect();
+        out.insert("assessments".into(), Value::Array(assessments));
+    }
+    out.insert("tags".into(), cut_values(&info.tags, MAX_TAG_VALUE_LENGTH));
+    Value::Object(out)
+}
+
+/// The legacy `TraceInfo` (v2) the UI's trace list and the v2 calls read.
+fn trace_info_v2(info: &TraceInfo) -> Value {
+    let pairs = |map: &BTreeMap<String, String>, max: usize| -> Vec<Value> {
+        map.iter()
+            .map(|(key, value)| json!({"key": key, "value": truncated(value, max)}))
+            .collect()
+    };
+    let status = match info.state.as_str() {
+        "STATE_UNSPECIFIED" => "TRACE_STATUS_UNSPECIFIED",
+        other => other,
+    };
+    let mut out = json!({
+        "request_id": info.trace_id,
+        "experiment_id": info.experiment_id,
+        "timestamp_ms": info.request_time,
+        "status": status,
+        "request_metadata": pairs(&info.trace_metadata, MAX_METADATA_VALUE_CHARS),
+        "tags": pairs(&info.tags, MAX_TAG_VALUE_LENGTH),
+    });
+    if let Some(ms) = info.execution_duration {
+        out["execution_time_ms"] = json!(ms);
+    }
+    out
+}
+
+/// Parses stored JSON text back to a value (it was written as JSON).
+fn stored_json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or(Value::Null)
+}
+
+/// MLflow's `Assessment` as JSON. Expectations that are not a plain scalar
+/// travel as JSON text (`serialized_value`), as MLflow sends them.
+fn assessment_json(a: &Assessment) -> Value {
+    let mut out = Map::new();
+    out.insert("assessment_id".into(), json!(a.assessment_id));
+    out.insert("assessment_name".into(), json!(a.name));
+    out.insert("trace_id".into(), json!(a.trace_id));
+    if let Some(span_id) = &a.span_id {
+        out.insert("span_id".into(), json!(span_id));
+    }
+    let mut source = json!({"source_type": a.source_type});
+    if let Some(id) = &a.source_id {
+        source["source_id"] = json!(id);
+    }
+    out.insert("source".into(), source);
+    out.insert("create_time".into(), timestamp(a.create_time));
+    out.insert("last_update_time".into(), timestamp(a.last_update_time));
+    let value = stored_json(&a.value);
+    match a.kind {
+        AssessmentKind::Feedback => {
+            let mut feedback = json!({"value": value});
+            if let Some(error) = &a.error {
+                feedback["error"] = stored_json(error);
+            }
+            out.insert("feedback".into(), feedback);
+        }
+        AssessmentKind::Expectation => {
+            let expectation = match value {
+                Value::Bool(_) | Value::Number(_) | Value::String(_) => json!({"value": value}),
+                other => json!({"serialized_value": {
+                    "serialization_format": "JSON_FORMAT",
+                    "value": other.to_string(),
+                }}),
+            };
+            out.insert("expectation".into(), expectation);
+        }
+    }
+    if let Some(rationale) = &a.rationale {
+        out.insert("rationale".into(), json!(rationale));
+    }
+    if let Some(metadata) = a.metadata.as_ref().filter(|m| !m.is_empty()) {
+        out.insert("metadata".into(), json!(metadata));
+    }
+    if let Some(overrides) = &a.overrides {
+        out.insert("overrides".into(), json!(overrides));
+    }
+    out.insert("valid".into(), json!(a.valid));
+    Value::Object(out)
+}
+
+// ---------------------------------------------------------------------------
+// Trace records
+// ---------------------------------------------------------------------------
+
+#[derive(Deserialize, Default)]
+struct ExperimentLocation {
+    experiment_id: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct Location {
+    mlflow_experiment: Option<ExperimentLocation>,
+}
+
+impl Location {
+    fn experiment_id(self) -> Option<String> {
+        self.mlflow_experiment?.experiment_id
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct TraceInfoMessage {
+    trace_id: Option<String>,
+    client_request_id: Option<String>,
+    trace_location: Option<Location>,
+    request_preview: Option<String>,
+    response_preview: Option<String>,
+    request_time: Option<String>,
+    execution_duration: Option<String>,
+    state: Option<String>,
+    #[serde(default)]
+    trace_metadata: BTreeMap<String, String>,
+    #[serde(default)]
+    tags: BTreeMap<String, String>,
+}
+
+impl TraceInfoMessage {
+    fn into_trace_info(self) -> Result<TraceInfo> {
+        let experiment_id = self.trace_location.and_then(Location::experiment_id);
+        Ok(TraceInfo {
+            trace_id: required(self.trace_id, "trace_id")?,
+            client_request_id: self.client_request_id.filter(|id| !id.is_empty()),
+            experiment_id: required(experiment_id, "trace_location.mlflow_experiment")?,
+            request_time: match &self.request_time {
+                Some(text) => parse_timestamp("request_time", text)?,
+                None => 0,
+            },
+            execution_duration: self
+                .execution_duration
+                .as_deref()
+                .map(parse_duration)
+                .transpose()?,
+            state: self
+                .state
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "STATE_UNSPECIFIED".into()),
+            request_preview: self.request_preview,
+            response_preview: self.response_preview,
+            trace_metadata: self.trace_metadata,
+            tags: self.tags,
+            assessments: Vec::new(),
+        })
+    }
+}
+
+#[derive(Deserialize)]
+pub struct TraceMessage {
+    trace_info: Option<TraceInfoMessage>,
+}
+
+#[derive(Deserialize)]
+pub struct StartTrace {
+    trace: Option<TraceMessage>,
+}
+
+/// `POST /api/3.0/mlflow/traces` (StartTraceV3): the record of a finished
+/// trace. The client sends it once its spans are done; a resend rewrites it.
+pub async fn start_trace(
+    State(state): State<AppState>,
+    ws: Workspace,
+    ExactBody(req): ExactBody<StartTrace>,
+) -> Result<Json<Value>> {
+    let message = req
+        .trace
+        .and_then(|t| t.trace_info)
+        .ok_or_else(|| MlflowError::missing_parameter("trace"))?;
+    let info = state
+        .store
+        .start_trace(&ws, message.into_trace_info()?)
+        .await?;
+    Ok(Json(json!({"trace": {"trace_info": trace_info_v3(&info)}})))
+}
+
+/// `GET /api/3.0/mlflow/traces/{trace_id}` (GetTraceInfoV3).
+pub async fn get_trace_info(
+    State(state): State<AppState>,
+    ws: Workspace,
+    Path(trace_id): Path<String>,
+) -> Result<Json<Value>> {
+    let info = state.store.get_trace_info(&ws, &trace_id).await?;
+    Ok(Json(json!({"trace": {"trace_info": trace_info_v3(&info)}})))
+}
+
+/// `GET /api/2.0/mlflow/traces/{trace_id}/info` (the legacy GetTraceInfo).
+pub async fn get_trace_info_v2(
+    State(state): State<AppState>,
+    ws: Workspace,
+    Path(trace_id): Path<String>,
+) -> Result<Json<Value>> {
+    let info = state.store.get_trace_info(&ws, &trace_id).await?;
+    Ok(Json(json!({"trace_info": trace_info_v2(&info)})))
+}
+
+#[derive(Deserialize)]
+pub struct BatchGetInfos {
+    #[serde(default)]
+    trace_ids: Vec<String>,
+    experiment_ids: Option<Vec<String>>,
+}
+
+/// `POST /api/3.0/mlflow/traces/batchGetInfos`: the records that exist,
+/// limited to `experiment_ids` when given.
+pub async fn batch_get_trace_infos(
+    State(state): State<AppState>,
+    ws: Workspace,
+    Body(req): Body<BatchGetInfos>,
+) -> Result<Json<Value>> {
+    if req.trace_ids.is_empty() {
+        return Err(MlflowError::missing_parameter("trace_ids"));
+    }
+    let mut infos = state
+        .store
+        .batch_get_trace_infos(&ws, &req.trace_ids)
+        .await?;
+    if let Some(experiments) = req.experiment_ids {
+        infos.retain(|info| experiments.contains(&info.experiment_id));
+    }
+    let mut out = Map::new();
+    if !infos.is_empty() {
+        let infos = infos.iter().map(trace_info_v3).collect();
+        out.insert("trace_infos".into(), Value::Array(infos));
+    }
+    Ok(Json(Value::Object(out)))
+}
+
+#[derive(Deserialize)]
+pub struct SearchTraces {
+    #[serde(default)]
+    locations: Vec<Location>,
+    filter: Option<String>,
+    #[serde(default, deserialize_with = "wire::opt_i64")]
+    max_results: Option<i64>,
+    #[serde(default)]
+    order_by: Vec<String>,
+    page_token: Option<String>,
+}
+
+/// A search's answer as protobuf JSON prints it: no `traces` when empty.
+fn page_json(page: Page<TraceInfo>, render: fn(&TraceInfo) -> Value) -> Value {
+    let mut out = Map::new();
+    if !page.items.is_empty() {
+        let traces = page.items.iter().map(render).collect();
+        out.insert("traces".into(), Value::Array(traces));
+    }
+    if let Some(token) = page.next_page_token {
+        out.insert("next_page_token".into(), Value::String(token));
+    }
+    Value::Object(out)
+}
+
+/// `POST /api/3.0/mlflow/traces/search` (SearchTracesV3).
+pub async fn search_traces(
+    State(state): State<AppState>,
+    ws: Workspace,
+    Body(req): Body<SearchTraces>,
+) -> Result<Json<Value>> {
+    if req.locations.is_empty() {
+        return Err(MlflowError::missing_parameter("locations"));
+    }
+    let query = TraceQuery {
+        experiment_ids: req
+            .locations
+            .into_iter()
+            .filter_map(Location::experiment_id)
+            .collect(),
+        filter: req.filter.unwrap_or_default(),
+        max_results: req.max_results.unwrap_or(SEARCH_DEFAULT_MAX_RESULTS),
+        order_by: req.order_by,
+        page_token: req.page_token,
+    };
+    let page = state.store.search_traces(&ws, &query).await?;
+    Ok(Json(page_json(page, trace_info_v3)))
+}
+
+#[derive(Deserialize)]
+pub struct SearchTracesV2 {
+    #[serde(default)]
+    experiment_ids: Vec<String>,
+    filter: Option<String>,
+    #[serde(default, deserialize_with = "wire::opt_i64")]
+    max_results: Option<i64>,
+    #[serde(default)]
+    order_by: Vec<String>,
+    page_token: Option<String>,
+}
+impl QueryFields for SearchTracesV2 {
+    const REPEATED: &'static [&'static str] = &["experiment_ids", "order_by"];
+}
+
+/// `GET /api/2.0/mlflow/traces`: the legacy search, which the UI's
+/// experiment page uses to probe whether an experiment holds traces.
+pub async fn search_traces_v2(
+    State(state): State<AppState>,
+    ws: Workspace,
+    Query(req): Query<SearchTracesV2>,
+) -> Result<Json<Value>> {
+    if req.experiment_ids.is_empty() {
+        return Err(MlflowError::missing_parameter("experiment_ids"));
+    }
+    let query = TraceQuery {
+        experiment_ids: req.experiment_ids,
+        filter: req.filter.unwrap_or_default(),
+        max_results: req.max_results.unwrap_or(SEARCH_DEFAULT_MAX_RESULTS),
+        order_by: req.order_by,
+        page_token: req.page_token,
+    };
+    let page = state.store.search_traces(&ws, &query).await?;
+    Ok(Json(page_json(page, trace_info_v2)))
+}
+
+#[derive(Deserialize)]
+pub struct SetTraceTag {
+    key: Option<String>,
+    value: Option<String>,
+}
+
+/// `PATCH /api/{2.0,3.0}/mlflow/traces/{trace_id}/tags`.
+pub async fn set_trace_tag(
+    State(state): State<AppState>,
+    ws: Workspace,
+    Path(trace_id): Path<String>,
+    Body(req): Body<SetTraceTag>,
+) -> Result<Json<Value>> {
+    let key = required(req.key, "key")?;
+    let value = req.value.unwrap_or_default();
+    state
+        .store
+        .set_trace_tag(&ws, &trace_id, &key, &value)
+        .await?;
+    Ok(Json(json!({})))
+}
+
+#[derive(Deserialize)]
+pub struct DeleteTraceTag {
+    key: Option<String>,
+}
+impl QueryFields for DeleteTraceTag {}
+
+/// `DELETE /api/{2.0,3.0}/mlflow/traces/{trace_id}/tags`; the key comes in
+/// the body (the client) or the query string (the UI).
+pub async fn delete_trace_tag(
+    State(state): State<AppState>,
+    ws: Workspace,
+    Path(trace_id): Path<String>,
+    Query(req): Query<DeleteTraceTag>,
+) -> Result<Json<Value>> {
+    let key = required(req.key, "key")?;
+    state.store.delete_trace_tag(&ws, &trace_id, &key).await?;
+    Ok(Json(json!({})))
+}
+
+#[derive(Deserialize)]
+pub struct DeleteTraces {
+    experiment_id: Option<String>,
+    #[serde(default, deserialize_with = "wire::opt_i64")]
+    max_timestamp_millis: Option<i64>,
+    #[serde(default, deserialize_with = "wire::opt_i64")]
+    max_traces: Option<i64>,
+    #[serde(default)]
+    request_ids: Vec<String>,
+}
+
+/// `POST /api/2.0/mlflow/traces/delete-traces`: older than a time (the
+/// oldest first up to `max_traces`), or by ids.
+pub async fn delete_traces(
+    State(state): State<AppState>,
+    ws: Workspace,
+    Body(req): Body<DeleteTraces>,
+) -> Result<Json<Value>> {
+    let deletion = TraceDeletion {
+        experiment_id: required(req.experiment_id, "experiment_id")?,
+        max_timestamp_millis: req.max_timestamp_millis,
+        max_traces: req.max_traces,
+        trace_ids: req.request_ids,
+    };
+    let deleted = state.store.delete_traces(&ws, &deletion).await?;
+    Ok(Json(json!({"traces_deleted": deleted})))
+}
+
+#[derive(Deserialize)]
+pub struct LinkToRun {
+    #[serde(default)]
+    trace_ids: Vec<String>,
+    run_id: Option<String>,
+}
+
+/// `POST /api/2.0/mlflow/traces/link-to-run`.
+pub async fn link_traces_to_run(
+    State(state): State<AppState>,
+    ws: Workspace,
+    Body(req): Body<LinkToRun>,
+) -> Result<Json<Value>> {
+    let run_id = required(req.run_id, "run_id")?;
+    state
+        .store
+        .link_traces_to_run(&ws, &req.trace_ids, &run_id)
+        .await?;
+    Ok(Json(json!({})))
+}
+
+// ---------------------------------------------------------------------------
+// Assessments
+// ---------------------------------------------------------------------------
+
+#[derive(Deserialize, Default)]
+struct Source {
+    source_type: Option<String>,
+    source_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct FeedbackMessage {
+    #[serde(default)]
+    value: Value,
+    error: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct SerializedValue {
+    serialization_format: Option<String>,
+    value: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ExpectationMessage {
+    value: Option<Value>,
+    serialized_value: Option<SerializedValue>,
+}
+
+#[derive(Deserialize, Default)]
+pub struct AssessmentMessage {
+    assessment_id: Option<String>,
+    assessment_name: Option<String>,
+    span_id: Option<String>,
+    source: Option<Source>,
+    create_time: Option<String>,
+    last_update_time: Option<String>,
+    feedback: Option<FeedbackMessage>,
+    expectation: Option<ExpectationMessage>,
+    rationale: Option<String>,
+    metadata: Option<BTreeMap<String, String>>,
+    overrides: Option<String>,
+    run_id: Option<String>,
+}
+
+/// The kind, the value as JSON text and (feedback) the error as JSON text.
+type AssessmentValue = (AssessmentKind, String, Option<String>);
+
+fn feedback_value(feedback: FeedbackMessage) -> AssessmentValue {
+    let error = feedback
+        .error
+        .filter(|e| !e.is_null())
+        .map(|e| e.to_string());
+    (AssessmentKind::Feedback, feedback.value.to_string(), error)
+}
+
+fn expectation_value(expectation: ExpectationMessage) -> Result<AssessmentValue> {
+    let value = match (expectation.serialized_value, expectation.value) {
+        (Some(serialized), _) => {
+            let format = serialized.serialization_format.unwrap_or_default();
+            if format != "JSON_FORMAT" {
+                return Err(MlflowError::invalid_parameter(format!(
+                    "Unknown serialization format: {format}. Only JSON_FORMAT is supported."
+                )));
+            }
+            let text = serialized.value.unwrap_or_default();
+            let parsed: Value = serde_json::from_str(&text).map_err(|_| {
+                MlflowError::invalid_parameter("The expectation's serialized value is not JSON")
+            })?;
+            parsed.to_string()
+        }
+        (None, value) => value.unwrap_or(Value::Null).to_string(),
+    };
+    Ok((AssessmentKind::Expectation, value, None))
+}
+
+fn no_value() -> MlflowError {
+    MlflowError::invalid_parameter(
+        "Assessment must have either feedback, expectation, or issue value",
+    )
+}
+
+impl AssessmentMessage {
+    fn into_assessment(self, trace_id: String) -> Result<Assessment> {
+        let (kind, value, error) = match (self.feedback, self.expectation) {
+            (Some(feedback), _) => feedback_value(feedback),
+            (None, Some(expectation)) => expectation_value(expectation)?,
+            (None, None) => return Err(no_value()),
+        };
+        let source = self.source.unwrap_or_default();
+        let time = |field: &str, text: Option<String>| -> Result<i64> {
+            text.map_or(Ok(0), |t| parse_timestamp(field, &t))
+        };
+        Ok(Assessment {
+            assessment_id: self.assessment_id.unwrap_or_default(),
+            trace_id,
+            name: required(self.assessment_name, "assessment.assessment_name")?,
+            kind,
+            value,
+            error,
+            source_type: source
+                .source_type
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "SOURCE_TYPE_UNSPECIFIED".into()),
+            source_id: source.source_id,
+            span_id: self.span_id.filter(|s| !s.is_empty()),
+            run_id: self.run_id.filter(|s| !s.is_empty()),
+            rationale: self.rationale,
+            metadata: self.metadata,
+            overrides: self.overrides.filter(|s| !s.is_empty()),
+            valid: true,
+            create_time: time("create_time", self.create_time)?,
+            last_update_time: time("last_update_time", self.last_update_time)?,
+        })
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CreateAssessment {
+    assessment: Option<AssessmentMessage>,
+}
+
+/// `POST /api/3.0/mlflow/traces/{trace_id}/assessments`.
+pub async fn create_assessment(
+    State(state): State<AppState>,
+    ws: Workspace,
+    Path(trace_id): Path<String>,
+    ExactBody(req): ExactBody<CreateAssessment>,
+) -> Result<Json<Value>> {
+    let message = req
+        .assessment
+        .ok_or_else(|| MlflowError::missing_parameter("assessment"))?;
+    let assessment = message.into_assessment(trace_id)?;
+    let created = state.store.create_assessment(&ws, assessment).await?;
+    Ok(Json(json!({"assessment": assessment_json(&created)})))
+}
+
+/// `GET /api/3.0/mlflow/traces/{trace_id}/assessments/{assessment_id}`.
+pub async fn get_assessment(
+    State(state): State<AppState>,
+    ws: Workspace,
+    Path((trace_id, assessment_id)): Path<(String, String)>,
+) -> Result<Json<Value>> {
+    let assessment = state
+        .store
+        .get_assessment(&ws, &trace_id, &assessment_id)
+        .await?;
+    Ok(Json(json!({"assessment": assessment_json(&assessment)})))
+}
+
+#[derive(Deserialize)]
+pub struct UpdateAssessment {
+    assessment: Option<AssessmentMessage>,
+    /// A protobuf FieldMask: comma-separated lowerCamel field names.
+    update_mask: Option<String>,
+}
+
+/// `PATCH /api/3.0/mlflow/traces/{trace_id}/assessments/{assessment_id}`:
+/// changes the fields the update mask names.
+pub async fn update_assessment(
+    State(state): State<AppState>,
+    ws: Workspace,
+    Path((trace_id, assessment_id)): Path<(String, String)>,
+    ExactBody(req): ExactBody<UpdateAssessment>,
+) -> Result<Json<Value>> {
+    let mut message = req
+        .assessment
+        .ok_or_else(|| MlflowError::missing_parameter("assessment"))?;
+    let mask = required(req.update_mask, "update_mask")?;
+    let mut update = AssessmentUpdate::default();
+    for path in mask.split(',').map(str::trim) {
+        match wire::to_snake_case(path).as_str() {
+            "assessment_name" => update.name = message.assessment_name.take(),
+            "feedback" => {
+                let feedback = message.feedback.take().ok_or_else(no_value)?;
+                update.value = Some(feedback_value(feedback));
+            }
+            "expectation" => {
+                let expectation = message.expectation.take().ok_or_else(no_value)?;
+                update.value = Some(expectation_value(expectation)?);
+            }
+            "rationale" => update.rationale = Some(message.rationale.take().unwrap_or_default()),
+            "metadata" => update.metadata = Some(message.metadata.take().unwrap_or_default()),
+            _ => {}
+        }
+    }
+    let updated = state
+        .store
+        .update_assessment(&ws, &trace_id, &assessment_id, update)
+        .await?;
+    Ok(Json(json!({"assessment": assessment_json(&updated)})))
+}
+
+/// `DELETE /api/3.0/mlflow/traces/{trace_id}/assessments/{assessment_id}`.
+pub async fn delete_assessment(
+    State(state): State<AppState>,
+    ws: Workspace,
+    Path((trace_id, assessment_id)): Path<(String, String)>,
+) -> Result<Json<Value>> {
+    state
+        .store
+        .delete_assessment(&ws, &trace_id, &assessment_id)
+        .await?;
+    Ok(Json(json!({})))
+}
+
+/// `POST /ajax-api/3.0/mlflow/traces/metrics`: the experiment page's trace
+/// charts. The metric views are not served yet: no data points.
+pub async fn no_trace_metrics(_ws: Workspace) -> Json<Value> {
+    Json(json!({"data_points": []}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_read_and_print_as_protobuf_json() {
+        assert_eq!(timestamp(1_700_000_000_000), json!("2023-11-14T22:13:20Z"));
+        assert_eq!(
+            timestamp(1_700_000_000_123),
+            json!("2023-11-14T22:13:20.123Z")
+        );
+        assert_eq!(
+            parse_timestamp("t", "2023-11-14T22:13:20.123456Z").unwrap(),
+            1_700_000_000_123
+        );
+        assert!(parse_timestamp("t", "yesterday").is_err());
+        assert_eq!(duration(1500), json!("1.500s"));
+        assert_eq!(duration(2000), json!("2s"));
+        assert_eq!(duration(7), json!("0.007s"));
+        assert_eq!(parse_duration("1.5s").unwrap(), 1500);
+        assert_eq!(parse_duration("0.000001s").unwrap(), 0);
+        assert!(parse_duration("1.5").is_err());
+    }
+
+    #[test]
+    fn expectations_that_are_not_scalars_travel_serialized() {
+        let a = Assessment {
+            kind: AssessmentKind::Expectation,
+            value: "{\"a\":[1,2]}".into(),
+            ..Assessment::default()
+        };
+        let out = assessment_json(&a);
+        assert_eq!(
+            out["expectation"]["serialized_value"]["value"],
+            json!("{\"a\":[1,2]}")
+        );
+        let scalar = Assessment {
+            kind: AssessmentKind::Expectation,
+            value: "42".into(),
+            ..Assessment::default()
+        };
+        assert_eq!(assessment_json(&scalar)["expectation"]["value"], json!(42));
+    }
+}
