@@ -7,6 +7,7 @@
 #   benches/run.sh --quick --servers ferroflow --baseline-bin /tmp/ferroflow-before   # A/B
 #   benches/run.sh ui-page            # the web UI's experiment page on 10,000 runs
 #   benches/run.sh gc                 # ferroflow gc vs mlflow gc on 100,000 deleted runs
+#   benches/run.sh traces             # trace records: StartTraceV3 ingest, traces/search
 #
 # Set BENCH_NO_BUILD=1 to skip `cargo build --release` (it is a no-op when up to date anyway).
 set -euo pipefail
@@ -46,5 +47,10 @@ fi
 if [ "${1:-}" = gc ]; then
   shift
   script=benches/gc.py
+fi
+# `benches/run.sh traces [...]`: trace ingest and search against mlflow server (benches/traces.py).
+if [ "${1:-}" = traces ]; then
+  shift
+  script=benches/traces.py
 fi
 exec $venv/bin/python $script "$@"

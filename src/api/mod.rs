@@ -146,6 +146,8 @@ fn trace_routes() -> Router<AppState> {
         .route("/traces/batchGetInfos", post(traces::batch_get_trace_infos))
         .route("/traces/delete-traces", post(traces::delete_traces))
         .route("/traces/metrics", post(traces::no_trace_metrics))
+        .route("/traces/get", get(traces::get_trace))
+        .route("/traces/batchGet", get(traces::batch_get_traces))
         .route("/traces/{trace_id}", get(traces::get_trace_info))
         .route(
             "/traces/{trace_id}/tags",
@@ -357,6 +359,10 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route(
             "/ajax-api/3.0/mlflow/assistant/providers",
             get(ui::assistant_providers),
+        )
+        .route(
+            "/ajax-api/3.0/mlflow/datasets/search",
+            post(ui::no_evaluation_datasets),
         )
         .route(
             "/ajax-api/2.0/mlflow/gateway-proxy",

@@ -173,6 +173,13 @@ pub async fn assistant_providers() -> Json<Value> {
     Json(json!({"providers": []}))
 }
 
+/// `POST /ajax-api/3.0/mlflow/datasets/search`: the Traces tab lists the
+/// experiment's evaluation datasets; ferroflow stores none, so there are
+/// none (MLflow's empty answer).
+pub async fn no_evaluation_datasets(_ws: crate::model::Workspace) -> Json<Value> {
+    Json(json!({}))
+}
+
 /// `GET /ajax-api/2.0/mlflow/gateway-proxy`: the runs page lists AI gateway
 /// endpoints; ferroflow runs no gateway.
 pub async fn no_gateway_endpoints() -> Json<Value> {

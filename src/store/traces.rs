@@ -195,6 +195,14 @@ pub trait TraceStore: Send + Sync {
         trace_ids: &[String],
         run_id: &str,
     ) -> Result<()>;
+    /// The spans stored in the database (MLflow's `spans.content`, one JSON
+    /// text per span in start order) of those traces of this workspace that
+    /// have any; traces whose spans are artifacts are absent.
+    async fn trace_spans(
+        &self,
+        ws: &Workspace,
+        trace_ids: &[String],
+    ) -> Result<BTreeMap<String, Vec<String>>>;
 
     async fn create_assessment(&self, ws: &Workspace, assessment: Assessment)
         -> Result<Assessment>;

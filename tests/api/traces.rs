@@ -627,3 +627,49 @@ async fn the_ui_reads_the_spans_the_client_uploaded() {
         .await;
     no_id.error(400, "BAD_REQUEST");
 }
+
+#[tokio::test]
+async fn whole_traces_answer_for_records_whose_spans_are_elsewhere_too() {
+    let app = crate::helpers::spawn_app().await;
+    let exp = app.experiment("whole").await;
+    start(
+        &app,
+        None,
+        record("tr-w", &exp, "2026-01-01T00:00:00Z", "OK"),
+    )
+    .await;
+    let got = app
+        .call(
+            Method::GET,
+            &format!("{TRACES}/get?trace_id=tr-w"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(got.body["trace"]["trace_info"]["trace_id"], "tr-w");
+    assert_eq!(got.body["trace"]["spans"], json!([]));
+    let missing = app
+        .call(
+            Method::GET,
+            &format!("{TRACES}/get?trace_id=tr-none"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(
+        missing.error(404, "RESOURCE_DOES_NOT_EXIST"),
+        "Trace with ID tr-none is not found."
+    );
+    let batch = app
+        .call(
+            Method::GET,
+            &format!("{TRACES}/batchGet?trace_ids=tr-w&trace_ids=tr-none"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(batch.body["traces"].as_array().unwrap().len(), 1);
+    app.call(Method::GET, &format!("{TRACES}/batchGet"), None, None)
+        .await
+        .error(400, "INVALID_PARAMETER_VALUE");
+}

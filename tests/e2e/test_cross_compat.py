@@ -386,3 +386,100 @@ def test_workspaces_read_back_equal_and_isolated_through_the_other_server(
             assert more.status_code == 200, more.text
     finally:
         database.drop()
+
+
+def write_traces(url: str) -> dict:
+    """Traces as the client writes them: nested spans with attributes and a failed child, tags
+    and metadata, a trace made in a run, feedback and an expectation. Against `mlflow server` the
+    spans go over OTLP into the database; against ferroflow (until it takes OTLP) they are
+    uploaded as `traces.json` artifacts. Either way the other server must read them back."""
+    mlflow.set_tracking_uri(url)
+    mlflow.tracing.reset()  # the exporter is built for the tracking URI of its first span
+    experiment_id = mlflow.set_experiment(unique_name("cross-traces")).experiment_id
+
+    @mlflow.trace(span_type="TOOL")
+    def lookup(city):
+        raise LookupError(f"no weather for {city}")
+
+    @mlflow.trace(name="agent", span_type="AGENT", attributes={"version": 2})
+    def agent(question):
+        with mlflow.start_span("plan", span_type="LLM") as span:
+            span.set_inputs({"messages": [{"role": "user", "content": question}]})
+            span.set_attributes({"s": "x", "i": 7, "f": 0.25, "b": True, "l": [1, "two"]})
+            span.set_outputs({"choice": "lookup"})
+        mlflow.update_current_trace(tags={"team": "search"}, metadata={"tenant": "acme"})
+        try:
+            return lookup("Oslo")
+        except LookupError as e:
+            return f"sorry: {e}"
+
+    agent("weather?")
+    first = mlflow.get_last_active_trace_id()
+    with mlflow.start_run() as run:
+        agent("again?")
+    second = mlflow.get_last_active_trace_id()
+    mlflow.log_feedback(trace_id=first, name="helpful", value=True, rationale="clear")
+    mlflow.log_expectation(trace_id=first, name="expected", value={"answer": "sunny"})
+    mlflow.tracing.reset()
+    return {"experiment_id": experiment_id, "traces": [first, second], "run_id": run.info.run_id}
+
+
+def read_traces(url: str, written: dict) -> dict:
+    """Everything the client reads of the written traces, as plain data."""
+    mlflow.set_tracking_uri(url)
+    client = mlflow.MlflowClient(url)
+    experiment_id = written["experiment_id"]
+    found = client.search_traces(locations=[experiment_id], include_spans=False)
+    in_run = mlflow.search_traces(
+        locations=[experiment_id], run_id=written["run_id"], return_type="list"
+    )
+    traces = {}
+    for trace_id in written["traces"]:
+        trace = client.get_trace(trace_id)
+        info = trace.info
+        traces[trace_id] = {
+            "state": info.state,
+            "request_time": info.request_time,
+            "execution_duration": info.execution_duration,
+            "previews": (info.request_preview, info.response_preview),
+            "tags": info.tags,
+            "metadata": info.trace_metadata,
+            "assessments": sorted(
+                (a.name, repr(a.value), a.valid, a.rationale) for a in info.assessments
+            ),
+            "spans": [span.to_dict() for span in trace.data.spans],
+        }
+    return {
+        "found": [t.info.trace_id for t in found],
+        "in_run": [t.info.trace_id for t in in_run],
+        "traces": traces,
+    }
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize(
+    "writer, reader",
+    [("ferroflow", "mlflow"), ("mlflow", "ferroflow")],
+    ids=["ferroflow-writes-mlflow-reads", "mlflow-writes-ferroflow-reads"],
+)
+def test_traces_read_back_equal_through_the_other_server(
+    backend, writer, reader, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("MLFLOW_ENABLE_ASYNC_TRACE_LOGGING", "false")
+    database = Database(backend, tmp_path)
+    try:
+        with running_server(_kind(writer), database, tmp_path, f"tr-writer-{writer}") as first:
+            written = write_traces(first.url)
+            expected = read_traces(first.url, written)
+        with running_server(_kind(reader), database, tmp_path, f"tr-reader-{reader}") as second:
+            actual = read_traces(second.url, written)
+            for trace_id, want in expected["traces"].items():
+                got = actual["traces"][trace_id]
+                for field, value in want.items():
+                    assert got[field] == value, f"{trace_id} {field}"
+            assert actual == expected
+            # The reader keeps writing: a tag on the writer's trace.
+            mlflow.MlflowClient(second.url).set_trace_tag(written["traces"][0], "read", "yes")
+    finally:
+        mlflow.set_tracking_uri(None)
+        database.drop()

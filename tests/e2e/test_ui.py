@@ -17,6 +17,13 @@ with an API key through ferroflow's sign-in page under /w/<workspace>/, then tou
 pages in that workspace; the session cookie must be HttpOnly and SameSite=Strict, and a write
 sent with it from another Origin is refused.
 
+A third (SQLite) looks at traces: the stock client's `@mlflow.trace` logs two calls of nested
+spans in a fresh experiment, one tagged and given a feedback (`mlflow.log_feedback`); the
+browser goes from the experiment's page to its Traces tab, finds both traces (their request
+previews, the tag and the feedback in the table) and opens one: the trace view must show its
+span tree, its tag, the feedback in its assessments pane and a child span's outputs (ferroflow
+reads the spans from the `traces.json` the client uploaded), with no error message or banner.
+
 Screenshots of every page go to the test's tmp dir (their paths are in failure reports); the
 runs table and the run page also to docs/screenshots/ for the README (SQLite run, ferroflow)
 when FERROFLOW_E2E_README_SCREENSHOTS=1.
@@ -336,8 +343,8 @@ def run_tour(base_url: str, page_specs: list[dict], work_dir: Path,
     }
     plan_path = work_dir / "plan.json"
     plan_path.write_text(json.dumps(plan, indent=1))
-    if any("screenshot" in step for p in page_specs for step in p["steps"]):
-        README_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for step in (step for p in page_specs for step in p["steps"] if "screenshot" in step):
+        Path(step["screenshot"]).parent.mkdir(parents=True, exist_ok=True)
     proc = subprocess.run(["node", str(TOUR), str(plan_path)], capture_output=True, text=True,
                           timeout=900, cwd=REPO_ROOT)
     (work_dir / "tour.log").write_text(proc.stderr)
@@ -538,3 +545,162 @@ def test_signing_out(signed_in):
     assert out["failure"] is None, out
     assert SESSION_COOKIE not in out["cookies_after"], out
     assert out["url_after"] == signed_in.base + "signin", out
+
+
+# --------------------------------------------------------------------------------------------
+# Traces: the GenAI pages of an experiment of traced calls (SQLite)
+# --------------------------------------------------------------------------------------------
+
+TRACED_EXPERIMENT = "support-agent"
+QUESTION = "How long do refunds take?"
+TICKET = "The printer is jammed. It was fine yesterday."
+DOCUMENTS = ["Invoices are sent on the 1st.", "Refunds take 5 days."]
+# Each traced call: its root span (the trace's name) and the spans nested under it.
+SPAN_TREES = {
+    "answer_question": ["retrieve_documents", "generate_answer"],
+    "summarize_ticket": ["split_sentences"],
+}
+# The trace the browser opens, its tag and its feedback (the UI shows the value "yes" as "Yes").
+OPENED = "answer_question"
+TAG = ("topic", "billing")
+FEEDBACK = "relevance"
+DRAWER = "[role=dialog]"  # the trace view, a drawer over the Traces tab
+# What the Traces tab and the trace view show when a request of theirs failed for good (the
+# UI's own messages; while it retries, they stay skeletons, which the `see` steps catch).
+ERROR_MESSAGES = ["Failed to load trace", "Unable to fetch trace data", "An error occurred",
+                  "Something went wrong", "Failed to refresh traces"]
+# `mlflow server` (its gateway on) shows a "Detect Issues" guidance popover over the Traces tab
+# on a first visit, which a person dismisses once; ferroflow (gateway off) shows no button.
+DISMISSED_GUIDANCE = {"mlflow.detectIssues.guidanceShown_v1": "true"}
+
+
+@dataclass
+class Traced:
+    experiment_id: str
+    trace_ids: dict[str, str]  # trace name (its root span) -> trace id
+
+
+def seed_traces(tracking_uri: str) -> Traced:
+    """Two traced calls of nested spans through the stock client's `@mlflow.trace`; the first
+    tagged and given a human's feedback with `mlflow.log_feedback`."""
+    import mlflow
+    from mlflow.entities import AssessmentSource, AssessmentSourceType, SpanType
+
+    @mlflow.trace(span_type=SpanType.RETRIEVER)
+    def retrieve_documents(question):
+        return list(DOCUMENTS)
+
+    @mlflow.trace(span_type=SpanType.LLM)
+    def generate_answer(question, documents):
+        return "Refunds take 5 business days."
+
+    @mlflow.trace(span_type=SpanType.AGENT)
+    def answer_question(question):
+        mlflow.update_current_trace(tags=dict([TAG]))
+        return generate_answer(question, retrieve_documents(question))
+
+    @mlflow.trace(span_type=SpanType.PARSER)
+    def split_sentences(text):
+        return text.split(". ")
+
+    @mlflow.trace(span_type=SpanType.CHAIN)
+    def summarize_ticket(ticket):
+        return split_sentences(ticket)[0]
+
+    with pytest.MonkeyPatch.context() as env:
+        # Synchronous export: each trace is stored when its call returns. The tracer provider
+        # reads the variable when it is built, hence the resets.
+        env.setenv("MLFLOW_ENABLE_ASYNC_TRACE_LOGGING", "false")
+        mlflow.tracing.reset()
+        _reset_fluent_state()
+        mlflow.set_tracking_uri(tracking_uri)
+        try:
+            traced = Traced(mlflow.set_experiment(TRACED_EXPERIMENT).experiment_id, {})
+            answer_question(QUESTION)
+            traced.trace_ids["answer_question"] = mlflow.get_last_active_trace_id()
+            summarize_ticket(TICKET)
+            traced.trace_ids["summarize_ticket"] = mlflow.get_last_active_trace_id()
+            mlflow.log_feedback(
+                trace_id=traced.trace_ids[OPENED], name=FEEDBACK, value="yes",
+                rationale="cites the refund policy",
+                source=AssessmentSource(AssessmentSourceType.HUMAN, "reviewer@example.com"),
+            )
+            return traced
+        finally:
+            _reset_fluent_state()
+            mlflow.tracing.reset()
+
+
+def request_preview(**inputs: str) -> str:
+    """The Traces tab's Input column: the root span's inputs as JSON (the request preview)."""
+    return json.dumps(inputs)
+
+
+def trace_pages(t: Traced, shots: Path) -> list[dict]:
+    previews = [request_preview(question=QUESTION), request_preview(ticket=TICKET)]
+    opened_spans = [OPENED, *SPAN_TREES[OPENED]]
+    no_errors = [{"not_see": ERROR_MESSAGES}, {"no_element": "[role=alert]"}]
+    return [
+        # From the experiment's page to its Traces tab, then a click on a row, as a person does.
+        {"name": "traces_tab", "route": f"#/experiments/{t.experiment_id}",
+         "local_storage": DISMISSED_GUIDANCE,
+         "steps": [{"see": [TRACED_EXPERIMENT, "Overview"]},
+                   {"click": {"role": "link", "name": "Traces", "exact": True}},
+                   {"see": [*previews, "2 of 2"]},
+                   # The tag (a pill) and the feedback have columns of their own, to the right
+                   # of the screen.
+                   {"see_in": {"within": "[role=table]", "texts": [*TAG, FEEDBACK, "Yes"]}},
+                   *no_errors,
+                   {"screenshot": str(shots / "traces_tab_list.png")},
+                   {"click": {"text": previews[0]}},
+                   {"see_in": {"within": DRAWER, "texts": opened_spans}},
+                   *no_errors]},
+        # The trace's own link (the UI puts `traceId` in the route when a row is opened).
+        {"name": "trace_view",
+         "route": f"#/experiments/{t.experiment_id}/traces?traceId={t.trace_ids[OPENED]}",
+         "local_storage": DISMISSED_GUIDANCE,
+         "steps": [{"see_in": {"within": DRAWER, "texts": [*opened_spans, QUESTION, "1 tag"]}},
+                   {"click": {"text": "1 tag", "within": DRAWER}},
+                   {"see_in": {"within": DRAWER, "texts": list(TAG)}},
+                   {"click": {"role": "button", "name": "Assess", "within": DRAWER}},
+                   {"see_in": {"within": DRAWER, "texts": ["Feedback (1)", FEEDBACK, "Yes"]}},
+                   {"screenshot": str(shots / "trace_view_assessment.png")},
+                   # A child span's outputs, read from the spans the client uploaded.
+                   {"click": {"text": SPAN_TREES[OPENED][0], "within": DRAWER}},
+                   {"see_in": {"within": DRAWER, "texts": DOCUMENTS}},
+                   *no_errors]},
+    ]
+
+
+TRACE_PAGE_NAMES = [p["name"] for p in trace_pages(Traced("0", dict.fromkeys(SPAN_TREES, "x")),
+                                                    Path("."))]
+
+
+@pytest.fixture(scope="module")
+def traced(tmp_path_factory):
+    """A SQLite server with the UI, two traces logged by the client, and the browser's visit."""
+    check_tools()
+    work_dir = tmp_path_factory.mktemp(f"{SERVER_KIND}-sqlite-ui-traces")
+    database = Database("sqlite", work_dir)
+    destination = LocalDestination(work_dir / "artifacts")
+    if not REFERENCE_MODE:
+        destination.server_env = {"FERROFLOW_UI_DIR": ui_dir()}
+    try:
+        with running_server(SERVER_KIND, database, work_dir, f"{SERVER_KIND}-sqlite-ui-traces",
+                            destination) as server:
+            seeded = seed_traces(server.url)
+            yield run_tour(f"{server.url}/", trace_pages(seeded, work_dir / "screenshots"),
+                           work_dir)
+    finally:
+        database.drop()
+
+
+@pytest.mark.parametrize("name", TRACE_PAGE_NAMES)
+def test_traces_page(traced, name):
+    """The Traces tab lists both traces; the trace view shows the span tree, the tag and the
+    feedback; no request of theirs failed.
+
+    No endpoint is exempt here beyond TOLERATED: `mlflow server` answers every other request
+    these pages make with 200 (reference mode), `POST /ajax-api/3.0/mlflow/datasets/search`
+    (the evaluation datasets the Traces tab offers to add traces to) included, with `{}`."""
+    assert_page(traced, name)

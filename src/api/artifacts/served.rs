@@ -96,11 +96,24 @@ pub async fn get_trace_artifact(
     let trace_id = req.request_id.filter(|id| !id.is_empty()).ok_or_else(|| {
         MlflowError::bad_request("Request must include the \"request_id\" query parameter.")
     })?;
-    let path = match req.path.filter(|p| !p.is_empty()) {
+    let attachment = req.path.filter(|p| !p.is_empty());
+    let wants_spans = attachment.is_none();
+    let path = match attachment {
         Some(path) => ArtifactPath::parse(&format!("attachments/{path}"))?,
         None => ArtifactPath::parse("traces.json")?,
     };
     let info = state.store.get_trace_info(&ws, &trace_id).await?;
+    // Spans that came over OTLP are in the database, as MLflow's span JSON.
+    if wants_spans {
+        let mut stored = state
+            .store
+            .trace_spans(&ws, std::slice::from_ref(&trace_id))
+            .await?;
+        if let Some(spans) = stored.remove(&trace_id) {
+            let body = format!("{{\"spans\": [{}]}}", spans.join(", "));
+            return Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response());
+        }
+    }
     let root = info
         .tags
         .get(crate::store::traces::keys::ARTIFACT_LOCATION)

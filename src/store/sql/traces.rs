@@ -533,6 +533,36 @@ impl TraceStore for SqlStore {
         Ok(())
     }
 
+    async fn trace_spans(
+        &self,
+        ws: &Workspace,
+        trace_ids: &[String],
+    ) -> Result<BTreeMap<String, Vec<String>>> {
+        let mut spans: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for chunk in trace_ids.chunks(IN_LIST_CHUNK) {
+            let sql = format!(
+                "SELECT s.trace_id, s.content FROM spans s \
+                 JOIN trace_info ti ON ti.request_id = s.trace_id \
+                 JOIN experiments e ON e.experiment_id = ti.experiment_id \
+                 WHERE s.trace_id IN ({}) AND e.workspace = ${} \
+                 ORDER BY s.trace_id, s.start_time_unix_nano, s.span_id",
+                in_list(chunk.len(), 1),
+                chunk.len() + 1
+            );
+            let rows = bind_all(&sql, chunk)
+                .bind(ws.name())
+                .fetch_all(&self.db)
+                .await?;
+            for row in &rows {
+                spans
+                    .entry(row.try_get("trace_id")?)
+                    .or_default()
+                    .push(row.try_get("content")?);
+            }
+        }
+        Ok(spans)
+    }
+
     async fn create_assessment(
         &self,
         ws: &Workspace,

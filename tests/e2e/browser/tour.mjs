@@ -15,6 +15,11 @@
 //                   before the page loads; `steps` run in order, each an object with one verb:
 //     {see: [text...]}            each text becomes visible (a substring of an element's text)
 //     {not_see: [text...]}        none of these is visible (checked once, after the page settled)
+//     {see_in: {within, texts}}   each text becomes visible inside the last element the CSS
+//                                  selector `within` matches (e.g. the open drawer); any visible
+//                                  element counts (hidden copies, such as a tooltip's, do not)
+//     {no_element: selector}      no visible element matches the CSS selector (checked once,
+//                                  after the page settled), e.g. "[role=alert]" for banners
 //     {click: {role, name}}       or {click: {text}}: clicks the first match; `exact: true`
 //                                  matches the whole text, `within` (CSS) looks only inside
 //                                  the last element it matches (e.g. an open popover)
@@ -167,6 +172,22 @@ async function runStep(page, step) {
         await page.getByText(text, { exact: false }).first().waitFor({ state: 'visible', timeout });
       }
       return;
+    case 'see_in': {
+      const scope = page.locator(arg.within).last();
+      for (const text of arg.texts) {
+        await scope.getByText(text, { exact: false }).filter({ visible: true }).first()
+          .waitFor({ state: 'visible', timeout });
+      }
+      return;
+    }
+    case 'no_element': {
+      for (const element of await page.locator(arg).all()) {
+        if (await element.isVisible()) {
+          throw new Error(`${arg} is visible: ${JSON.stringify((await element.innerText()).slice(0, 200))}`);
+        }
+      }
+      return;
+    }
     case 'not_see':
       for (const text of arg) {
         if (await page.getByText(text, { exact: false }).first().isVisible()) {
@@ -228,7 +249,7 @@ async function visit(context, spec) {
     await page.goto(base + spec.route, { timeout });
     for (const [index, step] of spec.steps.entries()) {
       // The checks of absence run on a settled page, or they would pass before anything loaded.
-      if (step.not_see) await traffic.settle(page);
+      if (step.not_see || step.no_element) await traffic.settle(page);
       try {
         await runStep(page, step);
       } catch (error) {
