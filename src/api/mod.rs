@@ -323,6 +323,13 @@ pub fn routes(state: &AppState) -> Router<AppState> {
                 .post(graphql::post)
                 .route_layer(artifacts_only()),
         )
+        // OTLP/HTTP: spans from the client and from OpenTelemetry SDKs.
+        .route(
+            "/v1/traces",
+            post(traces::otlp_export)
+                .layer(DefaultBodyLimit::max(LARGE_BODY))
+                .route_layer(artifacts_only()),
+        )
         .route("/health", get(server::health))
         .route("/ready", get(server::ready))
         .route("/metrics", get(server::metrics))

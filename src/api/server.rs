@@ -54,13 +54,11 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response> {
         .into_response())
 }
 
-/// The MLflow version whose API ferroflow speaks. The client parses it: 3.4
-/// and later would make it export traces over OTLP to `/v1/traces`, which
-/// ferroflow does not serve, so it reports the last version before that.
-pub const COMPATIBLE_MLFLOW_VERSION: &str = "3.3.2";
-
+/// `GET /version`: the MLflow version whose API ferroflow speaks (the UI's
+/// too). The client parses it: from 3.4 it exports spans over OTLP
+/// (`/v1/traces`) and then sends each trace's record.
 pub async fn version() -> &'static str {
-    COMPATIBLE_MLFLOW_VERSION
+    crate::ui::MLFLOW_VERSION
 }
 
 /// `GET /api/3.0/mlflow/server-info`, probed by the client before artifact

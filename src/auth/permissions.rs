@@ -133,9 +133,11 @@ pub const ROUTES: &[(&str, &str, Permission)] = &[
     ("POST", "/api/2.0/mlflow/logged-models/{model_id}/params", EDIT),
     ("GET", "/api/2.0/mlflow/logged-models/{model_id}/artifacts/directories", READ),
     ("GET", "/api/2.0/mlflow/logged-models/{model_id}/artifacts/files", READ),
-    // Traces: their records, tags, links to runs and assessments. The
-    // spans travel as artifacts (`traces.json`) and follow their rules.
+    // Traces: their records, spans (OTLP), tags, links to runs and
+    // assessments. Spans uploaded as artifacts (`traces.json`) follow the
+    // artifact rules.
     ("POST", "/api/3.0/mlflow/traces", EDIT),
+    ("POST", "/v1/traces", EDIT),
     ("POST", "/api/3.0/mlflow/traces/search", READ),
     ("POST", "/api/3.0/mlflow/traces/batchGetInfos", READ),
     ("GET", "/api/3.0/mlflow/traces/{trace_id}", READ),

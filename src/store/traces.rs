@@ -28,12 +28,15 @@ pub mod keys {
     pub const COST: &str = "mlflow.trace.cost";
     /// Metadata: `StartTraceV3` has written the trace's top-level fields.
     pub const INFO_FINALIZED: &str = "mlflow.trace.infoFinalized";
+    /// Tag: where the spans are; `TRACKING_STORE` when they are in the database.
+    pub const SPANS_LOCATION: &str = "mlflow.trace.spansLocation";
+    pub const TRACKING_STORE: &str = "TRACKING_STORE";
     /// Tags the server owns: where the spans are. MLflow lets clients
     /// overwrite the artifact location; here it is refused too, since it
     /// decides which files `get-trace-artifact` serves.
     pub const SERVER_OWNED: [&str; 4] = [
         ARTIFACT_LOCATION,
-        "mlflow.trace.spansLocation",
+        SPANS_LOCATION,
         "mlflow.trace.archiveLocation",
         "mlflow.trace.archivalFailure",
     ];
@@ -84,6 +87,23 @@ pub struct TraceInfo {
     pub trace_metadata: BTreeMap<String, String>,
     pub tags: BTreeMap<String, String>,
     pub assessments: Vec<Assessment>,
+}
+
+/// One span as MLflow's `spans` table holds it; `content` is MLflow's span
+/// dictionary as JSON text, which readers turn back into the span.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NewSpan {
+    /// The MLflow trace id (`tr-` and the OTel trace id in hex).
+    pub trace_id: String,
+    pub span_id: String,
+    pub parent_span_id: Option<String>,
+    pub name: String,
+    pub span_type: Option<String>,
+    /// `OK`, `ERROR` or `UNSET` (MLflow's `SpanStatusCode`).
+    pub status: String,
+    pub start_time_ns: i64,
+    pub end_time_ns: Option<i64>,
+    pub content: String,
 }
 
 /// The trace states MLflow stores in `trace_info.status`.
@@ -194,6 +214,16 @@ pub trait TraceStore: Send + Sync {
         ws: &Workspace,
         trace_ids: &[String],
         run_id: &str,
+    ) -> Result<()>;
+    /// Stores spans that arrived over OTLP, in experiment `experiment_id`:
+    /// each trace gets its record if it has none yet (its times and state
+    /// from its spans until the client's own record arrives), and a span
+    /// sent again replaces itself.
+    async fn log_spans(
+        &self,
+        ws: &Workspace,
+        experiment_id: &str,
+        spans: Vec<NewSpan>,
     ) -> Result<()>;
     /// The spans stored in the database (MLflow's `spans.content`, one JSON
     /// text per span in start order) of those traces of this workspace that

@@ -9,6 +9,8 @@ use serde_json::{json, Value};
 use crate::helpers::{spawn_on_each_backend, spawn_with_workspaces, Answer, TestApp};
 
 const TRACES: &str = "/api/3.0/mlflow/traces";
+/// The most an OTLP body may inflate to (64 MiB).
+const OTLP_INFLATE_LIMIT: usize = 64 * 1024 * 1024;
 
 /// A trace record as the client sends it at the end of a traced call.
 fn record(trace_id: &str, experiment_id: &str, request_time: &str, state: &str) -> Value {
@@ -672,4 +674,235 @@ async fn whole_traces_answer_for_records_whose_spans_are_elsewhere_too() {
     app.call(Method::GET, &format!("{TRACES}/batchGet"), None, None)
         .await
         .error(400, "INVALID_PARAMETER_VALUE");
+}
+
+/// An OTLP JSON export of one root span and one child (OTLP's JSON: hex
+/// ids, lowerCamel names, enums as numbers).
+fn otlp_json(trace_hex: &str, child_status: u8) -> Value {
+    json!({"resourceSpans": [{"resource": {"attributes": []}, "scopeSpans": [{"spans": [
+        {"traceId": trace_hex, "spanId": "0000000000000001", "name": "root",
+         "startTimeUnixNano": "1767225600000000000", "endTimeUnixNano": "1767225601500000000",
+         "status": {"code": 1},
+         "attributes": [{"key": "mlflow.spanType", "value": {"stringValue": "AGENT"}},
+                        {"key": "n", "value": {"intValue": "3"}}]},
+        {"traceId": trace_hex, "spanId": "0000000000000002", "parentSpanId": "0000000000000001",
+         "name": "child", "startTimeUnixNano": "1767225600100000000",
+         "endTimeUnixNano": "1767225600200000000", "status": {"code": child_status}}
+    ]}]}]})
+}
+
+async fn export(
+    app: &TestApp,
+    ws: Option<&str>,
+    experiment: Option<&str>,
+    body: Vec<u8>,
+    content_type: &str,
+    gzip: bool,
+) -> Answer {
+    let mut request = app
+        .http
+        .post(app.url("/v1/traces"))
+        .header("content-type", content_type);
+    if let Some(ws) = ws {
+        request = request.header("X-MLFLOW-WORKSPACE", ws);
+    }
+    if let Some(experiment) = experiment {
+        request = request.header("x-mlflow-experiment-id", experiment);
+    }
+    let body = if gzip {
+        use std::io::Write;
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(&body).unwrap();
+        request = request.header("content-encoding", "gzip");
+        encoder.finish().unwrap()
+    } else {
+        body
+    };
+    app.send(request.body(body)).await
+}
+
+#[tokio::test]
+async fn otlp_spans_become_traces_once_however_often_they_are_sent() {
+    for (backend, app) in spawn_on_each_backend().await {
+        let exp = app.experiment("otlp").await;
+        let trace_hex = "0123456789abcdef0123456789abcdef";
+        let body = serde_json::to_vec(&otlp_json(trace_hex, 2)).unwrap();
+        for gzip in [false, true] {
+            let sent = export(
+                &app,
+                None,
+                Some(&exp),
+                body.clone(),
+                "application/json",
+                gzip,
+            )
+            .await;
+            assert_eq!(sent.status, 200, "{backend:?}: {}", sent.body);
+        }
+        let id = format!("tr-{trace_hex}");
+        let whole = app
+            .call(
+                Method::GET,
+                &format!("{TRACES}/get?trace_id={id}"),
+                None,
+                None,
+            )
+            .await;
+        let trace = &whole.body["trace"];
+        let info = &trace["trace_info"];
+        assert_eq!(info["state"], "OK", "{backend:?}: the root's state");
+        assert_eq!(info["request_time"], "2026-01-01T00:00:00Z");
+        assert_eq!(info["execution_duration"], "1.500s");
+        assert_eq!(info["tags"]["mlflow.trace.spansLocation"], "TRACKING_STORE");
+        let spans = trace["spans"].as_array().unwrap();
+        assert_eq!(spans.len(), 2, "a resent span replaces itself");
+        assert_eq!(spans[1]["status"]["code"], "STATUS_CODE_ERROR");
+        let n = spans[0]["attributes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["key"] == "n")
+            .unwrap();
+        assert_eq!(n["value"], json!({"int_value": 3}));
+        // The client's record, sent after its spans, finalizes the trace and
+        // keeps where the spans are.
+        let mut record_body = record(&id, &exp, "2026-01-01T00:00:00.000Z", "ERROR");
+        record_body["trace"]["trace_info"]["execution_duration"] = json!("2s");
+        let recorded = start(&app, None, record_body).await;
+        let info = &recorded.body["trace"]["trace_info"];
+        assert_eq!(info["state"], "ERROR");
+        assert_eq!(info["tags"]["mlflow.trace.spansLocation"], "TRACKING_STORE");
+        let found = search(
+            &app,
+            &exp,
+            json!({"filter": "span.name = 'child' AND span.type IS NULL"}),
+        )
+        .await;
+        found.error(400, "INVALID_PARAMETER_VALUE");
+        let found = search(&app, &exp, json!({"filter": "span.name = 'child'"})).await;
+        assert_eq!(ids(&found), vec![id.clone()]);
+        let by_attribute = search(
+            &app,
+            &exp,
+            json!({"filter": "span.attributes.mlflow.spanType LIKE '%AGENT%'"}),
+        )
+        .await;
+        assert_eq!(ids(&by_attribute), vec![id.clone()]);
+        let spans_json = app
+            .send(app.http.get(app.url(&format!(
+                "/ajax-api/3.0/mlflow/get-trace-artifact?request_id={id}"
+            ))))
+            .await;
+        assert_eq!(spans_json.body["spans"].as_array().unwrap().len(), 2);
+    }
+}
+
+#[tokio::test]
+async fn hostile_otlp_exports_are_refused_whole() {
+    let app = spawn_with_workspaces().await;
+    for name in ["team-a", "team-b"] {
+        app.call(
+            Method::POST,
+            "/api/3.0/mlflow/workspaces",
+            None,
+            Some(json!({"name": name})),
+        )
+        .await;
+    }
+    let experiment = |ws: &'static str| {
+        let app = &app;
+        async move {
+            let created = app
+                .call(
+                    Method::POST,
+                    "/api/2.0/mlflow/experiments/create",
+                    Some(ws),
+                    Some(json!({"name": "otlp"})),
+                )
+                .await;
+            created.body["experiment_id"].as_str().unwrap().to_string()
+        }
+    };
+    let (exp_a, exp_b) = (experiment("team-a").await, experiment("team-b").await);
+    let a = Some("team-a");
+    let body = serde_json::to_vec(&otlp_json("00000000000000000000000000000abc", 1)).unwrap();
+    let protobuf = "application/x-protobuf";
+    for (experiment, bytes, content_type) in [
+        (Some(exp_a.as_str()), b"garbage".to_vec(), protobuf),
+        (
+            Some(exp_a.as_str()),
+            b"{\"resourceSpans\": []}".to_vec(),
+            "application/json",
+        ),
+        (Some(exp_a.as_str()), body.clone(), "text/plain"),
+        (None, body.clone(), "application/json"),
+        (Some("not-a-number"), body.clone(), "application/json"),
+    ] {
+        let refused = export(&app, a, experiment, bytes, content_type, false).await;
+        refused.error(400, "INVALID_PARAMETER_VALUE");
+    }
+    // A span whose ids have the wrong width is refused with its batch.
+    let mut short = otlp_json("00000000000000000000000000000abc", 1);
+    short["resourceSpans"][0]["scopeSpans"][0]["spans"][1]["spanId"] = json!("01");
+    export(
+        &app,
+        a,
+        Some(&exp_a),
+        serde_json::to_vec(&short).unwrap(),
+        "application/json",
+        false,
+    )
+    .await
+    .error(400, "INVALID_PARAMETER_VALUE");
+    // Another workspace's experiment, and a trace id another workspace holds.
+    export(
+        &app,
+        a,
+        Some(&exp_b),
+        body.clone(),
+        "application/json",
+        false,
+    )
+    .await
+    .error(404, "RESOURCE_DOES_NOT_EXIST");
+    let stored = export(
+        &app,
+        a,
+        Some(&exp_a),
+        body.clone(),
+        "application/json",
+        false,
+    )
+    .await;
+    assert_eq!(stored.status, 200, "{}", stored.body);
+    export(
+        &app,
+        Some("team-b"),
+        Some(&exp_b),
+        body,
+        "application/json",
+        false,
+    )
+    .await
+    .error(400, "RESOURCE_ALREADY_EXISTS");
+    // A gzip bomb is cut off, not inflated whole.
+    let bomb = vec![b' '; OTLP_INFLATE_LIMIT + 1];
+    export(&app, a, Some(&exp_a), bomb, "application/json", true)
+        .await
+        .error(400, "INVALID_PARAMETER_VALUE");
+    let nothing_of_it = app
+        .call(
+            Method::GET,
+            "/api/3.0/mlflow/traces/get?trace_id=tr-00000000000000000000000000000abc",
+            a,
+            None,
+        )
+        .await;
+    assert_eq!(
+        nothing_of_it.body["trace"]["spans"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
 }

@@ -33,7 +33,7 @@ from mlflow.entities import (
     TraceState,
 )
 
-from conftest import SERVER_KIND, raises_mlflow_error, unique_name
+from conftest import raises_mlflow_error, unique_name
 
 V3 = "/api/3.0/mlflow"
 MISSING_TRACE = "tr-" + "0" * 32
@@ -497,16 +497,56 @@ def test_rest_oversized_trace_tag_value_is_truncated(server, tracing):
     assert info["tags"]["huge3"] == "w" * 4096
 
 
-@pytest.mark.skipif(
-    SERVER_KIND == "ferroflow",
-    reason="OTLP ingest (POST /v1/traces) is the next part of issue 16; until it lands ferroflow "
-    "reports /version 3.3.2 and the client sends spans as traces.json artifacts",
-)
 def test_otlp_ingest_refuses_garbage_and_a_missing_experiment_header(server, tracing):
-    """`/v1/traces` is MLflow's FastAPI route: its errors are FastAPI's `detail`, not MLflow's."""
+    """A body that is not OTLP, and spans without their experiment, are client errors. MLflow's
+    FastAPI route words them as `{"detail"}` (and 422 for the missing header); ferroflow answers
+    MLflow's error envelope, 400. Neither is retried by an exporter."""
     otlp = {"Content-Type": "application/x-protobuf"}
     resp = api(server, "POST", "/v1/traces", data=b"garbage",
                headers={**otlp, "x-mlflow-experiment-id": tracing})
-    assert resp.status_code == 400 and "detail" in resp.json(), resp.text
+    assert resp.status_code == 400, resp.text
+    assert "detail" in resp.json() or resp.json()["error_code"] == "INVALID_PARAMETER_VALUE"
     resp = api(server, "POST", "/v1/traces", data=b"", headers=otlp)
-    assert resp.status_code == 422 and "detail" in resp.json(), resp.text
+    assert resp.status_code in (400, 422), resp.text
+    assert "detail" in resp.json() or resp.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+
+@pytest.mark.parametrize("compression", ["none", "gzip"])
+def test_spans_from_a_plain_opentelemetry_exporter_land_in_their_experiment(
+    server, tracing, compression
+):
+    """An OpenTelemetry SDK with its own OTLP/HTTP exporter (no MLflow client) sends spans with
+    the experiment header: they become a trace of that experiment, whose record comes from the
+    spans (root state, times), readable through the MLflow client like any other."""
+    from opentelemetry.exporter.otlp.proto.http import Compression
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.trace import Status, StatusCode
+
+    exporter = OTLPSpanExporter(
+        endpoint=f"{server.url}/v1/traces",
+        headers={"x-mlflow-experiment-id": tracing},
+        compression=Compression.Gzip if compression == "gzip" else Compression.NoCompression,
+    )
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("e2e")
+    with tracer.start_as_current_span("request", attributes={"http.route": "/chat", "n": 3}):
+        with tracer.start_as_current_span("db") as child:
+            child.set_attribute("rows", [1, 2])
+            child.set_status(Status(StatusCode.ERROR, "timeout"))
+    provider.shutdown()
+
+    found = MlflowClient().search_traces(locations=[tracing])
+    assert len(found) == 1
+    trace = MlflowClient().get_trace(found[0].info.trace_id)
+    assert trace.info.state == TraceState.OK  # the root span's state
+    assert trace.info.execution_duration is not None
+    spans = {span.name: span for span in trace.data.spans}
+    assert set(spans) == {"request", "db"}
+    assert spans["db"].parent_id == spans["request"].span_id
+    assert spans["request"].attributes["http.route"] == "/chat"
+    assert spans["request"].attributes["n"] == 3
+    assert spans["db"].attributes["rows"] == [1, 2]
+    assert spans["db"].status.status_code == "ERROR"
+    assert spans["db"].status.description == "timeout"

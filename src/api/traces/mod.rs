@@ -12,9 +12,11 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 mod assessments;
+mod otlp;
 mod spans;
 
 pub use assessments::{create_assessment, delete_assessment, get_assessment, update_assessment};
+pub use otlp::export as otlp_export;
 pub use spans::{batch_get_traces, get_trace};
 
 use super::wire::{self, required, Body, ExactBody, Query, QueryFields};

@@ -22,7 +22,8 @@
 //! - `inputs.rs`: dataset inputs, run–logged-model links
 //! - `logged_models.rs`: MLflow 3 logged models
 //! - `registry/`: registered models, model versions, tags and aliases
-//! - `traces.rs`, `assessments.rs`: MLflow 3 trace records and their assessments
+//! - `traces.rs`, `assessments.rs`, `spans.rs`: MLflow 3 trace records, their
+//!   assessments, and spans that arrive over OTLP
 //!
 //! Traits and files: Rust allows one `impl Trait for SqlStore`, and a trait
 //! may span several areas. [`TrackingStore`] (experiments, runs, metrics,
@@ -45,6 +46,7 @@ mod metrics;
 mod operations;
 mod registry;
 mod runs;
+mod spans;
 mod traces;
 mod workspaces;
 

@@ -25,8 +25,8 @@ use crate::search::traces::{traces_search_query, ASSOCIATION_RUN, ASSOCIATION_TR
 use crate::store::db::{self, Row, Target, Tx};
 use crate::store::traces::{
     keys, refuse_server_owned, trace_not_found, validate_deletion, validate_trace_info,
-    validate_trace_tag, Assessment, AssessmentUpdate, TraceDeletion, TraceInfo, TraceQuery,
-    TraceStore, COST_COLUMNS, MAX_LINKS_PER_REQUEST, SEARCH_MAX_RESULTS, TOKEN_COLUMNS,
+    validate_trace_tag, Assessment, AssessmentUpdate, NewSpan, TraceDeletion, TraceInfo,
+    TraceQuery, TraceStore, COST_COLUMNS, MAX_LINKS_PER_REQUEST, SEARCH_MAX_RESULTS, TOKEN_COLUMNS,
 };
 
 const INFO_COLUMNS: &str = "ti.request_id, ti.experiment_id, ti.timestamp_ms, \
@@ -531,6 +531,15 @@ impl TraceStore for SqlStore {
         }
         query.execute(&self.db).await?;
         Ok(())
+    }
+
+    async fn log_spans(
+        &self,
+        ws: &Workspace,
+        experiment_id: &str,
+        spans: Vec<NewSpan>,
+    ) -> Result<()> {
+        super::spans::log_spans(self, ws, experiment_id, spans).await
     }
 
     async fn trace_spans(

@@ -1,0 +1,407 @@
+//! `POST /v1/traces`: OTLP/HTTP trace export (protobuf or OTLP JSON,
+//! optionally gzip), as MLflow 3's server takes it from the MLflow client
+//! (client ≥ 3.4 against a server ≥ 3.4) and from any OpenTelemetry SDK.
+//! The experiment comes in the `x-mlflow-experiment-id` header.
+//!
+//! Each span is stored as MLflow stores it: its `Span.to_dict()` as JSON
+//! text, attribute values JSON-encoded, written with Python's `json.dumps`
+//! spacing so that the stored text is what `mlflow server` would have
+//! stored (span attribute filters match on it, and the client compares
+//! spans by it).
+
+use std::io::Read;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
+use opentelemetry_proto::tonic::trace::v1::{status::StatusCode, Span};
+use prost::Message;
+
+use crate::api::wire;
+use crate::app::AppState;
+use crate::error::{MlflowError, Result};
+use crate::model::Workspace;
+use crate::store::traces::NewSpan;
+
+/// The experiment the spans go to, as the MLflow client sends it.
+const EXPERIMENT_HEADER: &str = "x-mlflow-experiment-id";
+/// The run the finished traces are linked to, when sent.
+const RUN_HEADER: &str = "x-mlflow-run-id";
+/// The most a compressed body may inflate to: a gzip bomb is refused, not
+/// held. (The compressed body itself is bounded by the route's body limit.)
+pub const MAX_INFLATED: u64 = 64 * 1024 * 1024;
+const REQUEST_ID_ATTRIBUTE: &str = "mlflow.traceRequestId";
+const SPAN_TYPE_ATTRIBUTE: &str = "mlflow.spanType";
+
+fn invalid(message: impl Into<String>) -> MlflowError {
+    MlflowError::invalid_parameter(message)
+}
+
+/// The request body, inflated when `Content-Encoding` says gzip.
+fn inflate(headers: &HeaderMap, body: Bytes) -> Result<Vec<u8>> {
+    match wire::first_header(headers, "content-encoding").map(str::to_ascii_lowercase) {
+        None => Ok(body.to_vec()),
+        Some(encoding) if encoding == "identity" => Ok(body.to_vec()),
+        Some(encoding) if encoding == "gzip" => {
+            let mut out = Vec::new();
+            flate2::read::GzDecoder::new(&body[..])
+                .take(MAX_INFLATED + 1)
+                .read_to_end(&mut out)
+                .map_err(|_| invalid("Invalid OpenTelemetry format: the gzip body is corrupt"))?;
+            if out.len() as u64 > MAX_INFLATED {
+                return Err(invalid(format!(
+                    "The OTLP request inflates past {MAX_INFLATED} bytes"
+                )));
+            }
+            Ok(out)
+        }
+        Some(encoding) => Err(invalid(format!(
+            "Unsupported Content-Encoding: {encoding}. Expected gzip"
+        ))),
+    }
+}
+
+fn decode(headers: &HeaderMap, body: &[u8]) -> Result<ExportTraceServiceRequest> {
+    let content_type = wire::first_header(headers, "content-type").unwrap_or_default();
+    let media = content_type.split(';').next().unwrap_or_default().trim();
+    let request = match media {
+        "application/x-protobuf" => ExportTraceServiceRequest::decode(body).ok(),
+        // OTLP's JSON (hex ids, lowerCamel names), which the OTel crate reads.
+        "application/json" => serde_json::from_slice(body).ok(),
+        _ => {
+            return Err(invalid(format!(
+                "Invalid Content-Type: {content_type}. Expected: application/x-protobuf or \
+                 application/json"
+            )))
+        }
+    };
+    let request = request.ok_or_else(|| invalid("Invalid OpenTelemetry format"))?;
+    if request.resource_spans.is_empty() {
+        return Err(invalid("Invalid OpenTelemetry format - no spans found"));
+    }
+    Ok(request)
+}
+
+/// `POST /v1/traces`.
+pub async fn export(
+    State(state): State<AppState>,
+    ws: Workspace,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response> {
+    let experiment_id = wire::first_header(&headers, EXPERIMENT_HEADER)
+        .ok_or_else(|| MlflowError::missing_parameter(EXPERIMENT_HEADER))?
+        .to_string();
+    let request = decode(&headers, &inflate(&headers, body)?)?;
+    let mut spans = Vec::new();
+    for resource in &request.resource_spans {
+        for scope in &resource.scope_spans {
+            for span in &scope.spans {
+                spans.push(mlflow_span(span)?);
+            }
+        }
+    }
+    let finished: Vec<String> = spans
+        .iter()
+        .filter(|s| s.parent_span_id.is_none())
+        .map(|s| s.trace_id.clone())
+        .collect();
+    state.store.log_spans(&ws, &experiment_id, spans).await?;
+    if let Some(run_id) = wire::first_header(&headers, RUN_HEADER) {
+        if !finished.is_empty() {
+            // As in MLflow: a link that fails does not fail the export.
+            if let Err(err) = state.store.link_traces_to_run(&ws, &finished, run_id).await {
+                tracing::warn!(error = %err, "could not link exported traces to their run");
+            }
+        }
+    }
+    // An empty ExportTraceServiceResponse.
+    Ok((
+        [(header::CONTENT_TYPE, "application/x-protobuf")],
+        Bytes::new(),
+    )
+        .into_response())
+}
+
+/// An id of the expected width, as lowercase hex.
+fn hex_id(bytes: &[u8], width: usize, what: &str) -> Result<String> {
+    if bytes.len() != width {
+        return Err(invalid(format!(
+            "Cannot convert OpenTelemetry span to MLflow span: {what} must be {width} bytes"
+        )));
+    }
+    Ok(hex::encode(bytes))
+}
+
+/// One OTLP span as MLflow stores it.
+fn mlflow_span(span: &Span) -> Result<NewSpan> {
+    let trace_hex = hex_id(&span.trace_id, 16, "trace_id")?;
+    let span_hex = hex_id(&span.span_id, 8, "span_id")?;
+    let parent = match span.parent_span_id.is_empty() {
+        true => None,
+        false => Some(hex_id(&span.parent_span_id, 8, "parent_span_id")?),
+    };
+    let trace_id = format!("tr-{trace_hex}");
+    let code = span.status.as_ref().map_or(0, |s| s.code);
+    let (status, status_name) = match StatusCode::try_from(code) {
+        Ok(StatusCode::Ok) => ("OK", "STATUS_CODE_OK"),
+        Ok(StatusCode::Error) => ("ERROR", "STATUS_CODE_ERROR"),
+        _ => ("UNSET", "STATUS_CODE_UNSET"),
+    };
+    let message = span.status.as_ref().map_or("", |s| s.message.as_str());
+    let end = (span.end_time_unix_nano > 0).then_some(span.end_time_unix_nano as i64);
+
+    // Attribute values are stored JSON-encoded; the request id is the one
+    // derived from the OTel trace id (MLflow does not trust a sent one).
+    let mut attributes: Vec<(&str, String)> = span
+        .attributes
+        .iter()
+        .map(|kv| (kv.key.as_str(), dumps(kv.value.as_ref())))
+        .collect();
+    let request_id = py_string(&trace_id);
+    match attributes
+        .iter_mut()
+        .find(|(k, _)| *k == REQUEST_ID_ATTRIBUTE)
+    {
+        Some((_, value)) => *value = request_id,
+        None => attributes.push((REQUEST_ID_ATTRIBUTE, request_id)),
+    }
+    let span_type = attributes
+        .iter()
+        .find(|(k, _)| *k == SPAN_TYPE_ATTRIBUTE)
+        .and_then(|(_, v)| serde_json::from_str::<String>(v).ok());
+
+    let mut content = String::with_capacity(512);
+    content.push_str("{\"trace_id\": ");
+    content.push_str(&py_string(&STANDARD.encode(&span.trace_id)));
+    content.push_str(", \"span_id\": ");
+    content.push_str(&py_string(&STANDARD.encode(&span.span_id)));
+    content.push_str(", \"parent_span_id\": ");
+    match span.parent_span_id.is_empty() {
+        true => content.push_str("null"),
+        false => content.push_str(&py_string(&STANDARD.encode(&span.parent_span_id))),
+    }
+    content.push_str(", \"name\": ");
+    content.push_str(&py_string(&span.name));
+    content.push_str(&format!(
+        ", \"start_time_unix_nano\": {}, \"end_time_unix_nano\": ",
+        span.start_time_unix_nano
+    ));
+    match end {
+        Some(end) => content.push_str(&end.to_string()),
+        None => content.push_str("null"),
+    }
+    content.push_str(", \"events\": [");
+    for (i, event) in span.events.iter().enumerate() {
+        if i > 0 {
+            content.push_str(", ");
+        }
+        content.push_str("{\"name\": ");
+        content.push_str(&py_string(&event.name));
+        content.push_str(&format!(
+            ", \"time_unix_nano\": {}, \"attributes\": ",
+            event.time_unix_nano
+        ));
+        push_object(&mut content, &event.attributes);
+        content.push('}');
+    }
+    content.push_str("], \"status\": {\"code\": \"");
+    content.push_str(status_name);
+    content.push_str("\", \"message\": ");
+    content.push_str(&py_string(message));
+    content.push_str("}, \"attributes\": {");
+    for (i, (key, value)) in attributes.iter().enumerate() {
+        if i > 0 {
+            content.push_str(", ");
+        }
+        content.push_str(&py_string(key));
+        content.push_str(": ");
+        content.push_str(&py_string(value));
+    }
+    content.push_str("}, \"links\": []}");
+
+    Ok(NewSpan {
+        trace_id,
+        span_id: span_hex,
+        parent_span_id: parent,
+        name: span.name.clone(),
+        span_type,
+        status: status.into(),
+        start_time_ns: span.start_time_unix_nano as i64,
+        end_time_ns: end,
+        content,
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Python's `json.dumps` (default separators, `ensure_ascii=False`), by hand:
+// MLflow stores the text it prints, and readers compare against it.
+// ---------------------------------------------------------------------------
+
+/// A string as `json.dumps` writes it: serde_json escapes the same
+/// characters the same way (`\"`, `\\`, `\n`, `\u001f`), non-ASCII as is.
+fn py_string(text: &str) -> String {
+    serde_json::to_string(text).unwrap_or_default()
+}
+
+/// A float as Python's `repr`: shortest round trip, `.0` on whole numbers,
+/// exponent form below 1e-4 and from 1e16 (`1e-05`, `1.5e+16`).
+fn py_float(value: f64) -> String {
+    if value.is_nan() {
+        return "NaN".into();
+    }
+    if value.is_infinite() {
+        return if value > 0.0 { "Infinity" } else { "-Infinity" }.into();
+    }
+    let magnitude = value.abs();
+    if magnitude != 0.0 && !(1e-4..1e16).contains(&magnitude) {
+        let scientific = format!("{value:e}");
+        let (mantissa, exponent) = scientific.split_once('e').unwrap_or((&scientific, "0"));
+        let exponent: i32 = exponent.parse().unwrap_or(0);
+        let sign = if exponent < 0 { '-' } else { '+' };
+        return format!("{mantissa}e{sign}{:02}", exponent.abs());
+    }
+    let plain = value.to_string();
+    if plain.contains('.') {
+        plain
+    } else {
+        format!("{plain}.0")
+    }
+}
+
+/// An attribute value decoded and dumped as MLflow does
+/// (`dump_span_attribute_value(_decode_otel_proto_anyvalue(v))`).
+fn dumps(value: Option<&AnyValue>) -> String {
+    let mut out = String::new();
+    push_value(&mut out, value.and_then(|v| v.value.as_ref()));
+    out
+}
+
+fn push_value(out: &mut String, value: Option<&Any>) {
+    match value {
+        None => out.push_str("null"),
+        Some(Any::StringValue(s)) => out.push_str(&py_string(s)),
+        Some(Any::BoolValue(b)) => out.push_str(if *b { "true" } else { "false" }),
+        Some(Any::IntValue(n)) => out.push_str(&n.to_string()),
+        Some(Any::DoubleValue(f)) => out.push_str(&py_float(*f)),
+        Some(Any::ArrayValue(array)) => {
+            out.push('[');
+            for (i, item) in array.values.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                push_value(out, item.value.as_ref());
+            }
+            out.push(']');
+        }
+        Some(Any::KvlistValue(list)) => push_object(out, &list.values),
+        // Bytes have no JSON form; MLflow's encoder falls back to text.
+        Some(Any::BytesValue(bytes)) => out.push_str(&py_string(&String::from_utf8_lossy(bytes))),
+        Some(_) => out.push_str("null"),
+    }
+}
+
+fn push_object(out: &mut String, entries: &[KeyValue]) {
+    out.push('{');
+    for (i, kv) in entries.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push_str(&py_string(&kv.key));
+        out.push_str(": ");
+        push_value(out, kv.value.as_ref().and_then(|v| v.value.as_ref()));
+    }
+    out.push('}');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::common::v1::{ArrayValue, KeyValueList};
+    use opentelemetry_proto::tonic::trace::v1::Status;
+
+    fn kv(key: &str, value: Any) -> KeyValue {
+        KeyValue {
+            key: key.into(),
+            value: Some(AnyValue { value: Some(value) }),
+            ..KeyValue::default()
+        }
+    }
+
+    #[test]
+    fn floats_print_as_python_repr() {
+        for (value, text) in [
+            (0.25, "0.25"),
+            (1.0, "1.0"),
+            (-3.0, "-3.0"),
+            (0.0, "0.0"),
+            (1e-5, "1e-05"),
+            (1.5e16, "1.5e+16"),
+            (1e15, "1000000000000000.0"),
+            (0.0001, "0.0001"),
+            (123.456, "123.456"),
+        ] {
+            assert_eq!(py_float(value), text, "{value}");
+        }
+    }
+
+    #[test]
+    fn a_span_is_stored_as_mlflow_writes_it() {
+        let span = Span {
+            trace_id: vec![0; 15].into_iter().chain([1]).collect(),
+            span_id: vec![0, 0, 0, 0, 0, 0, 0, 2],
+            name: "plan".into(),
+            start_time_unix_nano: 5,
+            end_time_unix_nano: 9,
+            status: Some(Status {
+                code: StatusCode::Ok as i32,
+                message: String::new(),
+            }),
+            attributes: vec![
+                kv("mlflow.spanType", Any::StringValue("LLM".into())),
+                kv(
+                    "inputs",
+                    Any::KvlistValue(KeyValueList {
+                        values: vec![
+                            kv("q", Any::StringValue("héllo".into())),
+                            kv(
+                                "n",
+                                Any::ArrayValue(ArrayValue {
+                                    values: vec![AnyValue {
+                                        value: Some(Any::IntValue(1)),
+                                    }],
+                                }),
+                            ),
+                        ],
+                    }),
+                ),
+            ],
+            ..Span::default()
+        };
+        let stored = mlflow_span(&span).unwrap();
+        assert_eq!(stored.trace_id, "tr-00000000000000000000000000000001");
+        assert_eq!(stored.span_type.as_deref(), Some("LLM"));
+        assert_eq!(stored.parent_span_id, None);
+        assert_eq!(
+            stored.content,
+            "{\"trace_id\": \"AAAAAAAAAAAAAAAAAAAAAQ==\", \"span_id\": \"AAAAAAAAAAI=\", \
+             \"parent_span_id\": null, \"name\": \"plan\", \"start_time_unix_nano\": 5, \
+             \"end_time_unix_nano\": 9, \"events\": [], \"status\": {\"code\": \"STATUS_CODE_OK\", \
+             \"message\": \"\"}, \"attributes\": {\"mlflow.spanType\": \"\\\"LLM\\\"\", \
+             \"inputs\": \"{\\\"q\\\": \\\"héllo\\\", \\\"n\\\": [1]}\", \
+             \"mlflow.traceRequestId\": \"\\\"tr-00000000000000000000000000000001\\\"\"}, \
+             \"links\": []}"
+        );
+        let bad = Span {
+            trace_id: vec![1; 3],
+            ..span
+        };
+        assert!(mlflow_span(&bad).is_err());
+    }
+}

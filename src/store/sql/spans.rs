@@ -1,0 +1,182 @@
+//! Spans that arrive over OTLP, in MLflow's `spans` table, and the trace
+//! records they imply: a trace whose record the client has not sent yet
+//! (or never will: a plain OpenTelemetry exporter) gets one from its spans.
+
+use std::collections::BTreeMap;
+
+use super::experiments::parse_experiment_id;
+use super::{append_to_uri, bind_all, in_list, values_rows, SqlStore};
+use crate::error::{MlflowError, Result};
+use crate::model::Workspace;
+use crate::store::db::{self, Tx};
+use crate::store::traces::{keys, NewSpan};
+
+/// Spans per statement: 10 parameters each, well under both databases' limits.
+const SPANS_PER_STATEMENT: usize = 1000;
+
+/// What the spans of one trace in a batch say about its record.
+struct Implied {
+    start_ms: i64,
+    end_ms: Option<i64>,
+    /// The root span's state, if the root is in the batch.
+    state: Option<&'static str>,
+}
+
+fn implied(spans: &[&NewSpan]) -> Implied {
+    let start_ns = spans.iter().map(|s| s.start_time_ns).min().unwrap_or(0);
+    let end_ns = spans.iter().filter_map(|s| s.end_time_ns).max();
+    let root = spans.iter().find(|s| s.parent_span_id.is_none());
+    Implied {
+        start_ms: start_ns / 1_000_000,
+        end_ms: end_ns.map(|ns| ns / 1_000_000),
+        // MLflow: an ERROR root makes an ERROR trace; OK and UNSET an OK one.
+        state: root.map(|r| if r.status == "ERROR" { "ERROR" } else { "OK" }),
+    }
+}
+
+pub(super) async fn log_spans(
+    store: &SqlStore,
+    ws: &Workspace,
+    experiment_id: &str,
+    spans: Vec<NewSpan>,
+) -> Result<()> {
+    if spans.is_empty() {
+        return Ok(());
+    }
+    let mut by_trace: BTreeMap<&str, Vec<&NewSpan>> = BTreeMap::new();
+    for span in &spans {
+        by_trace.entry(&span.trace_id).or_default().push(span);
+    }
+    let trace_ids: Vec<String> = by_trace.keys().map(|id| id.to_string()).collect();
+    let mut tx = store.db.begin().await?;
+    let experiment = store.active_experiment(&mut tx, ws, experiment_id).await?;
+    let experiment_id = parse_experiment_id(experiment_id)?;
+
+    // Records for the traces that have none, in trace id order (a fixed
+    // lock order for concurrent batches on PostgreSQL).
+    let sql = format!(
+        "INSERT INTO trace_info (request_id, experiment_id, timestamp_ms, execution_time_ms, \
+         status) VALUES {} ON CONFLICT (request_id) DO NOTHING",
+        values_rows(by_trace.len(), 5, 1)
+    );
+    let mut query = db::query(&sql);
+    for (trace_id, spans) in &by_trace {
+        let implied = implied(spans);
+        query = query
+            .bind(*trace_id)
+            .bind(experiment_id)
+            .bind(implied.start_ms)
+            .bind(implied.end_ms.map(|end| end - implied.start_ms))
+            .bind(implied.state.unwrap_or("IN_PROGRESS"));
+    }
+    query.execute(&mut tx).await?;
+    owned_here(&mut tx, ws, &trace_ids).await?;
+
+    let root = experiment.artifact_location.as_deref().unwrap_or_default();
+    let mut tags: Vec<(String, String, String, bool)> = Vec::new();
+    for trace_id in &trace_ids {
+        let location = append_to_uri(root, &["traces", trace_id, "artifacts"]);
+        tags.push((
+            keys::ARTIFACT_LOCATION.into(),
+            location,
+            trace_id.clone(),
+            false,
+        ));
+        let spans_here = keys::TRACKING_STORE.to_string();
+        tags.push((
+            keys::SPANS_LOCATION.into(),
+            spans_here,
+            trace_id.clone(),
+            true,
+        ));
+    }
+    for (key, value, trace_id, replace) in &tags {
+        let conflict = if *replace {
+            "DO UPDATE SET value = excluded.value"
+        } else {
+            "DO NOTHING"
+        };
+        let sql = format!(
+            "INSERT INTO trace_tags (key, value, request_id) VALUES ($1, $2, $3) \
+             ON CONFLICT (key, request_id) {conflict}"
+        );
+        db::query(&sql)
+            .bind(key)
+            .bind(value)
+            .bind(trace_id)
+            .execute(&mut tx)
+            .await?;
+    }
+
+    for chunk in spans.chunks(SPANS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO spans (trace_id, experiment_id, span_id, parent_span_id, name, type, \
+             status, start_time_unix_nano, end_time_unix_nano, content) VALUES {} \
+             ON CONFLICT (trace_id, span_id) DO UPDATE SET \
+             parent_span_id = excluded.parent_span_id, name = excluded.name, \
+             type = excluded.type, status = excluded.status, \
+             start_time_unix_nano = excluded.start_time_unix_nano, \
+             end_time_unix_nano = excluded.end_time_unix_nano, content = excluded.content",
+            values_rows(chunk.len(), 10, 1)
+        );
+        let mut query = db::query(&sql);
+        for span in chunk {
+            query = query
+                .bind(&span.trace_id)
+                .bind(experiment_id)
+                .bind(&span.span_id)
+                .bind(span.parent_span_id.as_deref())
+                .bind(&span.name)
+                .bind(span.span_type.as_deref())
+                .bind(&span.status)
+                .bind(span.start_time_ns)
+                .bind(span.end_time_ns)
+                .bind(&span.content);
+        }
+        query.execute(&mut tx).await?;
+    }
+
+    // Until the client's own record finalizes it, a record follows all of
+    // its spans: earliest start, latest end, the root's state.
+    let list = in_list(trace_ids.len(), 2);
+    let sql = format!(
+        "UPDATE trace_info SET \
+         timestamp_ms = (SELECT MIN(s.start_time_unix_nano) / 1000000 FROM spans s \
+           WHERE s.trace_id = trace_info.request_id), \
+         execution_time_ms = (SELECT MAX(s.end_time_unix_nano) / 1000000 \
+           - MIN(s.start_time_unix_nano) / 1000000 FROM spans s \
+           WHERE s.trace_id = trace_info.request_id), \
+         status = COALESCE((SELECT CASE WHEN s.status = 'ERROR' THEN 'ERROR' ELSE 'OK' END \
+           FROM spans s WHERE s.trace_id = trace_info.request_id \
+           AND s.parent_span_id IS NULL LIMIT 1), 'IN_PROGRESS') \
+         WHERE request_id IN ({list}) AND NOT EXISTS (SELECT 1 FROM trace_request_metadata m \
+           WHERE m.request_id = trace_info.request_id AND m.key = $1)"
+    );
+    let mut query = db::query(&sql).bind(keys::INFO_FINALIZED);
+    for trace_id in &trace_ids {
+        query = query.bind(trace_id);
+    }
+    query.execute(&mut tx).await?;
+    Ok(tx.commit().await?)
+}
+
+/// Refuses spans for a trace id that a trace of another workspace holds.
+async fn owned_here(tx: &mut Tx, ws: &Workspace, trace_ids: &[String]) -> Result<()> {
+    let sql = format!(
+        "SELECT ti.request_id FROM trace_info ti \
+         JOIN experiments e ON e.experiment_id = ti.experiment_id \
+         WHERE ti.request_id IN ({}) AND e.workspace = ${}",
+        in_list(trace_ids.len(), 1),
+        trace_ids.len() + 1
+    );
+    let here = bind_all(&sql, trace_ids)
+        .bind(ws.name())
+        .fetch_all(&mut *tx)
+        .await?;
+    if here.len() < trace_ids.len() {
+        return Err(MlflowError::already_exists(
+            "A trace with one of these trace ids already exists.",
+        ));
+    }
+    Ok(())
+}
