@@ -11,8 +11,8 @@ returns and the request order is fixed: every span over OTLP first, then StartTr
 round-trip test also runs with the default asynchronous export, flushed before reading, where
 the two can arrive in either order.
 
-Workspace isolation needs workspaces on, which the `server` fixture is not: it belongs in
-test_workspaces.py (which has no trace cases yet).
+Workspace isolation needs workspaces on, which the `server` fixture is not: tests/api/traces.rs
+checks that no trace call (OTLP included) reaches another workspace's traces.
 """
 
 import contextlib
