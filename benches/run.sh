@@ -8,6 +8,7 @@
 #   benches/run.sh ui-page            # the web UI's experiment page on 10,000 runs
 #   benches/run.sh gc                 # ferroflow gc vs mlflow gc on 100,000 deleted runs
 #   benches/run.sh traces             # trace records: StartTraceV3 ingest, traces/search
+#   benches/run.sh otlp               # span ingest over OTLP (/v1/traces) vs mlflow server
 #
 # Set BENCH_NO_BUILD=1 to skip `cargo build --release` (it is a no-op when up to date anyway).
 set -euo pipefail
@@ -52,5 +53,10 @@ fi
 if [ "${1:-}" = traces ]; then
   shift
   script=benches/traces.py
+fi
+# `benches/run.sh otlp [...]`: span ingest over OTLP against mlflow server (benches/otlp.py).
+if [ "${1:-}" = otlp ]; then
+  shift
+  script=benches/otlp.py
 fi
 exec $venv/bin/python $script "$@"

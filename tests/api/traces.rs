@@ -885,6 +885,30 @@ async fn hostile_otlp_exports_are_refused_whole() {
     )
     .await
     .error(400, "RESOURCE_ALREADY_EXISTS");
+    // A huge attribute is stored whole and read back (the body limit bounds it).
+    let mut huge = otlp_json("00000000000000000000000000000def", 1);
+    huge["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["attributes"][1]["value"] =
+        json!({"stringValue": "x".repeat(1_000_000)});
+    let stored = export(
+        &app,
+        a,
+        Some(&exp_a),
+        serde_json::to_vec(&huge).unwrap(),
+        "application/json",
+        false,
+    )
+    .await;
+    assert_eq!(stored.status, 200, "{}", stored.body);
+    let read = app
+        .call(
+            Method::GET,
+            "/api/3.0/mlflow/traces/get?trace_id=tr-00000000000000000000000000000def",
+            a,
+            None,
+        )
+        .await;
+    let value = &read.body["trace"]["spans"][0]["attributes"][1]["value"]["string_value"];
+    assert_eq!(value.as_str().map(str::len), Some(1_000_000));
     // A gzip bomb is cut off, not inflated whole.
     let bomb = vec![b' '; OTLP_INFLATE_LIMIT + 1];
     export(&app, a, Some(&exp_a), bomb, "application/json", true)

@@ -155,7 +155,18 @@ fn mlflow_span(span: &Span) -> Result<NewSpan> {
         _ => ("UNSET", "STATUS_CODE_UNSET"),
     };
     let message = span.status.as_ref().map_or("", |s| s.message.as_str());
-    let end = (span.end_time_unix_nano > 0).then_some(span.end_time_unix_nano as i64);
+    let nanos = |value: u64, what: &str| {
+        i64::try_from(value).map_err(|_| {
+            invalid(format!(
+                "Cannot convert OpenTelemetry span to MLflow span: {what} is past 2^63"
+            ))
+        })
+    };
+    let start = nanos(span.start_time_unix_nano, "start_time_unix_nano")?;
+    let end = match span.end_time_unix_nano {
+        0 => None,
+        end => Some(nanos(end, "end_time_unix_nano")?),
+    };
 
     // Attribute values are stored JSON-encoded; the request id is the one
     // derived from the OTel trace id (MLflow does not trust a sent one).
@@ -190,8 +201,7 @@ fn mlflow_span(span: &Span) -> Result<NewSpan> {
     content.push_str(", \"name\": ");
     content.push_str(&py_string(&span.name));
     content.push_str(&format!(
-        ", \"start_time_unix_nano\": {}, \"end_time_unix_nano\": ",
-        span.start_time_unix_nano
+        ", \"start_time_unix_nano\": {start}, \"end_time_unix_nano\": "
     ));
     match end {
         Some(end) => content.push_str(&end.to_string()),
@@ -233,7 +243,7 @@ fn mlflow_span(span: &Span) -> Result<NewSpan> {
         name: span.name.clone(),
         span_type,
         status: status.into(),
-        start_time_ns: span.start_time_unix_nano as i64,
+        start_time_ns: start,
         end_time_ns: end,
         content,
     })
@@ -400,8 +410,13 @@ mod tests {
         );
         let bad = Span {
             trace_id: vec![1; 3],
-            ..span
+            ..span.clone()
         };
         assert!(mlflow_span(&bad).is_err());
+        let far = Span {
+            end_time_unix_nano: u64::MAX,
+            ..span
+        };
+        assert!(mlflow_span(&far).is_err());
     }
 }

@@ -72,40 +72,27 @@ pub(super) async fn log_spans(
     query.execute(&mut tx).await?;
     owned_here(&mut tx, ws, &trace_ids).await?;
 
+    // Where each trace's spans are: its artifact location (kept if the record
+    // has one) and, now, the database.
     let root = experiment.artifact_location.as_deref().unwrap_or_default();
-    let mut tags: Vec<(String, String, String, bool)> = Vec::new();
-    for trace_id in &trace_ids {
-        let location = append_to_uri(root, &["traces", trace_id, "artifacts"]);
-        tags.push((
-            keys::ARTIFACT_LOCATION.into(),
-            location,
-            trace_id.clone(),
-            false,
-        ));
-        let spans_here = keys::TRACKING_STORE.to_string();
-        tags.push((
-            keys::SPANS_LOCATION.into(),
-            spans_here,
-            trace_id.clone(),
-            true,
-        ));
-    }
-    for (key, value, trace_id, replace) in &tags {
-        let conflict = if *replace {
-            "DO UPDATE SET value = excluded.value"
-        } else {
-            "DO NOTHING"
-        };
+    for (key, conflict) in [
+        (keys::ARTIFACT_LOCATION, "DO NOTHING"),
+        (keys::SPANS_LOCATION, "DO UPDATE SET value = excluded.value"),
+    ] {
         let sql = format!(
-            "INSERT INTO trace_tags (key, value, request_id) VALUES ($1, $2, $3) \
-             ON CONFLICT (key, request_id) {conflict}"
+            "INSERT INTO trace_tags (key, value, request_id) VALUES {} \
+             ON CONFLICT (key, request_id) {conflict}",
+            values_rows(trace_ids.len(), 3, 1)
         );
-        db::query(&sql)
-            .bind(key)
-            .bind(value)
-            .bind(trace_id)
-            .execute(&mut tx)
-            .await?;
+        let mut query = db::query(&sql);
+        for trace_id in &trace_ids {
+            let value = match key {
+                keys::ARTIFACT_LOCATION => append_to_uri(root, &["traces", trace_id, "artifacts"]),
+                _ => keys::TRACKING_STORE.to_string(),
+            };
+            query = query.bind(key).bind(value).bind(trace_id);
+        }
+        query.execute(&mut tx).await?;
     }
 
     for chunk in spans.chunks(SPANS_PER_STATEMENT) {

@@ -1,0 +1,207 @@
+#!/usr/bin/env python3
+"""Span ingest over OTLP (`POST /v1/traces`): ferroflow against `mlflow server`.
+
+Run it through `benches/run.sh otlp` (release build, the benchmark venv). Per backend, both
+servers run at once on fresh stores of their own: ferroflow (`--ferroflow-bin`, the release
+binary by default) and `mlflow server` (the pinned 3.17.2, its default workers).
+
+Each request is an OTLP/HTTP protobuf `ExportTraceServiceRequest` with the experiment in the
+`x-mlflow-experiment-id` header, built before the clock starts:
+
+    batch   one whole trace per request: a root span and `--spans - 1` children, as the
+            client's batching exporter (asynchronous export) and an OTel SDK's send them
+    single  one span per request, as the client sends them with synchronous export
+
+Spans carry what the MLflow client puts on them: span type, inputs and outputs (a few hundred
+characters of JSON), the request id, a model name and token usage on the LLM children.
+8 keep-alive clients (4 threads in each of 2 forked processes) send `--requests` requests to
+one server, then the other, after 32 untimed ones. Reported: spans/s, the CPU the server's
+process tree (and its PostgreSQL backends) spent per span, and the ratio. Issue 16's goal is
+ferroflow >= 30x MLflow's rate. The Python clients share the 2 cores with the server: ferroflow's
+rate is mostly theirs, and the CPU per span shows the gap better.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import multiprocessing
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import FERROFLOW_BIN, HTTP_TIMEOUT, log  # noqa: E402  (the tracking benchmark's)
+from httpapi import ApiError, call, parallel  # noqa: E402
+from pgdb import PgDatabases, pg_available  # noqa: E402
+from report import save_results  # noqa: E402
+from servers import Build, Server, start_servers  # noqa: E402
+
+PROCESSES, THREADS, WARMUP = 2, 4, 32
+T0_NS = 1_765_000_000_000_000_000
+INPUTS = json.dumps({"messages": [{"role": "user", "content": "Summarise the quarterly report "
+                                   "for the board in five bullet points. " * 3}]})
+OUTPUTS = json.dumps({"choices": [{"message": {"role": "assistant", "content": "Revenue grew "
+                                   "12% against plan; support costs rose 9%. " * 3}}]})
+
+
+def attr(key: str, value: str) -> KeyValue:
+    # The client sends its attributes JSON-encoded, as strings.
+    return KeyValue(key=key, value=AnyValue(string_value=value))
+
+
+def span(trace_no: int, span_no: int, spans: int) -> Span:
+    trace_id = hashlib.md5(f"otlp-{trace_no}".encode()).digest()
+    root = span_no == 0
+    start = T0_NS + trace_no * 1_000_000_000 + span_no * 1_000_000
+    kind = "AGENT" if root else ("LLM", "TOOL", "RETRIEVER")[span_no % 3]
+    attributes = [
+        attr("mlflow.traceRequestId", json.dumps("tr-" + trace_id.hex())),
+        attr("mlflow.spanType", json.dumps(kind)),
+        attr("mlflow.spanInputs", INPUTS),
+        attr("mlflow.spanOutputs", OUTPUTS),
+    ]
+    if kind == "LLM":
+        attributes += [attr("mlflow.llm.model", json.dumps("gpt-4o")),
+                       attr("mlflow.chat.tokenUsage", json.dumps(
+                           {"input_tokens": 120, "output_tokens": 40, "total_tokens": 160}))]
+    return Span(
+        trace_id=trace_id,
+        span_id=(span_no + 1).to_bytes(8, "big"),
+        parent_span_id=b"" if root else (1).to_bytes(8, "big"),
+        name="agent" if root else f"step-{span_no}",
+        start_time_unix_nano=start,
+        end_time_unix_nano=start + (spans + 1 - span_no) * 1_000_000,
+        attributes=attributes,
+        status=Status(code=Status.STATUS_CODE_OK),
+    )
+
+
+def export(spans: list[Span]) -> bytes:
+    return ExportTraceServiceRequest(resource_spans=[ResourceSpans(scope_spans=[
+        ScopeSpans(spans=spans)])]).SerializeToString()
+
+
+def bodies(mode: str, first_trace: int, requests: int, spans: int) -> list[bytes]:
+    """`requests` request bodies; traces are numbered from `first_trace`."""
+    if mode == "batch":
+        return [export([span(first_trace + i, k, spans) for k in range(spans)])
+                for i in range(requests)]
+    # single: the children of a trace first, its root last, as they end.
+    order = list(range(1, spans)) + [0]
+    return [export([span(first_trace + i // spans, order[i % spans], spans)])
+            for i in range(requests)]
+
+
+def cpu_seconds(server: Server) -> float:
+    db = sum(server.db_cpu.snapshot().values()) if server.db_cpu else 0.0
+    return sum(server.cpu().values()) + db
+
+
+def send(server: Server, exp: str, payloads: list[bytes]) -> dict:
+    """POSTs every payload over PROCESSES x THREADS keep-alive clients."""
+    ctx = multiprocessing.get_context("fork")  # fork: the closure is never pickled
+    headers = {**server.headers, "Content-Type": "application/x-protobuf",
+               "x-mlflow-experiment-id": exp}
+
+    def post(s, i):
+        r = s.post(server.base + "/v1/traces", data=payloads[i], headers=headers,
+                   timeout=HTTP_TIMEOUT)
+        if r.status_code != 200:
+            raise ApiError(r.status_code, r.text)
+
+    n = len(payloads)
+    bounds = [n * k // PROCESSES for k in range(PROCESSES + 1)]
+    procs = [ctx.Process(target=parallel, args=(b - a, lambda s, i, a=a: post(s, a + i),
+                                                THREADS))
+             for a, b in zip(bounds, bounds[1:])]
+    cpu0, t0 = cpu_seconds(server), time.perf_counter()
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    seconds, cpu = time.perf_counter() - t0, cpu_seconds(server) - cpu0
+    if any(p.exitcode for p in procs):
+        raise RuntimeError(f"{server.name}: export failed in a worker process (traceback above)")
+    return dict(seconds=round(seconds, 2), cpu_s=cpu)
+
+
+def bench_backend(backend: str, args, workdir: Path, pg: PgDatabases | None) -> dict:
+    servers: list[Server] = []
+    builds = {"ferroflow": Build(Path(args.ferroflow_bin).resolve())}
+    results: dict = {}
+    try:
+        start_servers(backend, ["ferroflow", "mlflow"], workdir, pg, servers, builds)
+        for mode in ("batch", "single"):
+            per_request = args.spans if mode == "batch" else 1
+            timed = bodies(mode, 0, args.requests, args.spans)
+            warmup = bodies(mode, 10 * args.requests, WARMUP, args.spans)
+            row = results[mode] = {}
+            for s in servers:
+                exp = call(s, "POST", "/experiments/create", {"name": f"otlp-{mode}"})[
+                    "experiment_id"]
+                send(s, exp, warmup)
+                r = send(s, exp, timed)
+                spans = len(timed) * per_request
+                row[s.name] = dict(spans=spans, seconds=r["seconds"],
+                                   spans_per_s=spans / r["seconds"],
+                                   cpu_ms_per_span=1000 * r["cpu_s"] / spans)
+                log(f"{backend}: {mode}: {s.name}: {row[s.name]['spans_per_s']:,.0f} spans/s, "
+                    f"{row[s.name]['cpu_ms_per_span']:.2f} CPU ms/span")
+            row["ratio"] = row["ferroflow"]["spans_per_s"] / row["mlflow"]["spans_per_s"]
+        return results
+    finally:
+        for s in servers:
+            s.stop()
+
+
+def render(results: dict, args) -> str:
+    lines = [f"OTLP span ingest, {PROCESSES * THREADS} clients, {args.requests} requests "
+             f"(batch: {args.spans} spans each; single: 1)", "",
+             "| backend | mode | ferroflow spans/s | CPU ms/span | mlflow spans/s | CPU ms/span "
+             "| ratio (goal >= 30x) |", "|---|---|---:|---:|---:|---:|---:|"]
+    for backend, modes in results.items():
+        for mode, row in modes.items():
+            ff, ml = row["ferroflow"], row["mlflow"]
+            lines.append(f"| {backend} | {mode} | {ff['spans_per_s']:,.0f} | "
+                         f"{ff['cpu_ms_per_span']:.2f} | {ml['spans_per_s']:,.0f} | "
+                         f"{ml['cpu_ms_per_span']:.2f} | {row['ratio']:.1f}x |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--requests", type=int, default=1000, help="timed requests per mode (1,000)")
+    ap.add_argument("--spans", type=int, default=10, help="spans per trace (10)")
+    ap.add_argument("--backends", default="sqlite,postgres")
+    ap.add_argument("--ferroflow-bin", default=str(FERROFLOW_BIN),
+                    help="the ferroflow binary under test (target/release/ferroflow)")
+    args = ap.parse_args()
+    pg = PgDatabases() if "postgres" in args.backends and pg_available() else None
+    results = {}
+    try:
+        with tempfile.TemporaryDirectory(prefix="ff-otlp-bench-") as tmp:
+            for backend in args.backends.split(","):
+                if backend == "postgres" and pg is None:
+                    continue
+                results[backend] = bench_backend(backend, args, Path(tmp) / backend, pg)
+    finally:
+        if pg:
+            pg.drop_all()
+    path = save_results("otlp", results, requests=args.requests, spans=args.spans,
+                        ferroflow_bin=args.ferroflow_bin, clients=PROCESSES * THREADS)
+    print()
+    print(render(results, args))
+    print(f"\nresults: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
