@@ -42,6 +42,7 @@ from httpapi import ApiError, call, parallel  # noqa: E402
 from pgdb import PgDatabases, pg_available  # noqa: E402
 from report import save_results  # noqa: E402
 from servers import Build, Server, start_servers  # noqa: E402
+from traces import cpu_seconds  # noqa: E402  (the trace-record benchmark's)
 
 PROCESSES, THREADS, WARMUP = 2, 4, 32
 T0_NS = 1_765_000_000_000_000_000
@@ -97,11 +98,6 @@ def bodies(mode: str, first_trace: int, requests: int, spans: int) -> list[bytes
     order = list(range(1, spans)) + [0]
     return [export([span(first_trace + i // spans, order[i % spans], spans)])
             for i in range(requests)]
-
-
-def cpu_seconds(server: Server) -> float:
-    db = sum(server.db_cpu.snapshot().values()) if server.db_cpu else 0.0
-    return sum(server.cpu().values()) + db
 
 
 def send(server: Server, exp: str, payloads: list[bytes]) -> dict:

@@ -33,6 +33,37 @@ fn record(trace_id: &str, experiment_id: &str, request_time: &str, state: &str) 
     }}})
 }
 
+/// Workspaces `team-a` and `team-b`, and an experiment in each.
+async fn experiments_in_two_workspaces(app: &TestApp) -> (String, String) {
+    let mut experiments = Vec::new();
+    for name in ["team-a", "team-b"] {
+        let created = app
+            .call(
+                Method::POST,
+                "/api/3.0/mlflow/workspaces",
+                None,
+                Some(json!({"name": name})),
+            )
+            .await;
+        assert_eq!(created.status, 201, "{}", created.body);
+        let experiment = app
+            .call(
+                Method::POST,
+                "/api/2.0/mlflow/experiments/create",
+                Some(name),
+                Some(json!({"name": "e"})),
+            )
+            .await;
+        experiments.push(
+            experiment.body["experiment_id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    (experiments.remove(0), experiments.remove(0))
+}
+
 async fn start(app: &TestApp, ws: Option<&str>, body: Value) -> Answer {
     app.call(Method::POST, TRACES, ws, Some(body)).await
 }
@@ -460,32 +491,7 @@ async fn hostile_bodies_get_mlflow_errors_never_a_500() {
 #[tokio::test]
 async fn no_call_reaches_a_trace_of_another_workspace() {
     let app = spawn_with_workspaces().await;
-    for name in ["team-a", "team-b"] {
-        let created = app
-            .call(
-                Method::POST,
-                "/api/3.0/mlflow/workspaces",
-                None,
-                Some(json!({"name": name})),
-            )
-            .await;
-        assert_eq!(created.status, 201);
-    }
-    let experiment = |ws: &'static str| {
-        let app = &app;
-        async move {
-            let created = app
-                .call(
-                    Method::POST,
-                    "/api/2.0/mlflow/experiments/create",
-                    Some(ws),
-                    Some(json!({"name": "e"})),
-                )
-                .await;
-            created.body["experiment_id"].as_str().unwrap().to_string()
-        }
-    };
-    let (exp_a, exp_b) = (experiment("team-a").await, experiment("team-b").await);
+    let (exp_a, exp_b) = experiments_in_two_workspaces(&app).await;
     let stored = start(
         &app,
         Some("team-a"),
@@ -800,30 +806,7 @@ async fn otlp_spans_become_traces_once_however_often_they_are_sent() {
 #[tokio::test]
 async fn hostile_otlp_exports_are_refused_whole() {
     let app = spawn_with_workspaces().await;
-    for name in ["team-a", "team-b"] {
-        app.call(
-            Method::POST,
-            "/api/3.0/mlflow/workspaces",
-            None,
-            Some(json!({"name": name})),
-        )
-        .await;
-    }
-    let experiment = |ws: &'static str| {
-        let app = &app;
-        async move {
-            let created = app
-                .call(
-                    Method::POST,
-                    "/api/2.0/mlflow/experiments/create",
-                    Some(ws),
-                    Some(json!({"name": "otlp"})),
-                )
-                .await;
-            created.body["experiment_id"].as_str().unwrap().to_string()
-        }
-    };
-    let (exp_a, exp_b) = (experiment("team-a").await, experiment("team-b").await);
+    let (exp_a, exp_b) = experiments_in_two_workspaces(&app).await;
     let a = Some("team-a");
     let body = serde_json::to_vec(&otlp_json("00000000000000000000000000000abc", 1)).unwrap();
     let protobuf = "application/x-protobuf";
