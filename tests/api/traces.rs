@@ -458,6 +458,17 @@ async fn hostile_bodies_get_mlflow_errors_never_a_500() {
                 .await
                 .error(400, "INVALID_PARAMETER_VALUE");
         }
+        app.get("traces/tr-none/info", &[])
+            .await
+            .error(404, "RESOURCE_DOES_NOT_EXIST");
+        app.call(
+            Method::POST,
+            &format!("{TRACES}/batchGetInfos"),
+            None,
+            Some(json!({})),
+        )
+        .await
+        .error(400, "INVALID_PARAMETER_VALUE");
         let no_locations = app
             .call(
                 Method::POST,
