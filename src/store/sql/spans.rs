@@ -2,7 +2,7 @@
 //! records they imply: a trace whose record the client has not sent yet
 //! (or never will: a plain OpenTelemetry exporter) gets one from its spans.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use super::experiments::parse_experiment_id;
 use super::{append_to_uri, bind_all, in_list, values_rows, SqlStore};
@@ -53,10 +53,12 @@ pub(super) async fn log_spans(
     let experiment_id = parse_experiment_id(experiment_id)?;
 
     // Records for the traces that have none, in trace id order (a fixed
-    // lock order for concurrent batches on PostgreSQL).
+    // lock order for concurrent batches on PostgreSQL). A record made here
+    // already holds what its spans imply; only the others need checking
+    // (another workspace's?) and updating below.
     let sql = format!(
         "INSERT INTO trace_info (request_id, experiment_id, timestamp_ms, execution_time_ms, \
-         status) VALUES {} ON CONFLICT (request_id) DO NOTHING",
+         status) VALUES {} ON CONFLICT (request_id) DO NOTHING RETURNING request_id",
         values_rows(by_trace.len(), 5, 1)
     );
     let mut query = db::query(&sql);
@@ -69,31 +71,42 @@ pub(super) async fn log_spans(
             .bind(implied.end_ms.map(|end| end - implied.start_ms))
             .bind(implied.state.unwrap_or("IN_PROGRESS"));
     }
-    query.execute(&mut tx).await?;
-    owned_here(&mut tx, ws, &trace_ids).await?;
+    let created = query
+        .fetch_all(&mut tx)
+        .await?
+        .iter()
+        .map(|row| row.try_get::<String, _>("request_id"))
+        .collect::<std::result::Result<HashSet<_>, _>>()?;
+    let existing: Vec<String> = trace_ids
+        .iter()
+        .filter(|id| !created.contains(*id))
+        .cloned()
+        .collect();
+    if !existing.is_empty() {
+        owned_here(&mut tx, ws, &existing).await?;
+    }
 
     // Where each trace's spans are: its artifact location (kept if the record
     // has one) and, now, the database.
     let root = experiment.artifact_location.as_deref().unwrap_or_default();
-    for (key, conflict) in [
-        (keys::ARTIFACT_LOCATION, "DO NOTHING"),
-        (keys::SPANS_LOCATION, "DO UPDATE SET value = excluded.value"),
-    ] {
-        let sql = format!(
-            "INSERT INTO trace_tags (key, value, request_id) VALUES {} \
-             ON CONFLICT (key, request_id) {conflict}",
-            values_rows(trace_ids.len(), 3, 1)
-        );
-        let mut query = db::query(&sql);
-        for trace_id in &trace_ids {
-            let value = match key {
-                keys::ARTIFACT_LOCATION => append_to_uri(root, &["traces", trace_id, "artifacts"]),
-                _ => keys::TRACKING_STORE.to_string(),
-            };
-            query = query.bind(key).bind(value).bind(trace_id);
-        }
-        query.execute(&mut tx).await?;
+    let sql = format!(
+        "INSERT INTO trace_tags (key, value, request_id) VALUES {} \
+         ON CONFLICT (key, request_id) DO UPDATE SET value = excluded.value \
+         WHERE trace_tags.key = $1",
+        values_rows(2 * trace_ids.len(), 3, 2)
+    );
+    let mut query = db::query(&sql).bind(keys::SPANS_LOCATION);
+    for trace_id in &trace_ids {
+        let location = append_to_uri(root, &["traces", trace_id, "artifacts"]);
+        query = query
+            .bind(keys::ARTIFACT_LOCATION)
+            .bind(location)
+            .bind(trace_id)
+            .bind(keys::SPANS_LOCATION)
+            .bind(keys::TRACKING_STORE)
+            .bind(trace_id);
     }
+    query.execute(&mut tx).await?;
 
     for chunk in spans.chunks(SPANS_PER_STATEMENT) {
         let sql = format!(
@@ -125,7 +138,10 @@ pub(super) async fn log_spans(
 
     // Until the client's own record finalizes it, a record follows all of
     // its spans: earliest start, latest end, the root's state.
-    let list = in_list(trace_ids.len(), 2);
+    if existing.is_empty() {
+        return Ok(tx.commit().await?);
+    }
+    let list = in_list(existing.len(), 2);
     let sql = format!(
         "UPDATE trace_info SET \
          timestamp_ms = (SELECT MIN(s.start_time_unix_nano) / 1000000 FROM spans s \
@@ -140,7 +156,7 @@ pub(super) async fn log_spans(
            WHERE m.request_id = trace_info.request_id AND m.key = $1)"
     );
     let mut query = db::query(&sql).bind(keys::INFO_FINALIZED);
-    for trace_id in &trace_ids {
+    for trace_id in &existing {
         query = query.bind(trace_id);
     }
     query.execute(&mut tx).await?;
