@@ -126,7 +126,12 @@ fn condition(c: &Comparison, datasets: &[DatasetFilter], binds: &mut Binds) -> R
             }
             sql
         }
-        other @ (EntityType::Dataset | EntityType::Metadata | EntityType::Span) => {
+        other @ (EntityType::Dataset
+        | EntityType::Metadata
+        | EntityType::Span
+        | EntityType::Feedback
+        | EntityType::Expectation
+        | EntityType::Issue) => {
             return Err(MlflowError::invalid_parameter(format!(
                 "Invalid entity type '{}' for a logged model search",
                 other.mlflow_name()

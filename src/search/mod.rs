@@ -9,7 +9,10 @@ pub mod filter;
 pub mod logged_models;
 pub mod page_token;
 pub mod registry;
+pub mod rlike;
 pub mod sql;
+mod trace_assessments;
+mod trace_metadata;
 pub mod traces;
 
 #[cfg(test)]

@@ -95,6 +95,7 @@ pub(super) fn compare(
         Comparator::GtEq => ">=",
         Comparator::Like => "LIKE",
         Comparator::ILike => return format!("LOWER({column}) LIKE LOWER({})", binds.value(value)),
+        Comparator::RLike => return super::rlike::sql(column, &binds.value(value)),
         Comparator::In => return format!("{column} IN ({})", binds.value(value)),
         Comparator::NotIn => return format!("{column} NOT IN ({})", binds.value(value)),
         Comparator::IsNull => return format!("{column} IS NULL"),
@@ -268,9 +269,11 @@ fn run_condition(c: &Comparison, binds: &mut Binds) -> Result<String> {
                  AND m.key = {key} AND {test})"
             )
         }
-        EntityType::Metadata | EntityType::Span => {
-            return Err(unsupported("entity type", c.entity.mlflow_name()))
-        }
+        EntityType::Metadata
+        | EntityType::Span
+        | EntityType::Feedback
+        | EntityType::Expectation
+        | EntityType::Issue => return Err(unsupported("entity type", c.entity.mlflow_name())),
         // True when any of the run's dataset inputs matches.
         EntityType::Dataset => {
             let source_type = binds.text("DATASET");

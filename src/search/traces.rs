@@ -7,13 +7,21 @@
 
 use super::filter::{self, Comparator, Comparison, EntityType, OrderKey, Value, TRACES};
 use super::sql::{compare, nulls_last, Binds};
-use super::SqlQuery;
+use super::trace_assessments::{assessment_condition, issue_condition};
+use super::trace_metadata::{is_reserved, reserved_metadata_condition};
+use super::{rlike, SqlQuery};
 use crate::error::{MlflowError, Result};
 use crate::store::traces::keys;
 
-/// MLflow's `entity_associations` types of a trace linked to a run.
+/// MLflow's `entity_associations` types of a trace linked to a run or to a
+/// prompt version (whose id is `"<name>/<version>"`).
 pub const ASSOCIATION_TRACE: &str = "trace";
 pub const ASSOCIATION_RUN: &str = "run";
+pub const ASSOCIATION_PROMPT_VERSION: &str = "prompt_version";
+
+/// The tag the client sets on a trace linked to prompts; MLflow filters it
+/// as `prompt`, through the links.
+const LINKED_PROMPTS: &str = "mlflow.linkedPrompts";
 
 /// The `trace_info` column (or expression) of an attribute key.
 fn attribute_column(key: &str) -> Result<&'static str> {
@@ -69,8 +77,61 @@ fn in_run(run_id: &Value, binds: &mut Binds) -> String {
     format!("({made_in} OR {linked})")
 }
 
+/// `prompt = 'name/version'`: the trace is linked to that prompt version.
+fn linked_prompt(c: &Comparison, binds: &mut Binds) -> Result<String> {
+    if c.comparator != Comparator::Eq {
+        return Err(MlflowError::invalid_parameter(format!(
+            "Invalid comparator '{}' for prompts filter. Only '=' is supported with format: \
+             prompt = \"name/version\"",
+            c.comparator.as_str()
+        )));
+    }
+    // `=` always carries one string; anything else reads as no version.
+    let prompt_version = match &c.value {
+        Value::Str(v) => v.as_str(),
+        _ => "",
+    };
+    if prompt_version.matches('/').count() != 1 {
+        return Err(MlflowError::invalid_parameter(format!(
+            "Invalid prompts filter value '{prompt_version}'. Expected format: prompt = \
+             \"name/version\""
+        )));
+    }
+    let source_type = binds.text(ASSOCIATION_TRACE);
+    let destination_type = binds.text(ASSOCIATION_PROMPT_VERSION);
+    let id = binds.text(prompt_version);
+    Ok(format!(
+        "EXISTS (SELECT 1 FROM entity_associations a WHERE a.source_type = {source_type} \
+         AND a.source_id = ti.request_id AND a.destination_type = {destination_type} \
+         AND a.destination_id = {id})"
+    ))
+}
+
+/// A span column, or (`attributes.<name>`) a pattern over the span's JSON
+/// content, true when any span of the trace matches.
+fn span_condition(c: &Comparison, binds: &mut Binds) -> String {
+    let test = match c.key.strip_prefix("attributes.") {
+        Some(name) => {
+            let pattern = match (&c.value, c.comparator) {
+                (Value::Str(value), Comparator::RLike) => {
+                    Value::Str(rlike::span_attribute_pattern(name, value))
+                }
+                // MLflow matches the attribute in the span's JSON content:
+                // `"<name>"` followed by the pattern.
+                (Value::Str(value), _) => Value::Str(format!("%\"{name}\"{value}%")),
+                (other, _) => other.clone(),
+            };
+            compare("s.content", c.comparator, &pattern, binds)
+        }
+        None => compare(&format!("s.{}", c.key), c.comparator, &c.value, binds),
+    };
+    format!("EXISTS (SELECT 1 FROM spans s WHERE s.trace_id = ti.request_id AND {test})")
+}
+
 fn condition(c: &Comparison, binds: &mut Binds) -> Result<String> {
     Ok(match c.entity {
+        EntityType::Attribute if c.key == "prompt" => linked_prompt(c, binds)?,
+        EntityType::Tag if c.key == LINKED_PROMPTS => linked_prompt(c, binds)?,
         EntityType::Attribute if c.key == "run_id" => match c.comparator {
             Comparator::Eq => in_run(&c.value, binds),
             _ => key_value(
@@ -95,28 +156,11 @@ fn condition(c: &Comparison, binds: &mut Binds) -> Result<String> {
         EntityType::Metadata if c.key == keys::SESSION => {
             compare("ti.session_id", c.comparator, &c.value, binds)
         }
-        EntityType::Metadata if c.key == keys::TOKEN_USAGE || c.key == keys::COST => {
-            return Err(MlflowError::invalid_parameter(format!(
-                "Filtering on metadata '{}' is not supported by this server",
-                c.key
-            )))
-        }
+        EntityType::Metadata if is_reserved(&c.key) => reserved_metadata_condition(c, binds)?,
         EntityType::Metadata => key_value("trace_request_metadata", c, binds),
-        EntityType::Span => {
-            let test = match c.key.strip_prefix("attributes.") {
-                // MLflow matches the attribute in the span's JSON content:
-                // `"<name>"` followed by the pattern.
-                Some(name) => {
-                    let pattern = match &c.value {
-                        Value::Str(value) => Value::Str(format!("%\"{name}\"{value}%")),
-                        other => other.clone(),
-                    };
-                    compare("s.content", c.comparator, &pattern, binds)
-                }
-                None => compare(&format!("s.{}", c.key), c.comparator, &c.value, binds),
-            };
-            format!("EXISTS (SELECT 1 FROM spans s WHERE s.trace_id = ti.request_id AND {test})")
-        }
+        EntityType::Span => span_condition(c, binds),
+        EntityType::Feedback | EntityType::Expectation => assessment_condition(c, binds),
+        EntityType::Issue => issue_condition(c, binds),
         other => {
             return Err(MlflowError::invalid_parameter(format!(
                 "Invalid entity type '{}' for a trace search",
@@ -139,7 +183,7 @@ fn order_terms(key: &OrderKey, n: usize, joins: &mut String, binds: &mut Binds) 
         EntityType::Metadata if key.key == keys::SESSION => {
             return Ok(nulls_last("ti.session_id", key.ascending))
         }
-        EntityType::Metadata if key.key == keys::TOKEN_USAGE || key.key == keys::COST => {
+        EntityType::Metadata if is_reserved(&key.key) => {
             return Err(MlflowError::invalid_parameter(format!(
                 "Ordering by reserved metadata '{}' is not supported because it is \
                  represented by multiple columns.",
@@ -209,6 +253,7 @@ pub fn traces_search_query(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::search::SqlValue;
 
     fn render(filter: &str, order_by: &[&str]) -> Result<SqlQuery> {
         let order_by: Vec<String> = order_by.iter().map(|s| s.to_string()).collect();
@@ -238,6 +283,122 @@ mod tests {
         assert!(q.sql.contains("LEFT JOIN trace_tags o0"));
         assert!(q.sql.contains(
             "ORDER BY o0.value DESC NULLS LAST, ti.timestamp_ms ASC NULLS LAST, ti.request_id ASC"
+        ));
+    }
+
+    #[test]
+    fn rlike_renders_one_spelling_for_both_databases() {
+        let q = render(
+            "tags.env RLIKE '^prod' AND metadata.`mlflow.trace.session` RLIKE 's'",
+            &[],
+        )
+        .unwrap();
+        assert!(
+            q.sql.contains("regexp_match(kv.value, $5) IS NOT NULL"),
+            "{}",
+            q.sql
+        );
+        assert!(q
+            .sql
+            .contains("regexp_match(ti.session_id, $6) IS NOT NULL"));
+        let q = render("span.attributes.mlflow.spanType RLIKE '^LLM$'", &[]).unwrap();
+        assert!(q.sql.contains("regexp_match(s.content, $4)"), "{}", q.sql);
+        assert_eq!(
+            q.binds[3],
+            SqlValue::Text(r#""mlflow\.spanType": "\\"(?:LLM)\\""#.into())
+        );
+    }
+
+    #[test]
+    fn feedback_matches_valid_assessments_by_json_text_or_number() {
+        let texts = |q: &SqlQuery| -> Vec<String> {
+            q.binds
+                .iter()
+                .filter_map(|b| match b {
+                    SqlValue::Text(t) => Some(t.clone()),
+                    _ => None,
+                })
+                .collect()
+        };
+        let q = render("feedback.quality = 'good'", &[]).unwrap();
+        assert!(q.sql.contains(
+            "EXISTS (SELECT 1 FROM assessments a WHERE a.trace_id = ti.request_id \
+             AND a.assessment_type = $4 AND a.name = $5 AND a.valid = TRUE \
+             AND (a.value = $6 OR a.value = $7))"
+        ));
+        assert_eq!(texts(&q)[1..], ["feedback", "quality", "good", "\"good\""]);
+        // json.dumps escapes non-ASCII; the unescaped spelling matches too.
+        let q = render("feedback.quality = 'gööd'", &[]).unwrap();
+        assert!(q
+            .sql
+            .contains("(a.value = $6 OR a.value = $7 OR a.value = $8))"));
+        assert_eq!(texts(&q)[3..], ["gööd", r#""g\u00f6\u00f6d""#, r#""gööd""#]);
+        let q = render("expectation.answer != 'X'", &[]).unwrap();
+        assert!(q.sql.contains("AND NOT (a.value = $6 OR a.value = $7))"));
+        let q = render("feedback.score >= 0.5", &[]).unwrap();
+        assert!(q
+            .sql
+            .contains("AND a.is_numeric_value = TRUE AND a.aggregate_value >= $6)"));
+        assert_eq!(q.binds[5], SqlValue::Float(0.5));
+        let q = render("feedback.quality IS NULL", &[]).unwrap();
+        assert!(q.sql.contains("NOT EXISTS (SELECT 1 FROM assessments a"));
+        let q = render("feedback.quality LIKE '%go%'", &[]).unwrap();
+        assert!(q.sql.contains("a.valid = TRUE AND a.value LIKE $6)"));
+    }
+
+    #[test]
+    fn prompts_match_links_to_one_version() {
+        let q = render("prompt = 'greeting/1'", &[]).unwrap();
+        assert!(q
+            .sql
+            .contains("a.destination_type = $5 AND a.destination_id = $6"));
+        assert_eq!(q.binds[4], SqlValue::Text("prompt_version".into()));
+        for (bad, message) in [
+            (
+                "prompt LIKE 'greeting/%'",
+                "Invalid comparator 'LIKE' for prompts filter.",
+            ),
+            (
+                "prompt != 'greeting/1'",
+                "Invalid comparator '!=' for prompts filter.",
+            ),
+            (
+                "prompt = 'greeting'",
+                "Invalid prompts filter value 'greeting'.",
+            ),
+            ("prompt = 'a/b/c'", "Invalid prompts filter value 'a/b/c'."),
+            (
+                "tags.`mlflow.linkedPrompts` IS NULL",
+                "Invalid comparator 'IS NULL' for prompts",
+            ),
+        ] {
+            let err = render(bad, &[]).unwrap_err();
+            assert!(err.message.starts_with(message), "{bad}: {}", err.message);
+        }
+    }
+
+    #[test]
+    fn reserved_metadata_compares_columns() {
+        let q = render("metadata.`mlflow.trace.tokenUsage` IS NULL", &[]).unwrap();
+        assert!(q.sql.contains("NOT (ti.input_tokens IS NOT NULL OR"));
+        let usage = r#"{"input_tokens": 3, "total_tokens": 7}"#;
+        let q = render(
+            &format!("metadata.`mlflow.trace.tokenUsage` = '{usage}'"),
+            &[],
+        )
+        .unwrap();
+        assert!(q.sql.contains(
+            "(ti.input_tokens = $4 AND ti.output_tokens IS NULL AND ti.total_tokens = $5 AND"
+        ));
+        let q = render(
+            "metadata.`mlflow.trace.cost` != '{\"total_cost\":1.0}'",
+            &[],
+        )
+        .unwrap();
+        assert!(q.sql.contains("IS NOT NULL) AND NOT 1 = 0)"), "{}", q.sql);
+        let err = render("metadata.`mlflow.trace.cost` RLIKE '0'", &[]).unwrap_err();
+        assert!(err.message.starts_with(
+            "Comparator 'RLIKE' is not supported for reserved metadata 'mlflow.trace.cost'."
         ));
     }
 

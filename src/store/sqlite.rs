@@ -1,13 +1,19 @@
 //! SQLite: the embedded default. WAL mode, one writer connection and a pool
 //! of readers (see `db.rs` for why they are rusqlite connections used in
-//! place); the pragmas and the migration runner live here and nowhere else.
+//! place); the pragmas, the SQL functions SQLite lacks (`regexp`,
+//! `percentile_cont`) and the migration runner live here and nowhere else.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
+use regex::Regex;
+use rusqlite::functions::{Aggregate, Context, FunctionFlags};
+use rusqlite::types::ValueRef;
 use rusqlite::OpenFlags;
 
 use super::db::{Db, DbResult, SqliteDb};
+use crate::search::rlike;
 
 /// The migrations, embedded at build time. sqlx's macro only reads the files
 /// (name, text, checksum); they are applied below, through rusqlite.
@@ -46,8 +52,113 @@ fn connect(path: &str) -> DbResult<rusqlite::Connection> {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     conn.execute_batch(PRAGMAS)?;
+    register_functions(&conn)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)
+}
+
+/// What the shared SQL calls that SQLite lacks, on every connection:
+/// - `regexp(pattern, text)`, behind `text REGEXP pattern`, as MLflow's own
+///   SQLite store registers it (Python's `re.search`);
+/// - `regexp_match(text, pattern)`, PostgreSQL's name, which search renders
+///   RLIKE with ([`rlike`]): 1 when the text matches, NULL when it does not
+///   (PostgreSQL returns the captures; only NULL-ness is portable);
+/// - `percentile_cont(value, fraction)`, the aggregate PostgreSQL spells
+///   `percentile_cont(fraction) WITHIN GROUP (ORDER BY value)`.
+fn register_functions(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+    let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
+    conn.create_scalar_function("regexp", 2, flags, |ctx| regex_search(ctx, 0, 1))?;
+    conn.create_scalar_function(rlike::SQL_FUNCTION, 2, flags, |ctx| {
+        Ok(regex_search(ctx, 1, 0)?.filter(|&found| found))
+    })?;
+    conn.create_aggregate_function("percentile_cont", 2, flags, PercentileCont)
+}
+
+/// Whether the text argument matches the pattern argument anywhere; NULL if
+/// either is NULL. SQLite keeps the compiled pattern with the statement while
+/// the argument stays the same (a bound parameter does), so a search compiles
+/// it once, not once a row. A pattern that does not compile matches nothing,
+/// as in MLflow's SQLite store; searches check theirs first and answer 400.
+fn regex_search(ctx: &Context<'_>, pattern: usize, text: usize) -> rusqlite::Result<Option<bool>> {
+    if matches!(ctx.get_raw(pattern), ValueRef::Null) {
+        return Ok(None);
+    }
+    let text: Cow<'_, str> = match ctx.get_raw(text) {
+        ValueRef::Null => return Ok(None),
+        ValueRef::Text(bytes) | ValueRef::Blob(bytes) => String::from_utf8_lossy(bytes),
+        ValueRef::Integer(i) => i.to_string().into(),
+        ValueRef::Real(f) => f.to_string().into(),
+    };
+    let compiled: Arc<Option<Regex>> = ctx.get_or_create_aux(pattern as i32, |value| {
+        value
+            .as_str()
+            .map(|p| rlike::compile(p).ok())
+            .map_err(|err| Box::new(err) as Box<dyn std::error::Error + Send + Sync>)
+    })?;
+    Ok(Some(
+        compiled
+            .as_ref()
+            .as_ref()
+            .is_some_and(|re| re.is_match(&text)),
+    ))
+}
+
+/// PostgreSQL's `percentile_cont` for SQLite, as `percentile_cont(value,
+/// fraction)`: NULL values are skipped, no values give NULL, a fraction
+/// outside [0, 1] is an error, and between two neighbours the result is
+/// interpolated linearly, as PostgreSQL and numpy's default both do: for the
+/// sorted values `v` and `i = fraction * (n - 1)`,
+/// `v[floor(i)] + (i - floor(i)) * (v[floor(i) + 1] - v[floor(i)])`.
+struct PercentileCont;
+
+/// The group's values and its fraction (NULL when any row's is NULL).
+type PercentileState = (Vec<f64>, Option<f64>);
+
+impl Aggregate<PercentileState, Option<f64>> for PercentileCont {
+    fn init(&self, _: &mut Context<'_>) -> rusqlite::Result<PercentileState> {
+        Ok((Vec::new(), Some(0.0)))
+    }
+
+    fn step(&self, ctx: &mut Context<'_>, state: &mut PercentileState) -> rusqlite::Result<()> {
+        let fraction: Option<f64> = ctx.get(1)?;
+        if let Some(f) = fraction.filter(|f| !(0.0..=1.0).contains(f)) {
+            return Err(rusqlite::Error::UserFunctionError(
+                format!("percentile value {f} is not between 0 and 1").into(),
+            ));
+        }
+        state.1 = state.1.and(fraction);
+        match ctx.get_raw(0) {
+            ValueRef::Null => {}
+            ValueRef::Integer(i) => state.0.push(i as f64),
+            ValueRef::Real(f) => state.0.push(f),
+            ValueRef::Text(_) | ValueRef::Blob(_) => {
+                return Err(rusqlite::Error::UserFunctionError(
+                    "percentile_cont takes numeric values".into(),
+                ))
+            }
+        }
+        Ok(())
+    }
+
+    fn finalize(
+        &self,
+        _: &mut Context<'_>,
+        state: Option<PercentileState>,
+    ) -> rusqlite::Result<Option<f64>> {
+        let Some((mut values, Some(fraction))) = state else {
+            return Ok(None);
+        };
+        if values.is_empty() {
+            return Ok(None);
+        }
+        values.sort_by(f64::total_cmp);
+        let index = fraction * (values.len() - 1) as f64;
+        let low = index.floor() as usize;
+        let high = (low + 1).min(values.len() - 1);
+        Ok(Some(
+            values[low] + (index - low as f64) * (values[high] - values[low]),
+        ))
+    }
 }
 
 /// Opens the file the URI names, creating and migrating it as needed.
@@ -168,6 +279,68 @@ mod tests {
         let postgres = versions(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres"));
         assert!(!sqlite.is_empty());
         assert_eq!(sqlite, postgres);
+    }
+
+    #[test]
+    fn percentile_cont_interpolates_like_postgres() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        register_functions(&conn).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE t (g TEXT, x REAL); INSERT INTO t VALUES \
+             ('a', 4), ('a', 1), ('a', NULL), ('a', 3), ('a', 2), ('b', 7), ('c', NULL);",
+        )
+        .unwrap();
+        let at = |group: &str, fraction: f64| -> Option<f64> {
+            conn.query_row(
+                "SELECT percentile_cont(x, ?2) FROM t WHERE g = ?1",
+                rusqlite::params![group, fraction],
+                |row| row.get(0),
+            )
+            .unwrap()
+        };
+        assert_eq!(at("a", 0.0), Some(1.0));
+        assert_eq!(at("a", 0.5), Some(2.5));
+        assert_eq!(at("a", 1.0), Some(4.0));
+        assert!((at("a", 0.9).unwrap() - 3.7).abs() < 1e-12);
+        assert_eq!(at("b", 0.25), Some(7.0), "one value is every percentile");
+        assert_eq!(at("c", 0.5), None, "only NULLs");
+        assert_eq!(at("none", 0.5), None, "no rows");
+        let grouped: Vec<(String, f64)> = conn
+            .prepare(
+                "SELECT g, percentile_cont(x, 0.5) FROM t WHERE g <> 'c' GROUP BY g ORDER BY g",
+            )
+            .unwrap()
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(grouped, [("a".to_string(), 2.5), ("b".to_string(), 7.0)]);
+        let out_of_range = conn.query_row("SELECT percentile_cont(x, 1.5) FROM t", [], |row| {
+            row.get::<_, Option<f64>>(0)
+        });
+        assert!(out_of_range.is_err());
+    }
+
+    #[test]
+    fn regexp_searches_and_a_bad_pattern_matches_nothing() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        register_functions(&conn).unwrap();
+        let ask = |sql: &str| -> Option<i64> { conn.query_row(sql, [], |row| row.get(0)).unwrap() };
+        assert_eq!(ask("SELECT 'prod-eu' REGEXP 'd-(eu|us)$'"), Some(1));
+        assert_eq!(ask("SELECT 'prod-eu' REGEXP 'PROD'"), Some(0));
+        assert_eq!(ask("SELECT NULL REGEXP 'a'"), None);
+        assert_eq!(ask("SELECT 'a(' REGEXP '('"), Some(0));
+        assert_eq!(ask("SELECT regexp_match('tr-12', '^tr-[0-9]+$')"), Some(1));
+        assert_eq!(ask("SELECT regexp_match('tr-12', '^x')"), None);
+        let rows: i64 = conn
+            .query_row(
+                "WITH v(s) AS (VALUES ('alpha-1'), ('beta-22'), ('gamma'), (NULL)) \
+                 SELECT COUNT(*) FROM v WHERE regexp_match(s, ?1) IS NOT NULL",
+                ["^[a-z]+-[0-9]+$"],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(rows, 2);
     }
 
     /// Search pages read metric values as text (see `Dialect::exact_real`):

@@ -54,22 +54,37 @@ pub(super) fn resolve_identifier(
             if let Some(&(_, canonical)) = aliases.iter().find(|(a, _)| *a == key) {
                 return Ok((entity, canonical.to_string()));
             }
+            if key_use == KeyUse::Filter {
+                if let Some(&(_, span_key)) = grammar.span_aliases.iter().find(|(a, _)| *a == key) {
+                    return Ok((EntityType::Span, span_key.to_string()));
+                }
+            }
             let known = grammar
                 .string_attributes
                 .iter()
                 .chain(grammar.numeric_attributes)
                 .any(|a| *a == key);
             if !known {
+                let span_aliases = match key_use {
+                    KeyUse::Filter => grammar.span_aliases,
+                    KeyUse::OrderBy => &[],
+                };
                 let valid = grammar
                     .string_attributes
                     .iter()
                     .chain(grammar.numeric_attributes)
-                    .chain(aliases.iter().map(|(a, _)| a));
+                    .chain(aliases.iter().map(|(a, _)| a))
+                    .chain(span_aliases.iter().map(|(a, _)| a));
                 return Err(invalid(format!(
                     "Invalid attribute key '{key}' specified. Valid keys are '{{{}}}'",
                     quoted_list(valid)
                 )));
             }
+        }
+        EntityType::Span if key == "attributes." => {
+            return Err(invalid(
+                "Span attribute name cannot be empty after 'attributes.'",
+            ));
         }
         EntityType::Span
             if !grammar.span_keys.contains(&key.as_str()) && !key.starts_with("attributes.") =>
@@ -78,6 +93,14 @@ pub(super) fn resolve_identifier(
                 "Invalid span attribute key '{key}'. Valid keys are '{{{}}}' and \
                  'attributes.<name>'",
                 quoted_list(grammar.span_keys)
+            )));
+        }
+        EntityType::Feedback | EntityType::Expectation if key.is_empty() => {
+            return Err(invalid("Assessment field name cannot be empty"));
+        }
+        EntityType::Issue if key != "id" => {
+            return Err(invalid(format!(
+                "Invalid issue attribute '{key}'. Supported attributes: id"
             )));
         }
         EntityType::Dataset if !grammar.dataset_keys.contains(&key.as_str()) => {
@@ -114,6 +137,9 @@ pub(super) fn check_comparison(grammar: &Grammar, raw: RawComparison<'_>) -> Res
         });
     }
     // MLflow types the value before it checks the comparator.
+    if matches!(entity, EntityType::Feedback | EntityType::Expectation) {
+        check_assessment_value(entity, &raw.comparator, &raw.value)?;
+    }
     let numeric_attribute =
         entity == EntityType::Attribute && grammar.numeric_attributes.contains(&key.as_str());
     let value = typed_value(grammar, entity, &key, numeric_attribute, &raw.value)?;
@@ -121,12 +147,21 @@ pub(super) fn check_comparison(grammar: &Grammar, raw: RawComparison<'_>) -> Res
     let comparator = Comparator::from_text(&raw.comparator)
         .filter(|c| allowed.contains(c))
         .ok_or_else(|| {
-            invalid(format!(
-                "Invalid comparator '{}' not one of '{{{}}}'",
-                raw.comparator,
-                quoted_list(allowed.iter().map(|c| c.as_str()))
-            ))
+            let allowed = quoted_list(allowed.iter().map(|c| c.as_str()));
+            invalid(match entity {
+                EntityType::Span => format!(
+                    "span.{key} comparator '{}' not one of '{{{allowed}}}'",
+                    raw.comparator
+                ),
+                _ => format!(
+                    "Invalid comparator '{}' not one of '{{{allowed}}}'",
+                    raw.comparator
+                ),
+            })
         })?;
+    if let (Comparator::RLike, Value::Str(pattern)) = (comparator, &value) {
+        crate::search::rlike::check(pattern)?;
+    }
     let is_list = matches!(value, Value::StrList(_) | Value::IntList(_));
     if is_list != matches!(comparator, Comparator::In | Comparator::NotIn) {
         return Err(invalid(format!(
@@ -154,7 +189,13 @@ pub(super) fn allowed_comparators(
         EntityType::Param => grammar.param_comparators,
         EntityType::Tag => grammar.tag_comparators,
         EntityType::Metadata => grammar.metadata_comparators,
-        EntityType::Span => grammar.span_comparators,
+        EntityType::Span => grammar
+            .span_key_comparators
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map_or(grammar.span_comparators, |&(_, c)| c),
+        EntityType::Feedback | EntityType::Expectation => grammar.assessment_comparators,
+        EntityType::Issue => grammar.issue_comparators,
         EntityType::Dataset => grammar.dataset_comparators,
         EntityType::Attribute => grammar
             .attribute_comparators
@@ -234,7 +275,8 @@ pub(super) fn typed_value(
                 raw.text()
             ))),
         },
-        EntityType::Param | EntityType::Tag | EntityType::Metadata => match raw {
+        EntityType::Param | EntityType::Tag | EntityType::Metadata | EntityType::Issue => match raw
+        {
             RawValue::Quoted(s) => Ok(Value::Str(s.clone())),
             RawValue::Bare(text) => Err(not_quoted(text)),
             _ => Err(invalid(format!(
@@ -286,6 +328,19 @@ pub(super) fn typed_value(
                 ))),
             }
         }
+        // Checked against the comparator already (`check_assessment_value`).
+        EntityType::Feedback | EntityType::Expectation => match raw {
+            RawValue::Quoted(s) => Ok(Value::Str(s.clone())),
+            RawValue::Bare(text) => Err(not_quoted(text)),
+            // MLflow compares with `float(value)`.
+            RawValue::Number { text, .. } => Ok(Value::Float(text.parse().unwrap_or(f64::NAN))),
+            _ => Err(invalid(format!(
+                "Expected a quoted string value or numeric value for {} (e.g. 'my-value' or \
+                 0.8). Got value {}",
+                entity.mlflow_name(),
+                raw.text()
+            ))),
+        },
         EntityType::Dataset | EntityType::Span => match raw {
             RawValue::Quoted(s) => Ok(Value::Str(s.clone())),
             RawValue::Bare(text) => Err(not_quoted(text)),
@@ -297,4 +352,33 @@ pub(super) fn typed_value(
             ))),
         },
     }
+}
+
+/// Feedback and expectation values are typed by their comparator:
+/// `<`, `<=`, `>`, `>=` take an unquoted number, the others a quoted string
+/// (`SearchTraceUtils._validate_assessment_comparison_value`). A bare word
+/// passes here as a string and is refused as unquoted after.
+fn check_assessment_value(entity: EntityType, comparator: &str, raw: &RawValue<'_>) -> Result<()> {
+    let numeric = matches!(comparator, "<" | "<=" | ">" | ">=");
+    let fits = match raw {
+        RawValue::Quoted(_) | RawValue::Bare(_) => !numeric,
+        RawValue::Number { .. } => numeric,
+        _ => false,
+    };
+    if fits {
+        return Ok(());
+    }
+    let name = entity.mlflow_name();
+    Err(invalid(if numeric {
+        format!(
+            "Expected a numeric value for {name} when using comparator '{comparator}'. Got \
+             value {}",
+            raw.text()
+        )
+    } else {
+        format!(
+            "Expected a quoted string value for {name} (e.g. 'my-value'). Got value {}",
+            raw.text()
+        )
+    }))
 }

@@ -26,6 +26,8 @@ pub struct Grammar {
     pub dataset_keys: &'static [&'static str],
     /// Span columns a `span.<key>` may name (besides `attributes.<name>`).
     pub span_keys: &'static [&'static str],
+    /// Attribute keys that name a span key in filters (`text` is `span.content`).
+    pub span_aliases: &'static [(&'static str, &'static str)],
     /// Entities that accept `IS NULL` / `IS NOT NULL`, and how the error names them.
     pub null_check_entities: &'static [EntityType],
     pub null_check_label: &'static str,
@@ -37,6 +39,12 @@ pub struct Grammar {
     pub dataset_comparators: &'static [Comparator],
     pub metadata_comparators: &'static [Comparator],
     pub span_comparators: &'static [Comparator],
+    /// Per-span-key comparator sets that replace `span_comparators`.
+    pub span_key_comparators: &'static [(&'static str, &'static [Comparator])],
+    /// `feedback.<name>` and `expectation.<name>`.
+    pub assessment_comparators: &'static [Comparator],
+    /// `issue.id`.
+    pub issue_comparators: &'static [Comparator],
     /// Per-attribute comparator sets that replace the string/numeric default.
     pub attribute_comparators: &'static [(&'static str, &'static [Comparator])],
     /// Entities order_by may name.
@@ -113,6 +121,7 @@ pub static RUNS: Grammar = Grammar {
     integer_only_numeric_attributes: false,
     dataset_keys: &["name", "digest", "context"],
     span_keys: &[],
+    span_aliases: &[],
     null_check_entities: &[EntityType::Tag, EntityType::Param],
     null_check_label: "tags and params",
     metric_comparators: NUMERIC_COMPARATORS,
@@ -123,6 +132,9 @@ pub static RUNS: Grammar = Grammar {
     dataset_comparators: STRING_COMPARATORS,
     metadata_comparators: &[],
     span_comparators: &[],
+    span_key_comparators: &[],
+    assessment_comparators: &[],
+    issue_comparators: &[],
     attribute_comparators: &[],
     order_by_entities: &[
         EntityType::Attribute,
@@ -151,6 +163,7 @@ pub static EXPERIMENTS: Grammar = Grammar {
     integer_only_numeric_attributes: true,
     dataset_keys: &[],
     span_keys: &[],
+    span_aliases: &[],
     null_check_entities: &[EntityType::Tag],
     null_check_label: "tags",
     metric_comparators: &[],
@@ -161,6 +174,9 @@ pub static EXPERIMENTS: Grammar = Grammar {
     dataset_comparators: &[],
     metadata_comparators: &[],
     span_comparators: &[],
+    span_key_comparators: &[],
+    assessment_comparators: &[],
+    issue_comparators: &[],
     // The SQL store narrows these: experiment_id is a nominal id, name has no list form.
     attribute_comparators: &[
         (
@@ -217,6 +233,7 @@ pub static LOGGED_MODELS: Grammar = Grammar {
     integer_only_numeric_attributes: false,
     dataset_keys: &[],
     span_keys: &[],
+    span_aliases: &[],
     null_check_entities: &[],
     null_check_label: "nothing in a logged model search",
     metric_comparators: NUMERIC_COMPARATORS,
@@ -227,6 +244,9 @@ pub static LOGGED_MODELS: Grammar = Grammar {
     dataset_comparators: &[],
     metadata_comparators: &[],
     span_comparators: &[],
+    span_key_comparators: &[],
+    assessment_comparators: &[],
+    issue_comparators: &[],
     attribute_comparators: &[("experiment_id", &[Comparator::Eq, Comparator::NotEq])],
     order_by_entities: &[],
     reject_duplicate_order_by: false,
@@ -258,6 +278,7 @@ pub static REGISTERED_MODELS: Grammar = Grammar {
     integer_only_numeric_attributes: true,
     dataset_keys: &[],
     span_keys: &[],
+    span_aliases: &[],
     null_check_entities: &[],
     null_check_label: "tags and params",
     metric_comparators: &[],
@@ -268,6 +289,9 @@ pub static REGISTERED_MODELS: Grammar = Grammar {
     dataset_comparators: &[],
     metadata_comparators: &[],
     span_comparators: &[],
+    span_key_comparators: &[],
+    assessment_comparators: &[],
+    issue_comparators: &[],
     attribute_comparators: &[],
     order_by_entities: &[EntityType::Attribute],
     reject_duplicate_order_by: true,
@@ -292,6 +316,7 @@ pub static MODEL_VERSIONS: Grammar = Grammar {
     integer_only_numeric_attributes: true,
     dataset_keys: &[],
     span_keys: &[],
+    span_aliases: &[],
     null_check_entities: &[],
     null_check_label: "tags and params",
     metric_comparators: &[],
@@ -302,14 +327,51 @@ pub static MODEL_VERSIONS: Grammar = Grammar {
     dataset_comparators: &[],
     metadata_comparators: &[],
     span_comparators: &[],
+    span_key_comparators: &[],
+    assessment_comparators: &[],
+    issue_comparators: &[],
     attribute_comparators: &[],
     order_by_entities: &[EntityType::Attribute],
     reject_duplicate_order_by: true,
 };
 
-/// `traces/search` (SearchTraceUtils). `name` and `run_id` are attributes
-/// here but MLflow keeps them in the trace name column and the
-/// `mlflow.sourceRun` metadata; the renderer maps them.
+/// Trace search adds RLIKE to the string comparators (SearchTraceUtils).
+const TRACE_STRING_COMPARATORS: &[Comparator] = &[
+    Comparator::Eq,
+    Comparator::NotEq,
+    Comparator::Like,
+    Comparator::ILike,
+    Comparator::RLike,
+    Comparator::In,
+    Comparator::NotIn,
+];
+const TRACE_KEY_VALUE_COMPARATORS: &[Comparator] = &[
+    Comparator::Eq,
+    Comparator::NotEq,
+    Comparator::Like,
+    Comparator::ILike,
+    Comparator::RLike,
+    Comparator::IsNull,
+    Comparator::IsNotNull,
+];
+/// Feedback and expectation values: strings, numbers (`<` ... `>=`) and presence.
+const ASSESSMENT_COMPARATORS: &[Comparator] = &[
+    Comparator::Eq,
+    Comparator::NotEq,
+    Comparator::Lt,
+    Comparator::LtEq,
+    Comparator::Gt,
+    Comparator::GtEq,
+    Comparator::Like,
+    Comparator::ILike,
+    Comparator::RLike,
+    Comparator::IsNull,
+    Comparator::IsNotNull,
+];
+
+/// `traces/search` (SearchTraceUtils). `name`, `run_id` and `prompt` are
+/// attributes here but MLflow keeps them in the trace name column, the
+/// `mlflow.sourceRun` metadata and prompt links; the renderer maps them.
 pub static TRACES: Grammar = Grammar {
     prefixes: &[
         ("attribute", EntityType::Attribute),
@@ -320,8 +382,12 @@ pub static TRACES: Grammar = Grammar {
         ("request_metadata", EntityType::Metadata),
         ("metadata", EntityType::Metadata),
         ("span", EntityType::Span),
+        ("feedback", EntityType::Feedback),
+        ("expectation", EntityType::Expectation),
+        ("issue", EntityType::Issue),
     ],
-    prefixes_hint: "['attribute', 'tag', 'request_metadata', 'span']",
+    prefixes_hint: "['attribute', 'tag', 'request_metadata', 'span', 'feedback', \
+                    'expectation', 'issue']",
     string_attributes: &[
         "request_id",
         "status",
@@ -329,6 +395,7 @@ pub static TRACES: Grammar = Grammar {
         "name",
         "run_id",
         "experiment_id",
+        "prompt",
     ],
     numeric_attributes: &["timestamp_ms", "execution_time_ms", "end_time_ms"],
     filter_aliases: &[
@@ -347,16 +414,27 @@ pub static TRACES: Grammar = Grammar {
     integer_only_numeric_attributes: false,
     dataset_keys: &[],
     span_keys: &["name", "type", "status", "content"],
-    null_check_entities: &[EntityType::Tag, EntityType::Metadata],
-    null_check_label: "tags and metadata",
+    // MLflow's full-text search key.
+    span_aliases: &[("text", "content")],
+    null_check_entities: &[
+        EntityType::Tag,
+        EntityType::Metadata,
+        EntityType::Feedback,
+        EntityType::Expectation,
+    ],
+    null_check_label: "tags, metadata, feedback and expectations",
     metric_comparators: &[],
     param_comparators: &[],
-    tag_comparators: KEY_VALUE_COMPARATORS,
-    string_attribute_comparators: STRING_COMPARATORS,
+    tag_comparators: TRACE_KEY_VALUE_COMPARATORS,
+    string_attribute_comparators: TRACE_STRING_COMPARATORS,
     numeric_attribute_comparators: NUMERIC_COMPARATORS,
     dataset_comparators: &[],
-    metadata_comparators: KEY_VALUE_COMPARATORS,
-    span_comparators: STRING_COMPARATORS,
+    metadata_comparators: TRACE_KEY_VALUE_COMPARATORS,
+    span_comparators: TRACE_STRING_COMPARATORS,
+    // Full-text search over the span's JSON has patterns only, no regex.
+    span_key_comparators: &[("content", &[Comparator::Like, Comparator::ILike])],
+    assessment_comparators: ASSESSMENT_COMPARATORS,
+    issue_comparators: &[Comparator::Eq],
     attribute_comparators: &[],
     order_by_entities: &[EntityType::Attribute, EntityType::Tag, EntityType::Metadata],
     reject_duplicate_order_by: true,

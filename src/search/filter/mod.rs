@@ -15,6 +15,8 @@ mod lex;
 mod parse;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod trace_tests;
 
 use check::*;
 pub use grammar::*;
@@ -34,6 +36,12 @@ pub enum EntityType {
     Metadata,
     /// A column or attribute of any span of a trace (`span.<key>`).
     Span,
+    /// The value of a trace's feedback of that name (`feedback.<name>`).
+    Feedback,
+    /// The value of a trace's expectation of that name (`expectation.<name>`).
+    Expectation,
+    /// An issue reference on a trace (`issue.id`).
+    Issue,
 }
 
 impl EntityType {
@@ -47,6 +55,9 @@ impl EntityType {
             Self::Dataset => "dataset",
             Self::Metadata => "request_metadata",
             Self::Span => "span",
+            Self::Feedback => "feedback",
+            Self::Expectation => "expectation",
+            Self::Issue => "issue",
         }
     }
 }
@@ -64,6 +75,8 @@ pub enum Comparator {
     Like,
     /// Case-insensitive SQL pattern.
     ILike,
+    /// Case-sensitive regular expression, unanchored (trace search only).
+    RLike,
     In,
     NotIn,
     IsNull,
@@ -71,7 +84,7 @@ pub enum Comparator {
 }
 
 impl Comparator {
-    const ALL: [Comparator; 12] = [
+    const ALL: [Comparator; 13] = [
         Self::Eq,
         Self::NotEq,
         Self::Lt,
@@ -80,6 +93,7 @@ impl Comparator {
         Self::GtEq,
         Self::Like,
         Self::ILike,
+        Self::RLike,
         Self::In,
         Self::NotIn,
         Self::IsNull,
@@ -97,6 +111,7 @@ impl Comparator {
             Self::GtEq => ">=",
             Self::Like => "LIKE",
             Self::ILike => "ILIKE",
+            Self::RLike => "RLIKE",
             Self::In => "IN",
             Self::NotIn => "NOT IN",
             Self::IsNull => "IS NULL",

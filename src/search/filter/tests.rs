@@ -5,7 +5,12 @@ use crate::error::ErrorCode;
 use Comparator::*;
 use EntityType::{Attribute, Dataset, Metric, Param, Tag};
 
-fn cmp(entity: EntityType, key: &str, comparator: Comparator, value: Value) -> Comparison {
+pub(super) fn cmp(
+    entity: EntityType,
+    key: &str,
+    comparator: Comparator,
+    value: Value,
+) -> Comparison {
     Comparison {
         entity,
         key: key.to_string(),
@@ -14,7 +19,7 @@ fn cmp(entity: EntityType, key: &str, comparator: Comparator, value: Value) -> C
     }
 }
 
-fn s(v: &str) -> Value {
+pub(super) fn s(v: &str) -> Value {
     Value::Str(v.to_string())
 }
 
@@ -22,7 +27,7 @@ fn strs(items: &[&str]) -> Value {
     Value::StrList(items.iter().map(|s| s.to_string()).collect())
 }
 
-fn assert_400<T: std::fmt::Debug>(result: Result<T>, input: &str, fragment: &str) {
+pub(super) fn assert_400<T: std::fmt::Debug>(result: Result<T>, input: &str, fragment: &str) {
     let err = result.expect_err(input);
     assert_eq!(err.code, ErrorCode::InvalidParameterValue, "{input}");
     assert!(

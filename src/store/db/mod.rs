@@ -49,6 +49,10 @@ pub enum DbError {
     /// VARCHAR sizes and integer ranges; SQLite does not).
     #[error("{0}")]
     DataDoesNotFit(String),
+    /// A search pattern the database's regular expressions refuse
+    /// (PostgreSQL's differ from the `regex` crate that checks them first).
+    #[error("invalid regular expression: {0}")]
+    InvalidRegex(String),
     /// SQLite's write lock stayed with another process past the deadline.
     #[error("database is locked")]
     Busy,
@@ -74,6 +78,9 @@ impl From<DbError> for MlflowError {
         match err {
             DbError::DataDoesNotFit(message) => {
                 Self::invalid_parameter(format!("A value does not fit its field: {message}"))
+            }
+            DbError::InvalidRegex(message) => {
+                Self::invalid_parameter(format!("Invalid regular expression: {message}"))
             }
             DbError::Busy => Self::new(
                 ErrorCode::TemporarilyUnavailable,
@@ -110,6 +117,8 @@ impl<T> UniqueViolation<T> for DbResult<T> {
 /// SQLSTATEs that mean the data does not fit the column:
 /// string_data_right_truncation, numeric_value_out_of_range.
 const DATA_DOES_NOT_FIT: [&str; 2] = ["22001", "22003"];
+/// invalid_regular_expression: an RLIKE pattern PostgreSQL cannot read.
+const INVALID_REGEX: &str = "2201B";
 
 /// SQLSTATEs that mean the server is going away, refusing connections for
 /// now, or cancelled a statement that ran past `statement_timeout`:
@@ -144,6 +153,9 @@ impl From<sqlx::Error> for DbError {
             {
                 DbError::DataDoesNotFit(db.message().into())
             }
+            Some(db) if db.code().is_some_and(|c| c == INVALID_REGEX) => {
+                DbError::InvalidRegex(db.message().into())
+            }
             _ => DbError::Other(err.into()),
         }
     }
@@ -170,6 +182,7 @@ impl From<rusqlite::Error> for DbError {
 pub type DbResult<T> = std::result::Result<T, DbError>;
 
 /// The store's database: where statements outside a transaction read.
+#[derive(Clone)]
 pub enum Db {
     Postgres(PgPool),
     Sqlite(Arc<SqliteDb>),
