@@ -20,6 +20,8 @@ pub mod gc;
 pub mod model;
 /// Operating the server: request ids, Prometheus metrics.
 pub mod observe;
+/// Python's printing of JSON values, which MLflow stores and compares.
+pub mod python;
 /// Reaching a workspace from outside: tracking URIs, `exec`, init scripts.
 pub mod reach;
 /// MLflow's search language: filter and order_by parsing, rendered to SQL.

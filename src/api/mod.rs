@@ -126,9 +126,14 @@ fn tracking_routes() -> Router<AppState> {
         )
         // Traces: the legacy search (the UI's probe) and the calls the
         // client still makes on the 2.0 paths.
-        .route("/traces", get(traces::search_traces_v2))
+        .route(
+            "/traces",
+            get(traces::search_traces_v2).post(traces::start_trace_v2),
+        )
+        .route("/traces/{trace_id}", patch(traces::end_trace_v2))
         .route("/traces/delete-traces", post(traces::delete_traces))
         .route("/traces/link-to-run", post(traces::link_traces_to_run))
+        .route("/traces/link-prompts", post(traces::link_prompts_to_trace))
         .route("/traces/{trace_id}/info", get(traces::get_trace_info_v2))
         .route(
             "/traces/{trace_id}/tags",
@@ -145,7 +150,7 @@ fn trace_routes() -> Router<AppState> {
         .route("/traces/search", post(traces::search_traces))
         .route("/traces/batchGetInfos", post(traces::batch_get_trace_infos))
         .route("/traces/delete-traces", post(traces::delete_traces))
-        .route("/traces/metrics", post(traces::no_trace_metrics))
+        .route("/traces/metrics", post(traces::query_trace_metrics))
         .route("/traces/get", get(traces::get_trace))
         .route("/traces/batchGet", get(traces::batch_get_traces))
         .route("/traces/{trace_id}", get(traces::get_trace_info))

@@ -14,10 +14,12 @@ mod names;
 pub mod operations;
 mod postgres;
 pub mod registry;
+pub mod span_facts;
 mod sql;
 mod sqlite;
 #[doc(hidden)]
 pub mod testing;
+pub mod trace_metrics;
 pub mod traces;
 pub mod validation;
 pub mod workspaces;

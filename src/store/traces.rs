@@ -13,6 +13,8 @@ use async_trait::async_trait;
 
 use crate::error::{MlflowError, Result};
 use crate::model::{Page, Workspace};
+use crate::store::span_facts::SpanFacts;
+use crate::store::trace_metrics::{DataPoint, MetricQuery};
 
 /// Tags and metadata keys MLflow gives a meaning to.
 pub mod keys {
@@ -26,6 +28,8 @@ pub mod keys {
     pub const SESSION: &str = "mlflow.trace.session";
     pub const TOKEN_USAGE: &str = "mlflow.trace.tokenUsage";
     pub const COST: &str = "mlflow.trace.cost";
+    /// Metadata: the user a span named (`user.id`), when the client did not.
+    pub const USER: &str = "mlflow.trace.user";
     /// Metadata: `StartTraceV3` has written the trace's top-level fields.
     pub const INFO_FINALIZED: &str = "mlflow.trace.infoFinalized";
     /// Tag: where the spans are; `TRACKING_STORE` when they are in the database.
@@ -104,6 +108,8 @@ pub struct NewSpan {
     pub start_time_ns: i64,
     pub end_time_ns: Option<i64>,
     pub content: String,
+    /// What its attributes say about it and its trace.
+    pub facts: SpanFacts,
 }
 
 /// The trace states MLflow stores in `trace_info.status`.
@@ -190,7 +196,15 @@ pub struct TraceDeletion {
 pub trait TraceStore: Send + Sync {
     /// Writes the trace's record, or rewrites it when the client sends it
     /// again (a retry, or the record of a trace whose spans came first).
-    async fn start_trace(&self, ws: &Workspace, info: TraceInfo) -> Result<TraceInfo>;
+    /// A `final_record` (StartTraceV3's) is marked so: from then on spans
+    /// no longer change its times, state, usage or cost. The legacy v2
+    /// calls write open records.
+    async fn start_trace(
+        &self,
+        ws: &Workspace,
+        info: TraceInfo,
+        final_record: bool,
+    ) -> Result<TraceInfo>;
     async fn get_trace_info(&self, ws: &Workspace, trace_id: &str) -> Result<TraceInfo>;
     /// The records of these ids that exist here, in the order asked.
     async fn batch_get_trace_infos(
@@ -225,6 +239,20 @@ pub trait TraceStore: Send + Sync {
         experiment_id: &str,
         spans: Vec<NewSpan>,
     ) -> Result<()>;
+    /// Links prompt versions (`name/version`) to a trace; linking again is
+    /// a no-op. The prompts are not looked up, as in MLflow.
+    async fn link_prompts_to_trace(
+        &self,
+        ws: &Workspace,
+        trace_id: &str,
+        prompt_versions: &[String],
+    ) -> Result<()>;
+    /// A `traces/metrics` query's data points, in group order.
+    async fn query_trace_metrics(
+        &self,
+        ws: &Workspace,
+        query: &MetricQuery,
+    ) -> Result<Vec<DataPoint>>;
     /// The spans stored in the database (MLflow's `spans.content`, one JSON
     /// text per span in start order) of those traces of this workspace that
     /// have any; traces whose spans are artifacts are absent.

@@ -11,6 +11,8 @@ mod helpers;
 mod hostile;
 mod observe;
 mod security;
+mod trace_ingest;
+mod trace_search;
 mod traces;
 mod ui;
 mod wire;

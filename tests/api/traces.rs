@@ -34,7 +34,7 @@ fn record(trace_id: &str, experiment_id: &str, request_time: &str, state: &str) 
 }
 
 /// Workspaces `team-a` and `team-b`, and an experiment in each.
-async fn experiments_in_two_workspaces(app: &TestApp) -> (String, String) {
+pub(crate) async fn experiments_in_two_workspaces(app: &TestApp) -> (String, String) {
     let mut experiments = Vec::new();
     for name in ["team-a", "team-b"] {
         let created = app
@@ -695,7 +695,7 @@ async fn whole_traces_answer_for_records_whose_spans_are_elsewhere_too() {
 
 /// An OTLP JSON export of one root span and one child (OTLP's JSON: hex
 /// ids, lowerCamel names, enums as numbers).
-fn otlp_json(trace_hex: &str, child_status: u8) -> Value {
+pub(crate) fn otlp_json(trace_hex: &str, child_status: u8) -> Value {
     json!({"resourceSpans": [{"resource": {"attributes": []}, "scopeSpans": [{"spans": [
         {"traceId": trace_hex, "spanId": "0000000000000001", "name": "root",
          "startTimeUnixNano": "1767225600000000000", "endTimeUnixNano": "1767225601500000000",
@@ -708,7 +708,7 @@ fn otlp_json(trace_hex: &str, child_status: u8) -> Value {
     ]}]}]})
 }
 
-async fn export(
+pub(crate) async fn export(
     app: &TestApp,
     ws: Option<&str>,
     experiment: Option<&str>,

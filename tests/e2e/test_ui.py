@@ -19,7 +19,8 @@ sent with it from another Origin is refused.
 
 A third (SQLite) looks at traces: the stock client's `@mlflow.trace` logs two calls of nested
 spans in a fresh experiment, one tagged and given a feedback (`mlflow.log_feedback`); the
-browser goes from the experiment's page to its Traces tab, finds both traces (their request
+browser looks at the experiment's overview (its charts are drawn from `traces/metrics`), goes
+from there to its Traces tab, finds both traces (their request
 previews, the tag and the feedback in the table) and opens one: the trace view must show its
 span tree, its tag, the feedback in its assessments pane and a child span's outputs (ferroflow
 reads the spans from the `traces.json` the client uploaded), with no error message or banner.
@@ -655,6 +656,13 @@ def trace_pages(t: Traced, shots: Path) -> list[dict]:
                    {"click": {"text": previews[0]}},
                    {"see_in": {"within": DRAWER, "texts": opened_spans}},
                    *no_errors]},
+        # The experiment's overview: its charts come from `traces/metrics`.
+        {"name": "overview", "route": f"#/experiments/{t.experiment_id}",
+         "local_storage": DISMISSED_GUIDANCE,
+         "steps": [{"see": [TRACED_EXPERIMENT, "Overview", "Latency",
+                            "Overall error rate: 0.0%"]},
+                   *no_errors,
+                   {"screenshot": str(shots / "overview.png")}]},
         # The trace's own link (the UI puts `traceId` in the route when a row is opened).
         {"name": "trace_view",
          "route": f"#/experiments/{t.experiment_id}/traces?traceId={t.trace_ids[OPENED]}",

@@ -13,6 +13,7 @@ use crate::api::wire::{self, required, ExactBody};
 use crate::app::AppState;
 use crate::error::{MlflowError, Result};
 use crate::model::Workspace;
+use crate::python::py_json;
 use crate::store::traces::{Assessment, AssessmentKind, AssessmentUpdate};
 
 /// Parses stored JSON text back to a value (it was written as JSON).
@@ -117,8 +118,14 @@ fn feedback_value(feedback: FeedbackMessage) -> AssessmentValue {
     let error = feedback
         .error
         .filter(|e| !e.is_null())
-        .map(|e| e.to_string());
-    (AssessmentKind::Feedback, feedback.value.to_string(), error)
+        .map(|e| py_json(&e, false));
+    // MLflow stores the value as Python dumps it; numbers came through a
+    // protobuf `Value`, so they are floats.
+    (
+        AssessmentKind::Feedback,
+        py_json(&feedback.value, true),
+        error,
+    )
 }
 
 fn expectation_value(expectation: ExpectationMessage) -> Result<AssessmentValue> {
@@ -134,9 +141,9 @@ fn expectation_value(expectation: ExpectationMessage) -> Result<AssessmentValue>
             let parsed: Value = serde_json::from_str(&text).map_err(|_| {
                 MlflowError::invalid_parameter("The expectation's serialized value is not JSON")
             })?;
-            parsed.to_string()
+            py_json(&parsed, false)
         }
-        (None, value) => value.unwrap_or(Value::Null).to_string(),
+        (None, value) => py_json(&value.unwrap_or(Value::Null), true),
     };
     Ok((AssessmentKind::Expectation, value, None))
 }

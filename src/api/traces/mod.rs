@@ -12,10 +12,15 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 mod assessments;
+mod legacy;
+mod metrics;
 mod otlp;
 mod spans;
+mod translate;
 
 pub use assessments::{create_assessment, delete_assessment, get_assessment, update_assessment};
+pub use legacy::{end_trace_v2, start_trace_v2};
+pub use metrics::query_trace_metrics;
 pub use otlp::export as otlp_export;
 pub use spans::{batch_get_traces, get_trace};
 
@@ -129,7 +134,7 @@ fn trace_info_v3(info: &TraceInfo) -> Value {
 }
 
 /// The legacy `TraceInfo` (v2) the UI's trace list and the v2 calls read.
-fn trace_info_v2(info: &TraceInfo) -> Value {
+pub(super) fn trace_info_v2(info: &TraceInfo) -> Value {
     let pairs = |map: &BTreeMap<String, String>, max: usize| -> Vec<Value> {
         map.iter()
             .map(|(key, value)| json!({"key": key, "value": truncated(value, max)}))
@@ -147,9 +152,8 @@ fn trace_info_v2(info: &TraceInfo) -> Value {
         "request_metadata": pairs(&info.trace_metadata, MAX_METADATA_VALUE_CHARS),
         "tags": pairs(&info.tags, MAX_TAG_VALUE_LENGTH),
     });
-    if let Some(ms) = info.execution_duration {
-        out["execution_time_ms"] = json!(ms);
-    }
+    // The v2 message has no "unset": MLflow prints 0 until the trace ends.
+    out["execution_time_ms"] = json!(info.execution_duration.unwrap_or(0));
     out
 }
 
@@ -241,7 +245,7 @@ pub async fn start_trace(
         .ok_or_else(|| MlflowError::missing_parameter("trace"))?;
     let info = state
         .store
-        .start_trace(&ws, message.into_trace_info()?)
+        .start_trace(&ws, message.into_trace_info()?, true)
         .await?;
     Ok(Json(json!({"trace": {"trace_info": trace_info_v3(&info)}})))
 }
@@ -473,10 +477,46 @@ pub async fn link_traces_to_run(
     Ok(Json(json!({})))
 }
 
-/// `POST /ajax-api/3.0/mlflow/traces/metrics`: the experiment page's trace
-/// charts. The metric views are not served yet: no data points.
-pub async fn no_trace_metrics(_ws: Workspace) -> Json<Value> {
-    Json(json!({"data_points": []}))
+#[derive(Deserialize)]
+pub struct PromptVersionRef {
+    name: Option<String>,
+    version: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct LinkPrompts {
+    trace_id: Option<String>,
+    prompt_versions: Option<Vec<PromptVersionRef>>,
+}
+
+/// `POST /api/2.0/mlflow/traces/link-prompts`: the prompt versions a trace
+/// used, which `prompt = 'name/version'` then finds it by.
+pub async fn link_prompts_to_trace(
+    State(state): State<AppState>,
+    ws: Workspace,
+    Body(req): Body<LinkPrompts>,
+) -> Result<Json<Value>> {
+    let trace_id = required(req.trace_id, "trace_id")?;
+    let versions = req
+        .prompt_versions
+        .ok_or_else(|| MlflowError::missing_parameter("prompt_versions"))?
+        .into_iter()
+        .map(|pv| {
+            let name = required(pv.name, "prompt_versions.name")?;
+            let version = required(pv.version, "prompt_versions.version")?;
+            if version.parse::<i64>().is_err() {
+                return Err(MlflowError::invalid_parameter(format!(
+                    "Invalid prompt version '{version}': it must be an integer"
+                )));
+            }
+            Ok(format!("{name}/{version}"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    state
+        .store
+        .link_prompts_to_trace(&ws, &trace_id, &versions)
+        .await?;
+    Ok(Json(json!({})))
 }
 
 #[cfg(test)]

@@ -22,11 +22,15 @@ use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
 use opentelemetry_proto::tonic::trace::v1::{status::StatusCode, Span};
 use prost::Message;
+use serde_json::Value as Json;
 
+use super::translate;
 use crate::api::wire;
 use crate::app::AppState;
 use crate::error::{MlflowError, Result};
 use crate::model::Workspace;
+use crate::python::{py_float, py_string};
+use crate::store::span_facts::{attributes as span_attributes, SpanFacts};
 use crate::store::traces::NewSpan;
 
 /// The experiment the spans go to, as the MLflow client sends it.
@@ -101,9 +105,17 @@ pub async fn export(
     let request = decode(&headers, &inflate(&headers, body)?)?;
     let mut spans = Vec::new();
     for resource in &request.resource_spans {
+        let tags = resource_tags(
+            resource
+                .resource
+                .as_ref()
+                .map_or(&[][..], |r| &r.attributes),
+        );
         for scope in &resource.scope_spans {
             for span in &scope.spans {
-                spans.push(mlflow_span(span)?);
+                let mut span = mlflow_span(span)?;
+                span.facts.resource_tags.clone_from(&tags);
+                spans.push(span);
             }
         }
     }
@@ -173,7 +185,7 @@ fn mlflow_span(span: &Span) -> Result<NewSpan> {
     let mut attributes: Vec<(&str, String)> = span
         .attributes
         .iter()
-        .map(|kv| (kv.key.as_str(), dumps(kv.value.as_ref())))
+        .map(|kv| (kv.key.as_str(), attribute_value(kv.value.as_ref())))
         .collect();
     let request_id = py_string(&trace_id);
     match attributes
@@ -183,6 +195,7 @@ fn mlflow_span(span: &Span) -> Result<NewSpan> {
         Some((_, value)) => *value = request_id,
         None => attributes.push((REQUEST_ID_ATTRIBUTE, request_id)),
     }
+    translate::translate(&mut attributes);
     let span_type = attributes
         .iter()
         .find(|(k, _)| *k == SPAN_TYPE_ATTRIBUTE)
@@ -236,7 +249,26 @@ fn mlflow_span(span: &Span) -> Result<NewSpan> {
     }
     content.push_str("}, \"links\": []}");
 
+    let attribute = |key: &str| {
+        attributes
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.as_str())
+    };
+    let root = parent.is_none();
+    let mut facts = SpanFacts::read(attribute, root);
+    if root {
+        facts.trace_tags = attributes
+            .iter()
+            .filter_map(|(key, value)| {
+                let tag = key.strip_prefix(span_attributes::TRACE_TAG_PREFIX)?;
+                Some((tag.to_string(), tag_text(value)))
+            })
+            .collect();
+    }
+
     Ok(NewSpan {
+        facts,
         trace_id,
         span_id: span_hex,
         parent_span_id: parent,
@@ -249,40 +281,43 @@ fn mlflow_span(span: &Span) -> Result<NewSpan> {
     })
 }
 
+/// A tag's text from a stored (JSON) attribute value: strings unquoted,
+/// other values as their JSON.
+fn tag_text(value: &str) -> String {
+    match serde_json::from_str::<serde_json::Value>(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => value.to_string(),
+    }
+}
+
+/// The trace tags an OTLP resource implies: its attributes, except the
+/// SDK's own (`telemetry.sdk.*`) and MLflow's (`mlflow.*`).
+fn resource_tags(attributes: &[KeyValue]) -> Vec<(String, String)> {
+    attributes
+        .iter()
+        .filter(|kv| !kv.key.starts_with("telemetry.sdk.") && !kv.key.starts_with("mlflow."))
+        .filter(|kv| !kv.key.is_empty())
+        .map(|kv| (kv.key.clone(), tag_text(&dumps(kv.value.as_ref()))))
+        .collect()
+}
+
 // ---------------------------------------------------------------------------
 // Python's `json.dumps` (default separators, `ensure_ascii=False`), by hand:
 // MLflow stores the text it prints, and readers compare against it.
 // ---------------------------------------------------------------------------
 
-/// A string as `json.dumps` writes it: serde_json escapes the same
-/// characters the same way (`\"`, `\\`, `\n`, `\u001f`), non-ASCII as is.
-fn py_string(text: &str) -> String {
-    serde_json::to_string(text).unwrap_or_default()
-}
-
-/// A float as Python's `repr`: shortest round trip, `.0` on whole numbers,
-/// exponent form below 1e-4 and from 1e16 (`1e-05`, `1.5e+16`).
-fn py_float(value: f64) -> String {
-    if value.is_nan() {
-        return "NaN".into();
+/// A span attribute's stored value: dumped as below, except a string that
+/// already holds JSON text of a string, object or array, which MLflow
+/// keeps as sent rather than encoding it twice (`sanitize_attributes`).
+fn attribute_value(value: Option<&AnyValue>) -> String {
+    if let Some(Any::StringValue(text)) = value.and_then(|v| v.value.as_ref()) {
+        if let Ok(Json::String(_) | Json::Object(_) | Json::Array(_)) =
+            serde_json::from_str::<Json>(text)
+        {
+            return text.clone();
+        }
     }
-    if value.is_infinite() {
-        return if value > 0.0 { "Infinity" } else { "-Infinity" }.into();
-    }
-    let magnitude = value.abs();
-    if magnitude != 0.0 && !(1e-4..1e16).contains(&magnitude) {
-        let scientific = format!("{value:e}");
-        let (mantissa, exponent) = scientific.split_once('e').unwrap_or((&scientific, "0"));
-        let exponent: i32 = exponent.parse().unwrap_or(0);
-        let sign = if exponent < 0 { '-' } else { '+' };
-        return format!("{mantissa}e{sign}{:02}", exponent.abs());
-    }
-    let plain = value.to_string();
-    if plain.contains('.') {
-        plain
-    } else {
-        format!("{plain}.0")
-    }
+    dumps(value)
 }
 
 /// An attribute value decoded and dumped as MLflow does
@@ -341,23 +376,6 @@ mod tests {
             key: key.into(),
             value: Some(AnyValue { value: Some(value) }),
             ..KeyValue::default()
-        }
-    }
-
-    #[test]
-    fn floats_print_as_python_repr() {
-        for (value, text) in [
-            (0.25, "0.25"),
-            (1.0, "1.0"),
-            (-3.0, "-3.0"),
-            (0.0, "0.0"),
-            (1e-5, "1e-05"),
-            (1.5e16, "1.5e+16"),
-            (1e15, "1000000000000000.0"),
-            (0.0001, "0.0001"),
-            (123.456, "123.456"),
-        ] {
-            assert_eq!(py_float(value), text, "{value}");
         }
     }
 

@@ -46,9 +46,13 @@ mod metrics;
 mod operations;
 mod registry;
 mod runs;
+mod span_batches;
 mod spans;
+mod trace_metrics;
 mod traces;
 mod workspaces;
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
@@ -70,7 +74,9 @@ const DELETED: &str = "deleted";
 /// Ids per `IN (...)` list; keeps bulk loads under SQLite's variable limit.
 const IN_LIST_CHUNK: usize = 5000;
 
-/// MLflow's tracking store over a SQL database.
+/// MLflow's tracking store over a SQL database. Clones share the database
+/// and the span queue.
+#[derive(Clone)]
 pub struct SqlStore {
     /// Reads run on it directly, writes in a transaction from `db.begin()`.
     db: Db,
@@ -82,6 +88,8 @@ pub struct SqlStore {
     /// `<root>/workspaces/<name>/` (or the workspace's own root), as MLflow
     /// lays them out, and clients may not choose a location.
     workspaces: bool,
+    /// OTLP exports waiting to be written together (`span_batches.rs`).
+    span_queue: Arc<span_batches::SpanQueue>,
 }
 
 impl SqlStore {
@@ -95,6 +103,7 @@ impl SqlStore {
             dialect,
             default_artifact_root: default_artifact_root.to_string(),
             workspaces: false,
+            span_queue: Arc::default(),
         }
     }
 

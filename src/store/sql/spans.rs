@@ -1,123 +1,305 @@
 //! Spans that arrive over OTLP, in MLflow's `spans` table, and the trace
 //! records they imply: a trace whose record the client has not sent yet
-//! (or never will: a plain OpenTelemetry exporter) gets one from its spans.
+//! (or never will: a plain OpenTelemetry exporter) gets one from its spans,
+//! with the usage, cost, session, tags and previews they carry
+//! (`store::span_facts`).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::experiments::parse_experiment_id;
 use super::{append_to_uri, bind_all, in_list, values_rows, SqlStore};
 use crate::error::{MlflowError, Result};
 use crate::model::Workspace;
 use crate::store::db::{self, Tx};
-use crate::store::traces::{keys, NewSpan};
+use crate::store::span_facts::{self, preview, Node, SpanFacts};
+use crate::store::traces::{
+    keys, truncated, NewSpan, COST_COLUMNS, MAX_SESSION_ID_LENGTH, MAX_STORED_VALUE_LENGTH,
+    MAX_TAG_KEY_LENGTH, MAX_TRACE_NAME_LENGTH, TOKEN_COLUMNS,
+};
 
-/// Spans per statement: 10 parameters each, well under both databases' limits.
+/// Spans per statement: 15 parameters each, well under both databases' limits.
 const SPANS_PER_STATEMENT: usize = 1000;
 
 /// What the spans of one trace in a batch say about its record.
+#[derive(Default)]
 struct Implied {
     start_ms: i64,
     end_ms: Option<i64>,
     /// The root span's state, if the root is in the batch.
     state: Option<&'static str>,
+    usage: Option<[Option<i64>; 6]>,
+    cost: Option<[Option<f64>; 3]>,
+    session_id: Option<String>,
+    user_id: Option<String>,
+    trace_name: Option<String>,
+    /// Tags from the spans' resource and the root's `mlflow.traceTag.*`.
+    tags: BTreeMap<String, String>,
+    request_preview: Option<String>,
+    response_preview: Option<String>,
 }
 
-fn implied(spans: &[&NewSpan]) -> Implied {
+impl Implied {
+    /// Whether a trace that already has a record needs it updated beyond
+    /// its times and state.
+    fn has_facts(&self) -> bool {
+        self.usage.is_some()
+            || self.cost.is_some()
+            || self.session_id.is_some()
+            || self.trace_name.is_some()
+            || self.request_preview.is_some()
+            || self.response_preview.is_some()
+    }
+}
+
+fn nodes<'a>(
+    spans: &'a [&NewSpan],
+    pick: fn(&SpanFacts) -> Option<&serde_json::Map<String, serde_json::Value>>,
+) -> Vec<Node<'a>> {
+    spans
+        .iter()
+        .map(|s| Node {
+            span_id: &s.span_id,
+            parent_id: s.parent_span_id.as_deref(),
+            data: pick(&s.facts),
+        })
+        .collect()
+}
+
+fn implied(spans: &[&NewSpan]) -> Result<Implied> {
     let start_ns = spans.iter().map(|s| s.start_time_ns).min().unwrap_or(0);
     let end_ns = spans.iter().filter_map(|s| s.end_time_ns).max();
     let root = spans.iter().find(|s| s.parent_span_id.is_none());
-    Implied {
+    let first = |pick: fn(&SpanFacts) -> Option<&String>| {
+        spans.iter().find_map(|s| pick(&s.facts)).cloned()
+    };
+    let session_id = first(|f| f.session_id.as_ref());
+    if session_id
+        .as_ref()
+        .is_some_and(|s| s.chars().count() > MAX_SESSION_ID_LENGTH)
+    {
+        return Err(MlflowError::invalid_parameter(format!(
+            "'Session ID' exceeds the maximum length of {MAX_SESSION_ID_LENGTH} characters"
+        )));
+    }
+    let mut tags = BTreeMap::new();
+    let resource = spans.iter().find(|s| !s.facts.resource_tags.is_empty());
+    let own = root
+        .map(|r| r.facts.trace_tags.as_slice())
+        .unwrap_or_default();
+    for (key, value) in resource
+        .map(|s| s.facts.resource_tags.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .chain(own)
+    {
+        // Tags that cannot be stored, or that the server owns, are skipped.
+        if key.is_empty()
+            || key.chars().count() > MAX_TAG_KEY_LENGTH
+            || keys::SERVER_OWNED.contains(&key.as_str())
+        {
+            continue;
+        }
+        tags.insert(key.clone(), truncated(value, MAX_STORED_VALUE_LENGTH));
+    }
+    let trace_name = tags.remove(keys::TRACE_NAME);
+    if trace_name
+        .as_ref()
+        .is_some_and(|n| n.chars().count() > MAX_TRACE_NAME_LENGTH)
+    {
+        return Err(MlflowError::invalid_parameter(format!(
+            "'Trace name' exceeds the maximum length of {MAX_TRACE_NAME_LENGTH} characters"
+        )));
+    }
+    let root_facts = root.map(|r| &r.facts);
+    Ok(Implied {
         start_ms: start_ns / 1_000_000,
         end_ms: end_ns.map(|ns| ns / 1_000_000),
         // MLflow: an ERROR root makes an ERROR trace; OK and UNSET an OK one.
         state: root.map(|r| if r.status == "ERROR" { "ERROR" } else { "OK" }),
-    }
+        usage: span_facts::total_usage(&nodes(spans, |f| f.usage.as_ref())),
+        cost: span_facts::total_cost(&nodes(spans, |f| f.cost.as_ref())),
+        session_id,
+        user_id: first(|f| f.user_id.as_ref()),
+        trace_name,
+        tags,
+        request_preview: root_facts
+            .and_then(|f| f.inputs.as_deref())
+            .map(|v| preview(v, "user")),
+        response_preview: root_facts
+            .and_then(|f| f.outputs.as_deref())
+            .map(|v| preview(v, "assistant")),
+    })
 }
 
-pub(super) async fn log_spans(
+/// Writes one export's spans (or several exports' to the same experiment
+/// of one workspace) in the caller's transaction.
+pub(super) async fn write_spans_to(
+    tx: &mut Tx,
     store: &SqlStore,
     ws: &Workspace,
     experiment_id: &str,
-    spans: Vec<NewSpan>,
+    spans: &[&NewSpan],
 ) -> Result<()> {
     if spans.is_empty() {
         return Ok(());
     }
+    // A span sent twice: the later one stands (one statement cannot write
+    // a row twice).
+    let mut seen = HashSet::new();
+    let mut spans: Vec<&NewSpan> = spans
+        .iter()
+        .rev()
+        .filter(|s| seen.insert((s.trace_id.as_str(), s.span_id.as_str())))
+        .copied()
+        .collect();
+    spans.reverse();
+
     let mut by_trace: BTreeMap<&str, Vec<&NewSpan>> = BTreeMap::new();
     for span in &spans {
         by_trace.entry(&span.trace_id).or_default().push(span);
     }
-    let trace_ids: Vec<String> = by_trace.keys().map(|id| id.to_string()).collect();
-    let mut tx = store.db.begin().await?;
-    let experiment = store.active_experiment(&mut tx, ws, experiment_id).await?;
+    let mut traces: BTreeMap<&str, Implied> = BTreeMap::new();
+    for (trace_id, spans) in &by_trace {
+        traces.insert(trace_id, implied(spans)?);
+    }
+    let experiment = store.active_experiment(&mut *tx, ws, experiment_id).await?;
     let experiment_id = parse_experiment_id(experiment_id)?;
 
     // Records for the traces that have none, in trace id order (a fixed
     // lock order for concurrent batches on PostgreSQL). A record made here
     // already holds what its spans imply; only the others need checking
     // (another workspace's?) and updating below.
+    const COLUMNS: usize = 18;
     let sql = format!(
         "INSERT INTO trace_info (request_id, experiment_id, timestamp_ms, execution_time_ms, \
-         status) VALUES {} ON CONFLICT (request_id) DO NOTHING RETURNING request_id",
-        values_rows(by_trace.len(), 5, 1)
+         status, trace_name, session_id, request_preview, response_preview, {}, {}) \
+         VALUES {} ON CONFLICT (request_id) DO NOTHING RETURNING request_id",
+        TOKEN_COLUMNS.join(", "),
+        COST_COLUMNS.join(", "),
+        values_rows(traces.len(), COLUMNS, 1)
     );
     let mut query = db::query(&sql);
-    for (trace_id, spans) in &by_trace {
-        let implied = implied(spans);
+    for (trace_id, implied) in &traces {
         query = query
             .bind(*trace_id)
             .bind(experiment_id)
             .bind(implied.start_ms)
             .bind(implied.end_ms.map(|end| end - implied.start_ms))
-            .bind(implied.state.unwrap_or("IN_PROGRESS"));
+            .bind(implied.state.unwrap_or("IN_PROGRESS"))
+            .bind(implied.trace_name.as_deref())
+            .bind(implied.session_id.as_deref())
+            .bind(implied.request_preview.as_deref())
+            .bind(implied.response_preview.as_deref());
+        for count in implied.usage.unwrap_or_default() {
+            query = query.bind(count);
+        }
+        for cost in implied.cost.unwrap_or_default() {
+            query = query.bind(cost);
+        }
     }
     let created = query
-        .fetch_all(&mut tx)
+        .fetch_all(&mut *tx)
         .await?
         .iter()
         .map(|row| row.try_get::<String, _>("request_id"))
         .collect::<std::result::Result<HashSet<_>, _>>()?;
-    let existing: Vec<String> = trace_ids
-        .iter()
+    let existing: Vec<&str> = traces
+        .keys()
+        .copied()
         .filter(|id| !created.contains(*id))
-        .cloned()
         .collect();
     if !existing.is_empty() {
-        owned_here(&mut tx, ws, &existing).await?;
+        owned_here(tx, ws, &existing).await?;
     }
 
-    // Where each trace's spans are: its artifact location (kept if the record
-    // has one) and, now, the database.
-    let root = experiment.artifact_location.as_deref().unwrap_or_default();
+    write_tags(tx, experiment.artifact_location.as_deref(), &traces).await?;
+    write_users(tx, &traces).await?;
+    write_spans(tx, experiment_id, &spans).await?;
+    if existing.is_empty() {
+        return Ok(());
+    }
+    update_times(tx, &existing).await?;
+    let with_facts: Vec<&str> = existing
+        .iter()
+        .copied()
+        .filter(|id| traces[id].has_facts())
+        .collect();
+    update_facts(tx, &with_facts, &traces).await
+}
+
+/// Where each trace's spans are (its artifact location, kept if the record
+/// has one, and now the database), and the tags its spans carry; those
+/// replace earlier values.
+async fn write_tags(
+    tx: &mut Tx,
+    artifact_root: Option<&str>,
+    traces: &BTreeMap<&str, Implied>,
+) -> Result<()> {
+    let rows = traces.values().map(|t| 2 + t.tags.len()).sum();
     let sql = format!(
         "INSERT INTO trace_tags (key, value, request_id) VALUES {} \
          ON CONFLICT (key, request_id) DO UPDATE SET value = excluded.value \
-         WHERE trace_tags.key = $1",
-        values_rows(2 * trace_ids.len(), 3, 2)
+         WHERE trace_tags.key <> $1",
+        values_rows(rows, 3, 2)
     );
-    let mut query = db::query(&sql).bind(keys::SPANS_LOCATION);
-    for trace_id in &trace_ids {
-        let location = append_to_uri(root, &["traces", trace_id, "artifacts"]);
+    let mut query = db::query(&sql).bind(keys::ARTIFACT_LOCATION);
+    for (trace_id, implied) in traces {
+        let location = append_to_uri(
+            artifact_root.unwrap_or_default(),
+            &["traces", trace_id, "artifacts"],
+        );
         query = query
             .bind(keys::ARTIFACT_LOCATION)
             .bind(location)
-            .bind(trace_id)
+            .bind(*trace_id)
             .bind(keys::SPANS_LOCATION)
             .bind(keys::TRACKING_STORE)
-            .bind(trace_id);
+            .bind(*trace_id);
+        for (key, value) in &implied.tags {
+            query = query.bind(key).bind(value).bind(*trace_id);
+        }
     }
-    query.execute(&mut tx).await?;
+    query.execute(&mut *tx).await?;
+    Ok(())
+}
 
+/// The user a span names (`user.id`), unless the trace has one.
+async fn write_users(tx: &mut Tx, traces: &BTreeMap<&str, Implied>) -> Result<()> {
+    let users: Vec<(&str, &str)> = traces
+        .iter()
+        .filter_map(|(id, t)| Some((*id, t.user_id.as_deref()?)))
+        .collect();
+    if users.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "INSERT INTO trace_request_metadata (key, value, request_id) VALUES {} \
+         ON CONFLICT (key, request_id) DO NOTHING",
+        values_rows(users.len(), 3, 1)
+    );
+    let mut query = db::query(&sql);
+    for (trace_id, user) in users {
+        query = query.bind(keys::USER).bind(user).bind(trace_id);
+    }
+    query.execute(tx).await?;
+    Ok(())
+}
+
+async fn write_spans(tx: &mut Tx, experiment_id: i64, spans: &[&NewSpan]) -> Result<()> {
     for chunk in spans.chunks(SPANS_PER_STATEMENT) {
         let sql = format!(
             "INSERT INTO spans (trace_id, experiment_id, span_id, parent_span_id, name, type, \
-             status, start_time_unix_nano, end_time_unix_nano, content) VALUES {} \
+             status, start_time_unix_nano, end_time_unix_nano, content, model_name, \
+             model_provider, input_cost, output_cost, total_cost) VALUES {} \
              ON CONFLICT (trace_id, span_id) DO UPDATE SET \
              parent_span_id = excluded.parent_span_id, name = excluded.name, \
              type = excluded.type, status = excluded.status, \
              start_time_unix_nano = excluded.start_time_unix_nano, \
-             end_time_unix_nano = excluded.end_time_unix_nano, content = excluded.content",
-            values_rows(chunk.len(), 10, 1)
+             end_time_unix_nano = excluded.end_time_unix_nano, content = excluded.content, \
+             model_name = excluded.model_name, model_provider = excluded.model_provider, \
+             input_cost = excluded.input_cost, output_cost = excluded.output_cost, \
+             total_cost = excluded.total_cost",
+            values_rows(chunk.len(), 15, 1)
         );
         let mut query = db::query(&sql);
         for span in chunk {
@@ -131,16 +313,21 @@ pub(super) async fn log_spans(
                 .bind(&span.status)
                 .bind(span.start_time_ns)
                 .bind(span.end_time_ns)
-                .bind(&span.content);
+                .bind(&span.content)
+                .bind(span.facts.model_name.as_deref())
+                .bind(span.facts.model_provider.as_deref());
+            for cost in span.facts.cost_columns() {
+                query = query.bind(cost);
+            }
         }
-        query.execute(&mut tx).await?;
+        query.execute(&mut *tx).await?;
     }
+    Ok(())
+}
 
-    // Until the client's own record finalizes it, a record follows all of
-    // its spans: earliest start, latest end, the root's state.
-    if existing.is_empty() {
-        return Ok(tx.commit().await?);
-    }
+/// Until the client's own record finalizes it, a record follows all of
+/// its spans: earliest start, latest end, the root's state.
+async fn update_times(tx: &mut Tx, existing: &[&str]) -> Result<()> {
     let list = in_list(existing.len(), 2);
     let sql = format!(
         "UPDATE trace_info SET \
@@ -156,15 +343,132 @@ pub(super) async fn log_spans(
            WHERE m.request_id = trace_info.request_id AND m.key = $1)"
     );
     let mut query = db::query(&sql).bind(keys::INFO_FINALIZED);
-    for trace_id in &existing {
-        query = query.bind(trace_id);
+    for trace_id in existing {
+        query = query.bind(*trace_id);
     }
-    query.execute(&mut tx).await?;
-    Ok(tx.commit().await?)
+    query.execute(tx).await?;
+    Ok(())
+}
+
+/// A stored trace's session, previews and name where it has none (the
+/// name always), and its usage and cost summed again over all of its
+/// spans (stored and new: a resent span is not counted twice, a parent
+/// that arrives after its children replaces their sum) unless the client's
+/// own record gave them.
+async fn update_facts(
+    tx: &mut Tx,
+    trace_ids: &[&str],
+    traces: &BTreeMap<&str, Implied>,
+) -> Result<()> {
+    if trace_ids.is_empty() {
+        return Ok(());
+    }
+    let summed = totals_over_stored_spans(tx, trace_ids, traces).await?;
+    // Usage and cost the client's record gave stay.
+    let kept = |columns: &[&str]| {
+        let any: Vec<String> = columns.iter().map(|c| format!("{c} IS NOT NULL")).collect();
+        format!(
+            "(EXISTS (SELECT 1 FROM trace_request_metadata m \
+             WHERE m.request_id = trace_info.request_id AND m.key = $1) AND ({}))",
+            any.join(" OR ")
+        )
+    };
+    let (keep_tokens, keep_costs) = (kept(&TOKEN_COLUMNS), kept(&COST_COLUMNS));
+    let mut sets = vec![
+        "session_id = COALESCE(session_id, $2)".to_string(),
+        "request_preview = COALESCE(request_preview, $3)".into(),
+        "response_preview = COALESCE(response_preview, $4)".into(),
+        "trace_name = COALESCE($5, trace_name)".into(),
+    ];
+    for (n, column) in TOKEN_COLUMNS.iter().chain(&COST_COLUMNS).enumerate() {
+        let keep = if n < TOKEN_COLUMNS.len() {
+            &keep_tokens
+        } else {
+            &keep_costs
+        };
+        sets.push(format!(
+            "{column} = CASE WHEN {keep} THEN {column} ELSE COALESCE(${}, {column}) END",
+            n + 6
+        ));
+    }
+    let sql = format!(
+        "UPDATE trace_info SET {} WHERE request_id = $15",
+        sets.join(", ")
+    );
+    for trace_id in trace_ids {
+        let implied = &traces[trace_id];
+        let (usage, cost) = summed.get(trace_id).copied().unwrap_or_default();
+        let mut query = db::query(&sql)
+            .bind(keys::INFO_FINALIZED)
+            .bind(implied.session_id.as_deref())
+            .bind(implied.request_preview.as_deref())
+            .bind(implied.response_preview.as_deref())
+            .bind(implied.trace_name.as_deref());
+        for count in usage.unwrap_or_default() {
+            query = query.bind(count);
+        }
+        for value in cost.unwrap_or_default() {
+            query = query.bind(value);
+        }
+        query.bind(*trace_id).execute(&mut *tx).await?;
+    }
+    Ok(())
+}
+
+type Totals = (Option<[Option<i64>; 6]>, Option<[Option<f64>; 3]>);
+
+/// Usage and cost over every stored span of the traces whose batch brought
+/// any (the batch's spans are stored by now).
+async fn totals_over_stored_spans<'a>(
+    tx: &mut Tx,
+    trace_ids: &[&'a str],
+    traces: &BTreeMap<&str, Implied>,
+) -> Result<HashMap<&'a str, Totals>> {
+    let ids: Vec<String> = trace_ids
+        .iter()
+        .filter(|id| traces[*id].usage.is_some() || traces[*id].cost.is_some())
+        .map(|id| id.to_string())
+        .collect();
+    let mut out = HashMap::new();
+    if ids.is_empty() {
+        return Ok(out);
+    }
+    let sql = format!(
+        "SELECT trace_id, span_id, parent_span_id, content FROM spans WHERE trace_id IN ({})",
+        in_list(ids.len(), 1)
+    );
+    let rows = bind_all(&sql, &ids).fetch_all(&mut *tx).await?;
+    let mut stored: HashMap<String, Vec<NewSpan>> = HashMap::new();
+    for row in rows {
+        let content: String = row.try_get("content")?;
+        let span = NewSpan {
+            span_id: row.try_get("span_id")?,
+            parent_span_id: row.try_get("parent_span_id")?,
+            facts: SpanFacts::of_content(&content),
+            ..NewSpan::default()
+        };
+        stored
+            .entry(row.try_get("trace_id")?)
+            .or_default()
+            .push(span);
+    }
+    for id in trace_ids {
+        if let Some(spans) = stored.get(*id) {
+            let spans: Vec<&NewSpan> = spans.iter().collect();
+            out.insert(
+                *id,
+                (
+                    span_facts::total_usage(&nodes(&spans, |f| f.usage.as_ref())),
+                    span_facts::total_cost(&nodes(&spans, |f| f.cost.as_ref())),
+                ),
+            );
+        }
+    }
+    Ok(out)
 }
 
 /// Refuses spans for a trace id that a trace of another workspace holds.
-async fn owned_here(tx: &mut Tx, ws: &Workspace, trace_ids: &[String]) -> Result<()> {
+async fn owned_here(tx: &mut Tx, ws: &Workspace, trace_ids: &[&str]) -> Result<()> {
     let sql = format!(
         "SELECT ti.request_id FROM trace_info ti \
          JOIN experiments e ON e.experiment_id = ti.experiment_id \
@@ -172,10 +476,11 @@ async fn owned_here(tx: &mut Tx, ws: &Workspace, trace_ids: &[String]) -> Result
         in_list(trace_ids.len(), 1),
         trace_ids.len() + 1
     );
-    let here = bind_all(&sql, trace_ids)
-        .bind(ws.name())
-        .fetch_all(&mut *tx)
-        .await?;
+    let mut query = db::query(&sql);
+    for id in trace_ids {
+        query = query.bind(*id);
+    }
+    let here = query.bind(ws.name()).fetch_all(&mut *tx).await?;
     if here.len() < trace_ids.len() {
         return Err(MlflowError::already_exists(
             "A trace with one of these trace ids already exists.",

@@ -20,9 +20,14 @@ use super::{
 };
 use crate::error::{MlflowError, Result};
 use crate::model::{now_millis, Page, Workspace};
+use crate::python::py_float;
 use crate::search::page_token;
-use crate::search::traces::{traces_search_query, ASSOCIATION_RUN, ASSOCIATION_TRACE};
+use crate::search::traces::{
+    traces_search_query, ASSOCIATION_PROMPT_VERSION, ASSOCIATION_RUN, ASSOCIATION_TRACE,
+};
 use crate::store::db::{self, Row, Target, Tx};
+use crate::store::span_facts::{cost_value, token_count};
+use crate::store::trace_metrics::{DataPoint, MetricQuery};
 use crate::store::traces::{
     keys, refuse_server_owned, trace_not_found, validate_deletion, validate_trace_info,
     validate_trace_tag, Assessment, AssessmentUpdate, NewSpan, TraceDeletion, TraceInfo,
@@ -34,16 +39,6 @@ const INFO_COLUMNS: &str = "ti.request_id, ti.experiment_id, ti.timestamp_ms, \
      ti.response_preview, ti.trace_name, ti.session_id, ti.input_tokens, ti.output_tokens, \
      ti.total_tokens, ti.cache_read_input_tokens, ti.cache_creation_input_tokens, \
      ti.cache_creation_input_tokens_above_1hr, ti.input_cost, ti.output_cost, ti.total_cost";
-
-/// A double as Python's `json.dumps` writes it (`1.0`, not `1`), so the
-/// cost metadata reads back as MLflow's server returns it.
-fn python_float(value: f64) -> String {
-    if value.is_finite() && value.fract() == 0.0 && value.abs() < 1e16 {
-        format!("{value:.1}")
-    } else {
-        value.to_string()
-    }
-}
 
 /// A `trace_info` row, with the promoted metadata and tag put back.
 fn info_from_row(row: &Row) -> Result<TraceInfo> {
@@ -78,7 +73,7 @@ fn info_from_row(row: &Row) -> Result<TraceInfo> {
     let mut costs = Vec::new();
     for column in COST_COLUMNS {
         if let Some(cost) = row.try_get::<Option<f64>, _>(column)? {
-            costs.push(format!("\"{column}\": {}", python_float(cost)));
+            costs.push(format!("\"{column}\": {}", py_float(cost)));
         }
     }
     if !costs.is_empty() {
@@ -109,12 +104,8 @@ impl Promoted {
         let cost = object(metadata.remove(keys::COST));
         Self {
             session_id: metadata.remove(keys::SESSION),
-            tokens: TOKEN_COLUMNS.map(|key| usage.get(key).and_then(Json::as_i64)),
-            costs: COST_COLUMNS.map(|key| {
-                cost.get(key)
-                    .and_then(Json::as_f64)
-                    .filter(|v| v.is_finite())
-            }),
+            tokens: TOKEN_COLUMNS.map(|key| token_count(usage.get(key))),
+            costs: COST_COLUMNS.map(|key| cost_value(cost.get(key))),
         }
     }
 }
@@ -232,7 +223,12 @@ async fn upsert_key_values(
 
 #[async_trait]
 impl TraceStore for SqlStore {
-    async fn start_trace(&self, ws: &Workspace, mut info: TraceInfo) -> Result<TraceInfo> {
+    async fn start_trace(
+        &self,
+        ws: &Workspace,
+        mut info: TraceInfo,
+        final_record: bool,
+    ) -> Result<TraceInfo> {
         validate_trace_info(&mut info)?;
         let trace_id = info.trace_id.clone();
         let mut tx = self.db.begin().await?;
@@ -309,8 +305,10 @@ impl TraceStore for SqlStore {
         );
         info.tags.insert(keys::ARTIFACT_LOCATION.into(), location);
         upsert_key_values(&mut tx, "trace_tags", &trace_id, &info.tags).await?;
-        info.trace_metadata
-            .insert(keys::INFO_FINALIZED.into(), "true".into());
+        if final_record {
+            info.trace_metadata
+                .insert(keys::INFO_FINALIZED.into(), "true".into());
+        }
         upsert_key_values(
             &mut tx,
             "trace_request_metadata",
@@ -533,13 +531,52 @@ impl TraceStore for SqlStore {
         Ok(())
     }
 
+    async fn link_prompts_to_trace(
+        &self,
+        ws: &Workspace,
+        trace_id: &str,
+        prompt_versions: &[String],
+    ) -> Result<()> {
+        // 404 for a trace that is not this workspace's.
+        self.get_trace_info(ws, trace_id).await?;
+        if prompt_versions.is_empty() {
+            return Ok(());
+        }
+        let sql = format!(
+            "INSERT INTO entity_associations (association_id, source_type, source_id, \
+             destination_type, destination_id, created_time) VALUES {} ON CONFLICT DO NOTHING",
+            values_rows(prompt_versions.len(), 6, 1)
+        );
+        let now = now_millis();
+        let mut query = db::query(&sql);
+        for version in prompt_versions {
+            query = query
+                .bind(uuid::Uuid::new_v4().to_string())
+                .bind(ASSOCIATION_TRACE)
+                .bind(trace_id)
+                .bind(ASSOCIATION_PROMPT_VERSION)
+                .bind(version)
+                .bind(now);
+        }
+        query.execute(&self.db).await?;
+        Ok(())
+    }
+
     async fn log_spans(
         &self,
         ws: &Workspace,
         experiment_id: &str,
         spans: Vec<NewSpan>,
     ) -> Result<()> {
-        super::spans::log_spans(self, ws, experiment_id, spans).await
+        self.ingest_spans(ws, experiment_id, spans).await
+    }
+
+    async fn query_trace_metrics(
+        &self,
+        ws: &Workspace,
+        query: &MetricQuery,
+    ) -> Result<Vec<DataPoint>> {
+        super::trace_metrics::query_trace_metrics(self, ws, query).await
     }
 
     async fn trace_spans(
