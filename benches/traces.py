@@ -14,7 +14,7 @@ binary by default) and `mlflow server` (the pinned 3.17.2, its default 4 workers
    (httpapi.parallel); a 5xx is retried (MLflow on SQLite can answer "database is locked") and
    counted. Reported: traces/s, the CPU the server's process tree (and its PostgreSQL backends)
    spent per trace, and the ratio. The issue's ingest goal (>= 30x MLflow) is about OTLP spans
-   (`/v1/traces`), which ferroflow does not serve yet: this measures trace records only. The
+   (`/v1/traces`), which `benches/run.sh otlp` measures: this measures trace records only. The
    Python clients share the 2 cores with the server, so for ferroflow the rate is mostly theirs.
 2. Seeding, not a result: the rest of the `--traces` records the same way (its time is
    printed), then VACUUM ANALYZE on PostgreSQL (bench.py does so after a bulk load).
@@ -308,8 +308,8 @@ def render(results: dict, args) -> str:
         lines.append(f"| {backend} | {ff['traces_per_s']:,.0f} | {ff['cpu_ms_per_trace']:.2f} | "
                      f"{ml['traces_per_s']:,.0f} | {ml['cpu_ms_per_trace']:.2f} | "
                      f"{r['ingest']['ratio']:.1f}x | {ff['retried']}/{ml['retried']} |")
-    lines += ["", "The issue's ingest goal (>= 30x MLflow) is about OTLP spans (/v1/traces), which "
-              "ferroflow does not serve yet; these numbers are trace records (StartTraceV3).", "",
+    lines += ["", "The issue's ingest goal (>= 30x MLflow) is about OTLP spans (/v1/traces, "
+              "benches/run.sh otlp); these numbers are trace records (StartTraceV3).", "",
               f"search: traces/search over {args.traces:,} traces in one experiment, {PAGE} per "
               f"page, p50 / p95 ms of {args.repeats} requests", "",
               "| backend | query | ferroflow | mlflow | mlflow/ff | db | ff/db (goal <= 2x) "

@@ -35,16 +35,16 @@ pub fn py_float(value: f64) -> String {
 }
 
 /// A string as `json.dumps` writes it by default (`ensure_ascii=True`):
-/// non-ASCII characters as `\uXXXX` escapes, UTF-16 surrogate pairs above
-/// the Basic Multilingual Plane.
+/// DEL and non-ASCII characters as `\uXXXX` escapes, UTF-16 surrogate
+/// pairs above the Basic Multilingual Plane.
 pub fn py_ascii_string(text: &str) -> String {
     let json = py_string(text);
-    if json.is_ascii() {
+    if json.bytes().all(|b| b < 0x7f) {
         return json;
     }
     let mut out = String::with_capacity(json.len() + 16);
     for c in json.chars() {
-        if c.is_ascii() {
+        if c.is_ascii() && c != '\x7f' {
             out.push(c);
             continue;
         }
@@ -135,5 +135,11 @@ mod tests {
             py_json(&serde_json::json!("gö😀"), false),
             "\"g\\u00f6\\ud83d\\ude00\""
         );
+        let tag = serde_json::json!([{"name": "m é", "version": 2}]);
+        assert_eq!(
+            py_json(&tag, false),
+            r#"[{"name": "m \u00e9", "version": 2}]"#
+        );
+        assert_eq!(py_ascii_string("a\u{7f}"), "\"a\\u007f\"");
     }
 }

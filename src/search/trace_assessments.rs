@@ -10,7 +10,7 @@
 
 use super::filter::{Comparator, Comparison, EntityType, Value};
 use super::sql::{compare, Binds};
-use crate::store::registry::python_json;
+use crate::python::py_ascii_string;
 
 /// `assessments.assessment_type` of an issue reference.
 const ISSUE: &str = "issue";
@@ -60,8 +60,7 @@ pub(super) fn assessment_condition(c: &Comparison, binds: &mut Binds) -> String 
 /// non-ASCII escaped (`"g\u00f6"`). A non-ASCII string also matches its
 /// unescaped spelling, in case a writer kept the characters as they are.
 fn json_text_equals(text: &str, binds: &mut Binds) -> String {
-    let mut escaped = String::new();
-    python_json(&serde_json::Value::String(text.to_string()), &mut escaped);
+    let escaped = py_ascii_string(text);
     let mut spellings = vec![text.to_string(), escaped];
     if !text.is_ascii() {
         spellings.push(serde_json::Value::String(text.to_string()).to_string());

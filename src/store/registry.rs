@@ -317,58 +317,6 @@ pub(crate) fn check_not_prompt(model: &RegisteredModel, source: &str) -> Result<
     Ok(())
 }
 
-/// `json.dumps` of a JSON value: `", "` and `": "` separators, non-ASCII
-/// escaped, so a tag written here (like [`MODEL_VERSIONS_TAG`]) reads as
-/// MLflow's own.
-pub(crate) fn python_json(value: &serde_json::Value, out: &mut String) {
-    use serde_json::Value;
-    match value {
-        Value::String(s) => {
-            out.push('"');
-            for c in s.chars() {
-                match c {
-                    '"' => out.push_str("\\\""),
-                    '\\' => out.push_str("\\\\"),
-                    '\n' => out.push_str("\\n"),
-                    '\r' => out.push_str("\\r"),
-                    '\t' => out.push_str("\\t"),
-                    c if (c as u32) < 0x20 || (c as u32) > 0x7e => {
-                        let mut units = [0u16; 2];
-                        for unit in c.encode_utf16(&mut units) {
-                            out.push_str(&format!("\\u{unit:04x}"));
-                        }
-                    }
-                    c => out.push(c),
-                }
-            }
-            out.push('"');
-        }
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                python_json(item, out);
-            }
-            out.push(']');
-        }
-        Value::Object(map) => {
-            out.push('{');
-            for (i, (key, item)) in map.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                python_json(&Value::String(key.clone()), out);
-                out.push_str(": ");
-                python_json(item, out);
-            }
-            out.push('}');
-        }
-        other => out.push_str(&other.to_string()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -383,14 +331,6 @@ mod tests {
         assert!(validate_alias_not_reserved("v1a").is_ok());
         assert_eq!(canonical_stage("production").unwrap(), "Production");
         assert!(canonical_stage("prod").is_err());
-    }
-
-    #[test]
-    fn model_versions_tag_prints_like_json_dumps() {
-        let mut out = String::new();
-        let value = serde_json::json!([{"name": "m é", "version": 2}]);
-        python_json(&value, &mut out);
-        assert_eq!(out, r#"[{"name": "m \u00e9", "version": 2}]"#);
     }
 
     #[test]

@@ -103,7 +103,7 @@ impl SqlStore {
             dialect,
             default_artifact_root: default_artifact_root.to_string(),
             workspaces: false,
-            span_queue: Arc::default(),
+            span_queue: Arc::new(span_batches::SpanQueue::new(dialect)),
         }
     }
 

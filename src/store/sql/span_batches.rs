@@ -12,10 +12,10 @@
 
 use std::sync::Mutex;
 
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Semaphore};
 
 use super::spans::write_spans_to;
-use super::SqlStore;
+use super::{Dialect, SqlStore};
 use crate::error::{MlflowError, Result};
 use crate::model::Workspace;
 use crate::store::traces::NewSpan;
@@ -23,12 +23,27 @@ use crate::store::traces::NewSpan;
 /// The most spans one combined transaction takes; exports beyond it wait
 /// for the next one.
 const MAX_SPANS_PER_COMMIT: usize = 5000;
+/// Transactions writing spans at once on PostgreSQL.
+const POSTGRES_WRITERS: usize = 4;
 
-/// Exports waiting to be written, and the lock the one writing holds.
-#[derive(Default)]
+/// Exports waiting to be written, and the writers' permits: one on SQLite
+/// (it has one writer anyway); on PostgreSQL a few, so that its cores work
+/// on several transactions while exports keep gathering.
 pub(super) struct SpanQueue {
     pending: Mutex<Vec<Export>>,
-    writing: tokio::sync::Mutex<()>,
+    writers: Semaphore,
+}
+
+impl SpanQueue {
+    pub(super) fn new(dialect: Dialect) -> Self {
+        Self {
+            pending: Mutex::default(),
+            writers: Semaphore::new(match dialect {
+                Dialect::Sqlite => 1,
+                Dialect::Postgres => POSTGRES_WRITERS,
+            }),
+        }
+    }
 }
 
 struct Export {
@@ -68,7 +83,9 @@ impl SqlStore {
 
     /// Takes what is waiting (up to the limit) and writes it.
     async fn write_pending(&self) {
-        let _writing = self.span_queue.writing.lock().await;
+        let Ok(_writing) = self.span_queue.writers.acquire().await else {
+            return;
+        };
         let exports = {
             let mut pending = self
                 .span_queue

@@ -111,6 +111,33 @@ impl Promoted {
 }
 
 impl SqlStore {
+    /// Links traces to entities of one type in MLflow's
+    /// `entity_associations` (`(trace id, destination id)` pairs); a link
+    /// that exists is kept.
+    async fn link_traces(&self, links: &[(&str, &str)], destination_type: &str) -> Result<()> {
+        if links.is_empty() {
+            return Ok(());
+        }
+        let sql = format!(
+            "INSERT INTO entity_associations (association_id, source_type, source_id, \
+             destination_type, destination_id, created_time) VALUES {} ON CONFLICT DO NOTHING",
+            values_rows(links.len(), 6, 1)
+        );
+        let now = now_millis();
+        let mut query = db::query(&sql);
+        for (trace_id, destination_id) in links {
+            query = query
+                .bind(uuid::Uuid::new_v4().to_string())
+                .bind(ASSOCIATION_TRACE)
+                .bind(*trace_id)
+                .bind(destination_type)
+                .bind(*destination_id)
+                .bind(now);
+        }
+        query.execute(&self.db).await?;
+        Ok(())
+    }
+
     /// Whole records (info, tags, metadata, assessments) of this workspace
     /// in the order of `ids`; ids that name nothing here are left out. A
     /// chunk's four reads run concurrently.
@@ -507,28 +534,12 @@ impl TraceStore for SqlStore {
             .bind(ws.name())
             .fetch_all(&self.db)
             .await?;
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let sql = format!(
-            "INSERT INTO entity_associations (association_id, source_type, source_id, \
-             destination_type, destination_id, created_time) VALUES {} ON CONFLICT DO NOTHING",
-            values_rows(rows.len(), 6, 1)
-        );
-        let now = now_millis();
-        let mut query = db::query(&sql);
-        for row in &rows {
-            let trace_id: String = row.try_get("request_id")?;
-            query = query
-                .bind(uuid::Uuid::new_v4().to_string())
-                .bind(ASSOCIATION_TRACE)
-                .bind(trace_id)
-                .bind(ASSOCIATION_RUN)
-                .bind(run_id)
-                .bind(now);
-        }
-        query.execute(&self.db).await?;
-        Ok(())
+        let traces = rows
+            .iter()
+            .map(|row| row.try_get::<String, _>("request_id"))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let links: Vec<(&str, &str)> = traces.iter().map(|t| (t.as_str(), run_id)).collect();
+        self.link_traces(&links, ASSOCIATION_RUN).await
     }
 
     async fn link_prompts_to_trace(
@@ -539,27 +550,11 @@ impl TraceStore for SqlStore {
     ) -> Result<()> {
         // 404 for a trace that is not this workspace's.
         self.get_trace_info(ws, trace_id).await?;
-        if prompt_versions.is_empty() {
-            return Ok(());
-        }
-        let sql = format!(
-            "INSERT INTO entity_associations (association_id, source_type, source_id, \
-             destination_type, destination_id, created_time) VALUES {} ON CONFLICT DO NOTHING",
-            values_rows(prompt_versions.len(), 6, 1)
-        );
-        let now = now_millis();
-        let mut query = db::query(&sql);
-        for version in prompt_versions {
-            query = query
-                .bind(uuid::Uuid::new_v4().to_string())
-                .bind(ASSOCIATION_TRACE)
-                .bind(trace_id)
-                .bind(ASSOCIATION_PROMPT_VERSION)
-                .bind(version)
-                .bind(now);
-        }
-        query.execute(&self.db).await?;
-        Ok(())
+        let links: Vec<(&str, &str)> = prompt_versions
+            .iter()
+            .map(|version| (trace_id, version.as_str()))
+            .collect();
+        self.link_traces(&links, ASSOCIATION_PROMPT_VERSION).await
     }
 
     async fn log_spans(

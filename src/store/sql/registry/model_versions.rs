@@ -6,10 +6,11 @@ use super::version_sources::LoggedModelRow;
 use super::{model_not_found, version_from_row};
 use crate::error::{MlflowError, Result};
 use crate::model::{ModelVersion, Page, Tag, Workspace};
+use crate::python::py_json;
 use crate::search::{self, page_token};
 use crate::store::db::{self, DbError, DbResult, Tx};
 use crate::store::registry::{
-    self as rules, canonical_stage, dedup_tags, parse_version, python_json, validate_model_name,
+    self as rules, canonical_stage, dedup_tags, parse_version, validate_model_name,
     validate_registry_tag, NewModelVersion, RegistryQuery, ACTIVE_STAGES, MODEL_VERSIONS_TAG,
     SEARCH_MODEL_VERSIONS_MAX, STAGE_DELETED_INTERNAL,
 };
@@ -45,8 +46,8 @@ impl SqlStore {
         if !list.contains(&entry) {
             list.push(entry);
         }
-        let mut value = String::new();
-        python_json(&serde_json::Value::Array(list), &mut value);
+        // Printed as MLflow's `json.dumps` prints it, so it reads as MLflow's own.
+        let value = py_json(&serde_json::Value::Array(list), false);
         let tag = Tag {
             key: MODEL_VERSIONS_TAG.to_string(),
             value,
