@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Span ingest over OTLP (`POST /v1/traces`): ferroflow against `mlflow server`.
 
-Run it through `benches/run.sh otlp` (release build, the benchmark venv). Per backend, both
-servers run at once on fresh stores of their own: ferroflow (`--ferroflow-bin`, the release
-binary by default) and `mlflow server` (the pinned 3.17.2, its default workers).
+Run it through `benches/run.sh otlp` (release build, the benchmark venv). Per backend, each
+server runs alone on a fresh store of its own: ferroflow (`--ferroflow-bin`, the release
+binary by default), then `mlflow server` (the pinned 3.17.2, its default workers); started
+afresh for the Python clients and again for each wrk concurrency, so that no measurement
+inherits a store an earlier one filled.
 
 Each request is an OTLP/HTTP protobuf `ExportTraceServiceRequest` with the experiment in the
 `x-mlflow-experiment-id` header, built before the clock starts:
@@ -18,21 +20,26 @@ Two drivers send them:
 
     py      8 keep-alive Python clients (4 threads in each of 2 forked processes) send
             `--requests` requests to one server, then the other, after 32 untimed ones;
-    wrk     `--wrk-seconds` of wrk (2 threads, 8 connections) sending batch requests, a fresh
-            trace id each: a Lua script writes it into the prebuilt body. One Python process
-            tops out near 600 of these requests/s, which is ferroflow's rate with `py`; wrk is
-            not the bottleneck.
+    wrk     `--wrk-seconds` of wrk (2 threads) sending batch requests, a fresh trace id each (a
+            Lua script writes it into the prebuilt body), at each of `--wrk-connections`
+            (8, 32 and 64 by default). One Python process tops out near 600 of these
+            requests/s, which is ferroflow's rate with `py`; wrk is not the bottleneck.
 
 Reported: spans/s, the CPU the server's process tree (and its PostgreSQL backends) spent per
-span, and the ratio. Issue 16's goal is ferroflow >= 30x MLflow's rate.
+span, and the ratio, per mode and per wrk concurrency; then each server's peak, its ingest
+capacity: the most spans/s it took at any of those concurrencies. MLflow's workers are busy
+at 8 connections already; ferroflow writes the exports that wait together, so more of them
+at once make larger transactions. Issue 16's goal is ferroflow's capacity >= 30x MLflow's.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import multiprocessing
+import os
 import subprocess
 import sys
 import tempfile
@@ -46,13 +53,14 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Sp
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import FERROFLOW_BIN, HTTP_TIMEOUT, log  # noqa: E402  (the tracking benchmark's)
 from httpapi import ApiError, call, parallel  # noqa: E402
-from pgdb import PgDatabases, pg_available  # noqa: E402
+from pgdb import PgDatabases, pg_available, pg_connect  # noqa: E402
 from report import save_results  # noqa: E402
 from servers import Build, Server, start_servers  # noqa: E402
 from traces import cpu_seconds  # noqa: E402  (the trace-record benchmark's)
 from drivers import lua_headers  # noqa: E402
 
 PROCESSES, THREADS, WARMUP = 2, 4, 32
+WRK_WARMUP_S = 5  # untimed wrk before each timed run
 T0_NS = 1_765_000_000_000_000_000
 INPUTS = json.dumps({"messages": [{"role": "user", "content": "Summarise the quarterly report "
                                    "for the board in five bullet points. " * 3}]})
@@ -177,7 +185,7 @@ end
 
 function request()
   counter = counter + 1
-  local id = trace_id(tid * 1000000000 + counter)
+  local id = trace_id(%(first_id)d + tid * 1000000000 + counter)
   local body = template:gsub(marker, function() return id end)
   return wrk.format(nil, nil, nil, body)
 end
@@ -190,17 +198,21 @@ end
 """
 
 
-def drive_wrk(server: Server, exp: str, args, workdir: Path) -> dict:
-    """`--wrk-seconds` of wrk sending batch exports to `server`."""
+def drive_wrk(server: Server, exp: str, args, workdir: Path, connections: int,
+              seconds: int) -> dict:
+    """`seconds` of wrk sending batch exports to `server` over `connections`."""
     body = workdir / f"{server.name}-otlp-body.bin"
     body.write_bytes(export([span(0, k, args.spans, MARKER) for k in range(args.spans)]))
     script = workdir / f"{server.name}-otlp.lua"
+    # Trace ids unique to this run (a warmup's and the timed run's never meet).
+    first_id = time.time_ns() // 1000  # microseconds: well within a double's exact integers
     script.write_text(LUA % dict(marker=MARKER.decode(), body=body, experiment=exp,
-                                 headers=lua_headers(server.headers)))
+                                 headers=lua_headers(server.headers), first_id=first_id))
     cpu0 = cpu_seconds(server)
-    out = subprocess.run(["wrk", "-t2", "-c8", f"-d{args.wrk_seconds}s", "--timeout", "60s",
+    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s",
+                          "--timeout", "60s",
                           "-s", str(script), server.base],
-                         capture_output=True, text=True, timeout=args.wrk_seconds + 120)
+                         capture_output=True, text=True, timeout=seconds + 120)
     cpu = cpu_seconds(server) - cpu0
     line = next((ln for ln in out.stdout.splitlines() if ln.startswith("WRKJSON ")), None)
     if out.returncode != 0 or line is None:
@@ -214,46 +226,85 @@ def drive_wrk(server: Server, exp: str, args, workdir: Path) -> dict:
                 cpu_ms_per_span=1000 * cpu / spans)
 
 
-def bench_backend(backend: str, args, workdir: Path, pg: PgDatabases | None) -> dict:
+NAMES = ("ferroflow", "mlflow")
+
+
+@contextlib.contextmanager
+def alone(name: str, backend: str, workdir: Path, pg: PgDatabases | None, args):
+    """One server, on an empty store of its own, the only one running; stopped on leaving.
+    (An idle `mlflow server` beside ferroflow is 15 processes whose wakeups cost ferroflow up
+    to a fifth of its rate at 8 connections.)"""
+    settle(pg)
     servers: list[Server] = []
-    builds = {"ferroflow": Build(Path(args.ferroflow_bin).resolve())}
-    results: dict = {}
     try:
-        start_servers(backend, ["ferroflow", "mlflow"], workdir, pg, servers, builds)
-        for mode in ("batch", "single"):
-            per_request = args.spans if mode == "batch" else 1
-            timed = bodies(mode, 0, args.requests, args.spans)
-            warmup = bodies(mode, 10 * args.requests, WARMUP, args.spans)
-            row = results[mode] = {}
-            for s in servers:
-                exp = call(s, "POST", "/experiments/create", {"name": f"otlp-{mode}"})[
-                    "experiment_id"]
-                send(s, exp, warmup)
-                r = send(s, exp, timed)
-                spans = len(timed) * per_request
-                row[s.name] = dict(spans=spans, seconds=r["seconds"],
-                                   spans_per_s=spans / r["seconds"],
-                                   cpu_ms_per_span=1000 * r["cpu_s"] / spans)
-                log(f"{backend}: {mode}: {s.name}: {row[s.name]['spans_per_s']:,.0f} spans/s, "
-                    f"{row[s.name]['cpu_ms_per_span']:.2f} CPU ms/span")
-            row["ratio"] = row["ferroflow"]["spans_per_s"] / row["mlflow"]["spans_per_s"]
-        row = results["batch (wrk)"] = {}
-        for s in servers:
-            exp = call(s, "POST", "/experiments/create", {"name": "otlp-wrk"})["experiment_id"]
-            row[s.name] = drive_wrk(s, exp, args, workdir)
-            log(f"{backend}: batch (wrk): {s.name}: {row[s.name]['spans_per_s']:,.0f} spans/s, "
-                f"{row[s.name]['cpu_ms_per_span']:.2f} CPU ms/span")
-        row["ratio"] = row["ferroflow"]["spans_per_s"] / row["mlflow"]["spans_per_s"]
-        return results
+        start_servers(backend, [name], workdir / name, pg, servers,
+                      {"ferroflow": Build(Path(args.ferroflow_bin).resolve())})
+        yield servers[0]
     finally:
         for s in servers:
             s.stop()
 
 
+def settle(pg: PgDatabases | None) -> None:
+    """Writes out what earlier runs left dirty (the kernel's page cache, PostgreSQL's shared
+    buffers), so that no run pays for the one before it."""
+    os.sync()
+    if pg:
+        conn = pg_connect()
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("CHECKPOINT")
+        conn.close()
+
+
+def bench_backend(backend: str, args, workdir: Path, pg: PgDatabases | None) -> dict:
+    results: dict = {mode: {} for mode in ("batch", "single")}
+    for name in NAMES:
+        with alone(name, backend, workdir / "py", pg, args) as s:
+            for mode in ("batch", "single"):
+                per_request = args.spans if mode == "batch" else 1
+                timed = bodies(mode, 0, args.requests, args.spans)
+                warmup = bodies(mode, 10 * args.requests, WARMUP, args.spans)
+                exp = call(s, "POST", "/experiments/create", {"name": f"otlp-{mode}"})[
+                    "experiment_id"]
+                send(s, exp, warmup)
+                r = send(s, exp, timed)
+                spans = len(timed) * per_request
+                results[mode][name] = dict(spans=spans, seconds=r["seconds"],
+                                           spans_per_s=spans / r["seconds"],
+                                           cpu_ms_per_span=1000 * r["cpu_s"] / spans)
+                log(f"{backend}: {mode}: {name}: {results[mode][name]['spans_per_s']:,.0f} "
+                    f"spans/s, {results[mode][name]['cpu_ms_per_span']:.2f} CPU ms/span")
+    # Each concurrency on a fresh store: one that an earlier run filled (ferroflow's, with
+    # thirty times MLflow's spans) would be measured as well as the concurrency.
+    peak: dict = {}
+    for connections in args.wrk_connections:
+        mode = f"batch (wrk, {connections} conn)"
+        row = results[mode] = {}
+        for name in NAMES:
+            with alone(name, backend, workdir / f"wrk-{connections}", pg, args) as s:
+                # A fresh `mlflow server` needs a few seconds before it runs at its pace.
+                warm = call(s, "POST", "/experiments/create", {"name": "otlp-warmup"})[
+                    "experiment_id"]
+                drive_wrk(s, warm, args, s.dir, connections, WRK_WARMUP_S)
+                exp = call(s, "POST", "/experiments/create", {"name": "otlp-wrk"})[
+                    "experiment_id"]
+                row[name] = drive_wrk(s, exp, args, s.dir, connections, args.wrk_seconds)
+            log(f"{backend}: {mode}: {name}: {row[name]['spans_per_s']:,.0f} spans/s, "
+                f"{row[name]['cpu_ms_per_span']:.2f} CPU ms/span")
+            if row[name]["spans_per_s"] > peak.get(name, {}).get("spans_per_s", 0):
+                peak[name] = row[name]
+    for row in results.values():
+        row["ratio"] = row["ferroflow"]["spans_per_s"] / row["mlflow"]["spans_per_s"]
+    peak["ratio"] = peak["ferroflow"]["spans_per_s"] / peak["mlflow"]["spans_per_s"]
+    results["peak (wrk): capacity"] = peak
+    return results
+
+
 def render(results: dict, args) -> str:
     lines = [f"OTLP span ingest: py: {PROCESSES * THREADS} Python clients, {args.requests} "
-             f"requests (batch: {args.spans} spans each; single: 1); wrk: {args.wrk_seconds} s, "
-             "8 connections, batch", "",
+             f"requests (batch: {args.spans} spans each; single: 1); wrk: {args.wrk_seconds} s "
+             "per concurrency, batch; peak: each server's best wrk rate", "",
              "| backend | mode | ferroflow spans/s | CPU ms/span | mlflow spans/s | CPU ms/span "
              "| ratio (goal >= 30x) |", "|---|---|---:|---:|---:|---:|---:|"]
     for backend, modes in results.items():
@@ -271,6 +322,9 @@ def main() -> int:
     ap.add_argument("--requests", type=int, default=1000, help="timed requests per mode (1,000)")
     ap.add_argument("--spans", type=int, default=10, help="spans per trace (10)")
     ap.add_argument("--wrk-seconds", type=int, default=10, help="seconds of wrk per server (10)")
+    ap.add_argument("--wrk-connections", default="8,32,64",
+                    type=lambda v: [int(c) for c in v.split(",")],
+                    help="wrk concurrencies, each run for --wrk-seconds (8,32,64)")
     ap.add_argument("--backends", default="sqlite,postgres")
     ap.add_argument("--ferroflow-bin", default=str(FERROFLOW_BIN),
                     help="the ferroflow binary under test (target/release/ferroflow)")
@@ -287,7 +341,7 @@ def main() -> int:
         if pg:
             pg.drop_all()
     path = save_results("otlp", results, requests=args.requests, spans=args.spans,
-                        wrk_seconds=args.wrk_seconds,
+                        wrk_seconds=args.wrk_seconds, wrk_connections=args.wrk_connections,
                         ferroflow_bin=args.ferroflow_bin, clients=PROCESSES * THREADS)
     print()
     print(render(results, args))

@@ -79,13 +79,22 @@ pub async fn spawn_with(configure: impl FnOnce(&mut Services), workspaces: bool)
 /// A plain server on each database this machine has: SQLite always,
 /// PostgreSQL when `FERROFLOW_TEST_PG_URL` names one.
 pub async fn spawn_on_each_backend() -> Vec<(Backend, TestApp)> {
+    spawn_each_backend(false).await
+}
+
+/// Like [`spawn_on_each_backend`], serving workspaces.
+pub async fn spawn_on_each_backend_with_workspaces() -> Vec<(Backend, TestApp)> {
+    spawn_each_backend(true).await
+}
+
+async fn spawn_each_backend(workspaces: bool) -> Vec<(Backend, TestApp)> {
     let mut apps = Vec::new();
     for backend in [Backend::Sqlite, Backend::Postgres] {
         if let Some(database) = TestDatabase::create(backend).await {
             let store = database.store().await;
             apps.push((
                 backend,
-                spawn_on(database, store, false, None, |_| {}, None).await,
+                spawn_on(database, store, workspaces, None, |_| {}, None).await,
             ));
         }
     }

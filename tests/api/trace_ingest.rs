@@ -6,86 +6,150 @@
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::spawn_with_workspaces;
+use crate::helpers::{spawn_on_each_backend_with_workspaces, spawn_with_workspaces, TestApp};
 use crate::traces::{experiments_in_two_workspaces, export, otlp_json};
 
 const METRICS: &str = "/api/3.0/mlflow/traces/metrics";
 
 #[tokio::test]
 async fn concurrent_exports_commit_together_and_fail_alone() {
-    let app = spawn_with_workspaces().await;
-    let (exp_a, exp_b) = experiments_in_two_workspaces(&app).await;
-    let taken = "0000000000000000000000000000beef";
-    let body = |hex: &str| serde_json::to_vec(&otlp_json(hex, 1)).unwrap();
-    let first = export(
-        &app,
-        Some("team-b"),
-        Some(&exp_b),
-        body(taken),
-        "application/json",
-        false,
-    )
-    .await;
-    assert_eq!(first.status, 200, "{}", first.body);
+    for (backend, app) in spawn_on_each_backend_with_workspaces().await {
+        let (exp_a, exp_b) = experiments_in_two_workspaces(&app).await;
+        let taken = "0000000000000000000000000000beef";
+        let body = |hex: &str| serde_json::to_vec(&otlp_json(hex, 1)).unwrap();
+        let first = export(
+            &app,
+            Some("team-b"),
+            Some(&exp_b),
+            body(taken),
+            "application/json",
+            false,
+        )
+        .await;
+        assert_eq!(first.status, 200, "{backend:?}: {}", first.body);
 
-    // Twenty exports at once into team-a; one reuses team-b's trace id.
-    let mut sends = Vec::new();
-    for n in 0..20 {
-        let hex = if n == 7 {
-            taken.to_string()
-        } else {
-            format!("{n:032x}")
-        };
-        let (app, exp) = (&app, exp_a.clone());
-        sends.push(async move {
-            export(
-                app,
-                Some("team-a"),
-                Some(&exp),
-                body(&hex),
-                "application/json",
-                false,
-            )
-            .await
-        });
-    }
-    let answers = futures::future::join_all(sends).await;
-    for (n, answer) in answers.iter().enumerate() {
-        match n {
-            7 => {
-                answer.error(400, "RESOURCE_ALREADY_EXISTS");
-            }
-            _ => assert_eq!(answer.status, 200, "export {n}: {}", answer.body),
+        // Twenty exports at once into team-a; one reuses team-b's trace id.
+        let mut sends = Vec::new();
+        for n in 0..20 {
+            let hex = if n == 7 {
+                taken.to_string()
+            } else {
+                format!("{n:032x}")
+            };
+            let (app, exp) = (&app, exp_a.clone());
+            sends.push(async move {
+                export(
+                    app,
+                    Some("team-a"),
+                    Some(&exp),
+                    body(&hex),
+                    "application/json",
+                    false,
+                )
+                .await
+            });
         }
+        let answers = futures::future::join_all(sends).await;
+        for (n, answer) in answers.iter().enumerate() {
+            match n {
+                7 => {
+                    answer.error(400, "RESOURCE_ALREADY_EXISTS");
+                }
+                _ => assert_eq!(
+                    answer.status, 200,
+                    "{backend:?}: export {n}: {}",
+                    answer.body
+                ),
+            }
+        }
+        assert_eq!(
+            count(&app, "team-a", &exp_a, "TRACES", "trace_count").await,
+            19.0
+        );
+        assert_eq!(
+            count(&app, "team-a", &exp_a, "SPANS", "span_count").await,
+            38.0
+        );
+        // team-b's trace kept its two spans and its record.
+        assert_eq!(
+            count(&app, "team-b", &exp_b, "SPANS", "span_count").await,
+            2.0
+        );
     }
+}
+
+/// What `traces/metrics` counts in one experiment.
+async fn count(app: &TestApp, ws: &str, experiment: &str, view: &str, metric: &str) -> f64 {
     let counted = app
         .call(
             Method::POST,
             METRICS,
-            Some("team-a"),
-            Some(json!({"experiment_ids": [exp_a], "view_type": "TRACES",
-                        "metric_name": "trace_count", "aggregations": [{"aggregation_type": "COUNT"}]})),
+            Some(ws),
+            Some(json!({"experiment_ids": [experiment], "view_type": view,
+                        "metric_name": metric, "aggregations": [{"aggregation_type": "COUNT"}]})),
         )
         .await;
-    assert_eq!(
-        counted.body["data_points"][0]["values"]["COUNT"], 19.0,
-        "{}",
-        counted.body
-    );
-    let spans = app
-        .call(
-            Method::POST,
-            METRICS,
-            Some("team-a"),
-            Some(json!({"experiment_ids": [exp_a], "view_type": "SPANS",
-                        "metric_name": "span_count", "aggregations": [{"aggregation_type": "COUNT"}]})),
-        )
-        .await;
-    assert_eq!(
-        spans.body["data_points"][0]["values"]["COUNT"], 38.0,
-        "{}",
-        spans.body
-    );
+    assert_eq!(counted.status, 200, "{}", counted.body);
+    counted.body["data_points"][0]["values"]["COUNT"]
+        .as_f64()
+        .unwrap_or(0.0)
+}
+
+/// More traces in one export than one statement of placeholders holds on
+/// either database (18 columns a record), sent twice: written whole, once.
+#[tokio::test]
+async fn an_export_of_thousands_of_traces_is_written_whole() {
+    const TRACES: usize = 4000;
+    let spans: Vec<serde_json::Value> = (0..TRACES)
+        .map(|n| {
+            json!({"traceId": format!("{n:032x}"), "spanId": "0000000000000001", "name": "root",
+                   "startTimeUnixNano": "1767225600000000000",
+                   "endTimeUnixNano": "1767225601000000000", "status": {"code": 1},
+                   "attributes": [{"key": "user.id", "value": {"stringValue": "ada"}}]})
+        })
+        .collect();
+    let body = serde_json::to_vec(&json!({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}))
+        .unwrap();
+    for (backend, app) in spawn_on_each_backend_with_workspaces().await {
+        let (exp, _) = experiments_in_two_workspaces(&app).await;
+        for _ in 0..2 {
+            let sent = export(
+                &app,
+                Some("team-a"),
+                Some(&exp),
+                body.clone(),
+                "application/json",
+                false,
+            )
+            .await;
+            assert_eq!(sent.status, 200, "{backend:?}: {}", sent.body);
+        }
+        assert_eq!(
+            count(&app, "team-a", &exp, "TRACES", "trace_count").await,
+            TRACES as f64
+        );
+        assert_eq!(
+            count(&app, "team-a", &exp, "SPANS", "span_count").await,
+            TRACES as f64
+        );
+        let found = app
+            .call(
+                Method::POST,
+                "/api/3.0/mlflow/traces/search",
+                Some("team-a"),
+                Some(json!({"locations": [{"type": "MLFLOW_EXPERIMENT",
+                                           "mlflow_experiment": {"experiment_id": exp}}],
+                            "filter": "metadata.`mlflow.trace.user` = 'ada'",
+                            "max_results": 500})),
+            )
+            .await;
+        assert_eq!(found.status, 200, "{backend:?}: {}", found.body);
+        assert_eq!(
+            found.body["traces"].as_array().unwrap().len(),
+            500,
+            "{backend:?}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -21,6 +21,9 @@ impl Query<'_> {
                 Value::Real(v) => query.bind(v),
                 Value::Text(v) => query.bind(v),
                 Value::Bool(v) => query.bind(v),
+                Value::IntArray(v) => query.bind(v),
+                Value::RealArray(v) => query.bind(v),
+                Value::TextArray(v) => query.bind(v),
             };
         }
         if !want_rows {

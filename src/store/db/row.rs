@@ -5,13 +5,18 @@ use std::sync::Arc;
 use super::{DbError, DbResult};
 
 /// A bound parameter or a column value. Parameters keep their type when
-/// NULL, as PostgreSQL types every parameter.
+/// NULL, as PostgreSQL types every parameter. Arrays are parameters only,
+/// and PostgreSQL's only (`UNNEST($1::text[], ...)`: many rows through a
+/// statement whose text does not depend on how many).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     Int(Option<i64>),
     Real(Option<f64>),
     Text(Option<String>),
     Bool(Option<bool>),
+    IntArray(Vec<Option<i64>>),
+    RealArray(Vec<Option<f64>>),
+    TextArray(Vec<Option<String>>),
 }
 
 macro_rules! value_from {
@@ -27,6 +32,9 @@ macro_rules! value_from {
 value_from!(Int: i64 => Some, Option<i64> => |v| v, i32 => |v| Some(v.into()));
 value_from!(Real: f64 => Some, Option<f64> => |v| v);
 value_from!(Bool: bool => Some);
+value_from!(IntArray: Vec<Option<i64>> => |v| v);
+value_from!(RealArray: Vec<Option<f64>> => |v| v);
+value_from!(TextArray: Vec<Option<String>> => |v| v);
 value_from!(Text:
     String => Some,
     Option<String> => |v| v,
@@ -93,6 +101,7 @@ impl<T: FromValue> FromValue for Option<T> {
             Value::Real(v) => v.is_none(),
             Value::Text(v) => v.is_none(),
             Value::Bool(v) => v.is_none(),
+            Value::IntArray(_) | Value::RealArray(_) | Value::TextArray(_) => false,
         };
         if is_null {
             Some(None)

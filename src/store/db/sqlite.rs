@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::{DbError, DbResult, Output, Query, Row, Value};
+use crate::store::sqlite::Checkpointer;
 
 /// Connections of the embedded SQLite database.
 pub struct SqliteDb {
@@ -13,6 +14,8 @@ pub struct SqliteDb {
     pub(super) readers: Mutex<Vec<rusqlite::Connection>>,
     pub(super) open_reader: Box<dyn Fn() -> DbResult<rusqlite::Connection> + Send + Sync>,
     pub(super) busy_deadline: Duration,
+    /// Kept for as long as the connections are (see its doc).
+    checkpointer: Option<Checkpointer>,
 }
 
 /// Reader connections kept open between requests.
@@ -37,7 +40,13 @@ impl SqliteDb {
             readers: Mutex::new(Vec::new()),
             open_reader: Box::new(open_reader),
             busy_deadline: SQLITE_BUSY_DEADLINE,
+            checkpointer: None,
         }
+    }
+
+    pub(in crate::store) fn with_checkpointer(mut self, checkpointer: Checkpointer) -> Self {
+        self.checkpointer = Some(checkpointer);
+        self
     }
 
     #[cfg(test)]
@@ -113,6 +122,11 @@ impl Query<'_> {
                 Value::Real(v) => statement.raw_bind_parameter(index, v)?,
                 Value::Text(v) => statement.raw_bind_parameter(index, v)?,
                 Value::Bool(v) => statement.raw_bind_parameter(index, v)?,
+                Value::IntArray(_) | Value::RealArray(_) | Value::TextArray(_) => {
+                    return Err(DbError::Other(anyhow::anyhow!(
+                        "SQLite has no array parameters"
+                    )))
+                }
             }
         }
         if !want_rows {

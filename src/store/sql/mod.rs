@@ -47,6 +47,7 @@ mod operations;
 mod registry;
 mod runs;
 mod span_batches;
+mod span_rows;
 mod spans;
 mod trace_metrics;
 mod traces;

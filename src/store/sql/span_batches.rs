@@ -24,7 +24,7 @@ use crate::store::traces::NewSpan;
 /// for the next one.
 const MAX_SPANS_PER_COMMIT: usize = 5000;
 /// Transactions writing spans at once on PostgreSQL.
-const POSTGRES_WRITERS: usize = 4;
+const POSTGRES_WRITERS: usize = 3;
 
 /// Exports waiting to be written, and the writers' permits: one on SQLite
 /// (it has one writer anyway); on PostgreSQL a few, so that its cores work

@@ -7,7 +7,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::experiments::parse_experiment_id;
-use super::{append_to_uri, bind_all, in_list, values_rows, SqlStore};
+use super::span_rows::{self, Batch};
+use super::{bind_all, in_list, SqlStore};
 use crate::error::{MlflowError, Result};
 use crate::model::Workspace;
 use crate::store::db::{self, Tx};
@@ -17,25 +18,22 @@ use crate::store::traces::{
     MAX_TAG_KEY_LENGTH, MAX_TRACE_NAME_LENGTH, TOKEN_COLUMNS,
 };
 
-/// Spans per statement: 15 parameters each, well under both databases' limits.
-const SPANS_PER_STATEMENT: usize = 1000;
-
 /// What the spans of one trace in a batch say about its record.
 #[derive(Default)]
-struct Implied {
-    start_ms: i64,
-    end_ms: Option<i64>,
+pub(super) struct Implied {
+    pub(super) start_ms: i64,
+    pub(super) end_ms: Option<i64>,
     /// The root span's state, if the root is in the batch.
-    state: Option<&'static str>,
-    usage: Option<[Option<i64>; 6]>,
-    cost: Option<[Option<f64>; 3]>,
-    session_id: Option<String>,
-    user_id: Option<String>,
-    trace_name: Option<String>,
+    pub(super) state: Option<&'static str>,
+    pub(super) usage: Option<[Option<i64>; 6]>,
+    pub(super) cost: Option<[Option<f64>; 3]>,
+    pub(super) session_id: Option<String>,
+    pub(super) user_id: Option<String>,
+    pub(super) trace_name: Option<String>,
     /// Tags from the spans' resource and the root's `mlflow.traceTag.*`.
-    tags: BTreeMap<String, String>,
-    request_preview: Option<String>,
-    response_preview: Option<String>,
+    pub(super) tags: BTreeMap<String, String>,
+    pub(super) request_preview: Option<String>,
+    pub(super) response_preview: Option<String>,
 }
 
 impl Implied {
@@ -166,58 +164,30 @@ pub(super) async fn write_spans_to(
     let experiment_id = parse_experiment_id(experiment_id)?;
 
     // Records for the traces that have none, in trace id order (a fixed
-    // lock order for concurrent batches on PostgreSQL). A record made here
-    // already holds what its spans imply; only the others need checking
-    // (another workspace's?) and updating below.
-    const COLUMNS: usize = 18;
-    let sql = format!(
-        "INSERT INTO trace_info (request_id, experiment_id, timestamp_ms, execution_time_ms, \
-         status, trace_name, session_id, request_preview, response_preview, {}, {}) \
-         VALUES {} ON CONFLICT (request_id) DO NOTHING RETURNING request_id",
-        TOKEN_COLUMNS.join(", "),
-        COST_COLUMNS.join(", "),
-        values_rows(traces.len(), COLUMNS, 1)
-    );
-    let mut query = db::query(&sql);
-    for (trace_id, implied) in &traces {
-        query = query
-            .bind(*trace_id)
-            .bind(experiment_id)
-            .bind(implied.start_ms)
-            .bind(implied.end_ms.map(|end| end - implied.start_ms))
-            .bind(implied.state.unwrap_or("IN_PROGRESS"))
-            .bind(implied.trace_name.as_deref())
-            .bind(implied.session_id.as_deref())
-            .bind(implied.request_preview.as_deref())
-            .bind(implied.response_preview.as_deref());
-        for count in implied.usage.unwrap_or_default() {
-            query = query.bind(count);
-        }
-        for cost in implied.cost.unwrap_or_default() {
-            query = query.bind(cost);
-        }
-    }
-    let created = query
-        .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(|row| row.try_get::<String, _>("request_id"))
-        .collect::<std::result::Result<HashSet<_>, _>>()?;
+    // lock order for concurrent batches on PostgreSQL), with the tags and
+    // spans. A record made here already holds what its spans imply; only
+    // the others need checking (another workspace's? then all of this is
+    // rolled back) and updating below.
+    let created = span_rows::insert(
+        tx,
+        store.dialect,
+        &Batch {
+            experiment_id,
+            artifact_root: experiment.artifact_location.as_deref(),
+            traces: &traces,
+            spans: &spans,
+        },
+    )
+    .await?;
     let existing: Vec<&str> = traces
         .keys()
         .copied()
         .filter(|id| !created.contains(*id))
         .collect();
-    if !existing.is_empty() {
-        owned_here(tx, ws, &existing).await?;
-    }
-
-    write_tags(tx, experiment.artifact_location.as_deref(), &traces).await?;
-    write_users(tx, &traces).await?;
-    write_spans(tx, experiment_id, &spans).await?;
     if existing.is_empty() {
         return Ok(());
     }
+    owned_here(tx, ws, &existing).await?;
     update_times(tx, &existing).await?;
     let with_facts: Vec<&str> = existing
         .iter()
@@ -225,104 +195,6 @@ pub(super) async fn write_spans_to(
         .filter(|id| traces[id].has_facts())
         .collect();
     update_facts(tx, &with_facts, &traces).await
-}
-
-/// Where each trace's spans are (its artifact location, kept if the record
-/// has one, and now the database), and the tags its spans carry; those
-/// replace earlier values.
-async fn write_tags(
-    tx: &mut Tx,
-    artifact_root: Option<&str>,
-    traces: &BTreeMap<&str, Implied>,
-) -> Result<()> {
-    let rows = traces.values().map(|t| 2 + t.tags.len()).sum();
-    let sql = format!(
-        "INSERT INTO trace_tags (key, value, request_id) VALUES {} \
-         ON CONFLICT (key, request_id) DO UPDATE SET value = excluded.value \
-         WHERE trace_tags.key <> $1",
-        values_rows(rows, 3, 2)
-    );
-    let mut query = db::query(&sql).bind(keys::ARTIFACT_LOCATION);
-    for (trace_id, implied) in traces {
-        let location = append_to_uri(
-            artifact_root.unwrap_or_default(),
-            &["traces", trace_id, "artifacts"],
-        );
-        query = query
-            .bind(keys::ARTIFACT_LOCATION)
-            .bind(location)
-            .bind(*trace_id)
-            .bind(keys::SPANS_LOCATION)
-            .bind(keys::TRACKING_STORE)
-            .bind(*trace_id);
-        for (key, value) in &implied.tags {
-            query = query.bind(key).bind(value).bind(*trace_id);
-        }
-    }
-    query.execute(&mut *tx).await?;
-    Ok(())
-}
-
-/// The user a span names (`user.id`), unless the trace has one.
-async fn write_users(tx: &mut Tx, traces: &BTreeMap<&str, Implied>) -> Result<()> {
-    let users: Vec<(&str, &str)> = traces
-        .iter()
-        .filter_map(|(id, t)| Some((*id, t.user_id.as_deref()?)))
-        .collect();
-    if users.is_empty() {
-        return Ok(());
-    }
-    let sql = format!(
-        "INSERT INTO trace_request_metadata (key, value, request_id) VALUES {} \
-         ON CONFLICT (key, request_id) DO NOTHING",
-        values_rows(users.len(), 3, 1)
-    );
-    let mut query = db::query(&sql);
-    for (trace_id, user) in users {
-        query = query.bind(keys::USER).bind(user).bind(trace_id);
-    }
-    query.execute(tx).await?;
-    Ok(())
-}
-
-async fn write_spans(tx: &mut Tx, experiment_id: i64, spans: &[&NewSpan]) -> Result<()> {
-    for chunk in spans.chunks(SPANS_PER_STATEMENT) {
-        let sql = format!(
-            "INSERT INTO spans (trace_id, experiment_id, span_id, parent_span_id, name, type, \
-             status, start_time_unix_nano, end_time_unix_nano, content, model_name, \
-             model_provider, input_cost, output_cost, total_cost) VALUES {} \
-             ON CONFLICT (trace_id, span_id) DO UPDATE SET \
-             parent_span_id = excluded.parent_span_id, name = excluded.name, \
-             type = excluded.type, status = excluded.status, \
-             start_time_unix_nano = excluded.start_time_unix_nano, \
-             end_time_unix_nano = excluded.end_time_unix_nano, content = excluded.content, \
-             model_name = excluded.model_name, model_provider = excluded.model_provider, \
-             input_cost = excluded.input_cost, output_cost = excluded.output_cost, \
-             total_cost = excluded.total_cost",
-            values_rows(chunk.len(), 15, 1)
-        );
-        let mut query = db::query(&sql);
-        for span in chunk {
-            query = query
-                .bind(&span.trace_id)
-                .bind(experiment_id)
-                .bind(&span.span_id)
-                .bind(span.parent_span_id.as_deref())
-                .bind(&span.name)
-                .bind(span.span_type.as_deref())
-                .bind(&span.status)
-                .bind(span.start_time_ns)
-                .bind(span.end_time_ns)
-                .bind(&span.content)
-                .bind(span.facts.model_name.as_deref())
-                .bind(span.facts.model_provider.as_deref());
-            for cost in span.facts.cost_columns() {
-                query = query.bind(cost);
-            }
-        }
-        query.execute(&mut *tx).await?;
-    }
-    Ok(())
 }
 
 /// Until the client's own record finalizes it, a record follows all of
