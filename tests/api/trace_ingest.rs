@@ -96,28 +96,39 @@ async fn count(app: &TestApp, ws: &str, experiment: &str, view: &str, metric: &s
 }
 
 /// More traces in one export than one statement of placeholders holds on
-/// either database (18 columns a record), sent twice: written whole, once.
+/// either database (18 columns a record), sent twice: written whole, once,
+/// and the second time (every trace has a record now) each trace's usage
+/// and session updated from its own spans, thousands in one statement.
 #[tokio::test]
 async fn an_export_of_thousands_of_traces_is_written_whole() {
     const TRACES: usize = 4000;
-    let spans: Vec<serde_json::Value> = (0..TRACES)
-        .map(|n| {
-            json!({"traceId": format!("{n:032x}"), "spanId": "0000000000000001", "name": "root",
-                   "startTimeUnixNano": "1767225600000000000",
-                   "endTimeUnixNano": "1767225601000000000", "status": {"code": 1},
-                   "attributes": [{"key": "user.id", "value": {"stringValue": "ada"}}]})
-        })
-        .collect();
-    let body = serde_json::to_vec(&json!({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}))
-        .unwrap();
+    let body = |factor: usize| {
+        let spans: Vec<serde_json::Value> = (0..TRACES)
+            .map(|n| {
+                let usage = format!(
+                    "{{\"input_tokens\": {}, \"output_tokens\": 1, \"total_tokens\": {}}}",
+                    n * factor,
+                    n * factor + 1
+                );
+                json!({"traceId": format!("{n:032x}"), "spanId": "0000000000000001",
+                       "name": "root", "startTimeUnixNano": "1767225600000000000",
+                       "endTimeUnixNano": "1767225601000000000", "status": {"code": 1},
+                       "attributes": [
+                           {"key": "user.id", "value": {"stringValue": "ada"}},
+                           {"key": "session.id", "value": {"stringValue": format!("s-{n}")}},
+                           {"key": "mlflow.chat.tokenUsage", "value": {"stringValue": usage}}]})
+            })
+            .collect();
+        serde_json::to_vec(&json!({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]})).unwrap()
+    };
     for (backend, app) in spawn_on_each_backend_with_workspaces().await {
         let (exp, _) = experiments_in_two_workspaces(&app).await;
-        for _ in 0..2 {
+        for factor in [1, 2] {
             let sent = export(
                 &app,
                 Some("team-a"),
                 Some(&exp),
-                body.clone(),
+                body(factor),
                 "application/json",
                 false,
             )
@@ -149,6 +160,31 @@ async fn an_export_of_thousands_of_traces_is_written_whole() {
             500,
             "{backend:?}"
         );
+        for n in [0, 1, 1999, TRACES - 1] {
+            let got = app
+                .call(
+                    Method::GET,
+                    &format!("/api/3.0/mlflow/traces/tr-{n:032x}"),
+                    Some("team-a"),
+                    None,
+                )
+                .await;
+            let metadata = &got.body["trace"]["trace_info"]["trace_metadata"];
+            assert_eq!(
+                metadata["mlflow.trace.tokenUsage"],
+                format!(
+                    "{{\"input_tokens\": {}, \"output_tokens\": 1, \"total_tokens\": {}}}",
+                    2 * n,
+                    2 * n + 1
+                ),
+                "{backend:?}: trace {n}"
+            );
+            assert_eq!(
+                metadata["mlflow.trace.session"],
+                format!("s-{n}"),
+                "{backend:?}"
+            );
+        }
     }
 }
 

@@ -22,7 +22,6 @@ use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
 use opentelemetry_proto::tonic::trace::v1::{status::StatusCode, Span};
 use prost::Message;
-use serde_json::Value as Json;
 
 use super::translate;
 use crate::api::wire;
@@ -148,7 +147,10 @@ fn hex_id(bytes: &[u8], width: usize, what: &str) -> Result<String> {
             "Cannot convert OpenTelemetry span to MLflow span: {what} must be {width} bytes"
         )));
     }
-    Ok(hex::encode(bytes))
+    // Into a buffer: `hex::encode` builds its string a char at a time.
+    let mut hex = vec![0; width * 2];
+    hex::encode_to_slice(bytes, &mut hex).map_err(|err| MlflowError::internal(err.to_string()))?;
+    String::from_utf8(hex).map_err(|err| MlflowError::internal(err.to_string()))
 }
 
 /// One OTLP span as MLflow stores it.
@@ -201,7 +203,12 @@ fn mlflow_span(span: &Span) -> Result<NewSpan> {
         .find(|(k, _)| *k == SPAN_TYPE_ATTRIBUTE)
         .and_then(|(_, v)| serde_json::from_str::<String>(v).ok());
 
-    let mut content = String::with_capacity(512);
+    // Room for the attributes as escaped JSON text (quotes get a backslash).
+    let attributes_len: usize = attributes
+        .iter()
+        .map(|(k, v)| k.len() + v.len() * 5 / 4)
+        .sum();
+    let mut content = String::with_capacity(512 + span.name.len() + attributes_len);
     content.push_str("{\"trace_id\": ");
     content.push_str(&py_string(&STANDARD.encode(&span.trace_id)));
     content.push_str(", \"span_id\": ");
@@ -311,8 +318,11 @@ fn resource_tags(attributes: &[KeyValue]) -> Vec<(String, String)> {
 /// keeps as sent rather than encoding it twice (`sanitize_attributes`).
 fn attribute_value(value: Option<&AnyValue>) -> String {
     if let Some(Any::StringValue(text)) = value.and_then(|v| v.value.as_ref()) {
-        if let Ok(Json::String(_) | Json::Object(_) | Json::Array(_)) =
-            serde_json::from_str::<Json>(text)
+        // A JSON text's first character says its type; its validity is
+        // checked without building it (inputs and outputs are large).
+        let json_text = text.trim_start_matches([' ', '\t', '\n', '\r']);
+        if json_text.starts_with(['"', '{', '['])
+            && serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok()
         {
             return text.clone();
         }

@@ -211,13 +211,40 @@ fn model_name(attributes: &Attributes<'_>) -> Option<String> {
         return Some(text(model));
     }
     [INPUTS, OUTPUTS].iter().find_map(|key| {
-        let value = serde_json::from_str::<Json>(get(attributes, key)?).ok()?;
-        let value = match value {
-            Json::String(s) => serde_json::from_str::<Json>(&s).ok()?,
-            other => other,
-        };
-        value.get("model")?.as_str().map(str::to_string)
+        let value = get(attributes, key)?;
+        match value
+            .trim_start_matches([' ', '\t', '\n', '\r'])
+            .starts_with('"')
+        {
+            // Inputs sent as a string of JSON.
+            true => model_field(&serde_json::from_str::<String>(value).ok()?),
+            false => model_field(value),
+        }
     })
+}
+
+/// The `model` string of a JSON object, read without building the rest of
+/// it (a span's inputs and outputs can be large).
+fn model_field(json: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Model {
+        model: Option<Json>,
+    }
+    if !json
+        .trim_start_matches([' ', '\t', '\n', '\r'])
+        .starts_with('{')
+    {
+        return None;
+    }
+    let model = match serde_json::from_str::<Model>(json) {
+        Ok(object) => object.model,
+        // A key given twice: the last one counts, as in a full parse.
+        Err(_) => serde_json::from_str::<Json>(json)
+            .ok()?
+            .get("model")
+            .cloned(),
+    };
+    model?.as_str().map(str::to_string)
 }
 
 #[cfg(test)]
@@ -262,5 +289,32 @@ mod tests {
             get(&attributes, TOKEN_USAGE),
             Some("{\"input_tokens\": 60, \"output_tokens\": 30, \"total_tokens\": 90}")
         );
+    }
+
+    #[test]
+    fn the_model_is_read_from_inputs_an_object_or_a_string_of_one() {
+        let model_of = |inputs: &str| {
+            let attributes: Attributes = vec![(INPUTS, inputs.to_string())];
+            model_name(&attributes)
+        };
+        let object = r#"{"messages": [{"role": "user"}], "model": "gpt-4o", "n": 1}"#;
+        assert_eq!(model_of(object).as_deref(), Some("gpt-4o"));
+        assert_eq!(
+            model_of(&crate::python::py_string(object)).as_deref(),
+            Some("gpt-4o")
+        );
+        assert_eq!(
+            model_of(r#"{"model": "a", "model": "b"}"#).as_deref(),
+            Some("b")
+        );
+        for none in [
+            r#"["model"]"#,
+            r#"{"model": 5}"#,
+            r#"{"other": 1}"#,
+            "7",
+            "{",
+        ] {
+            assert_eq!(model_of(none), None, "{none}");
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! The rows one batch of spans writes: records for the traces that have
-//! none, the traces' tags, the user a span names, and the spans.
+//! none, the traces' tags, the user a span names, and the spans; and the
+//! rows a statement reads as a table of its own ([`execute_with_rows`]).
 //!
 //! SQLite runs a multi-row statement per table: it runs in-process, so a
 //! statement costs no round trip. PostgreSQL runs one statement for all
@@ -11,7 +12,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use super::spans::Implied;
-use super::{append_to_uri, values_rows, Dialect};
+use super::{append_to_uri, in_list, values_rows, Dialect};
 use crate::error::{MlflowError, Result};
 use crate::store::db::{self, Tx, Value};
 use crate::store::traces::{keys, NewSpan, COST_COLUMNS, TOKEN_COLUMNS};
@@ -28,33 +29,83 @@ pub(super) struct Batch<'a> {
     pub spans: &'a [&'a NewSpan],
 }
 
-/// One table's insert: its columns, what a conflicting row does, and the
-/// rows (a value per column each).
+/// One table's insert: what a conflicting row does, and the rows.
 struct Insert {
     table: &'static str,
-    columns: Vec<(&'static str, Kind)>,
     on_conflict: String,
-    rows: Vec<Vec<Value>>,
+    rows: Rows,
+}
+
+/// Rows of named, typed columns (a value per column each).
+pub(super) struct Rows {
+    pub columns: Vec<(&'static str, Kind)>,
+    pub rows: Vec<Vec<Value>>,
 }
 
 /// A column's type, which its array has even when empty: a prepared
 /// statement's parameter types must not change between batches.
 #[derive(Clone, Copy)]
-enum Kind {
+pub(super) enum Kind {
     Int,
     Real,
     Text,
 }
 
-impl Insert {
+impl Rows {
     fn column_names(&self) -> String {
         let names: Vec<&str> = self.columns.iter().map(|(name, _)| *name).collect();
         names.join(", ")
     }
 }
 
-fn texts<'a>(names: &'a [&'static str]) -> impl Iterator<Item = (&'static str, Kind)> + 'a {
+pub(super) fn texts<'a>(
+    names: &'a [&'static str],
+) -> impl Iterator<Item = (&'static str, Kind)> + 'a {
     names.iter().map(|name| (*name, Kind::Text))
+}
+
+/// Runs `statement` once with `rows` as the table `v` before it
+/// (`WITH v (columns) AS (...)`): a statement per batch, not per row. On
+/// SQLite `v` is a `VALUES` list (several statements if the rows exceed
+/// its placeholders); on PostgreSQL `UNNEST` of an array per column. The
+/// statement itself takes no parameters.
+pub(super) async fn execute_with_rows(
+    tx: &mut Tx,
+    dialect: Dialect,
+    rows: Rows,
+    statement: &str,
+) -> Result<()> {
+    let names = rows.column_names();
+    let width = rows.columns.len();
+    match dialect {
+        Dialect::Sqlite => {
+            let mut all = rows.rows.into_iter().peekable();
+            while all.peek().is_some() {
+                let chunk: Vec<Vec<Value>> = all.by_ref().take(MAX_SQLITE_PARAMS / width).collect();
+                let sql = format!(
+                    "WITH v ({names}) AS (VALUES {}) {statement}",
+                    values_rows(chunk.len(), width, 1)
+                );
+                let mut query = db::query(&sql);
+                for value in chunk.into_iter().flatten() {
+                    query = query.bind(value);
+                }
+                query.execute(&mut *tx).await?;
+            }
+        }
+        Dialect::Postgres => {
+            let sql = format!(
+                "WITH v ({names}) AS (SELECT * FROM UNNEST({})) {statement}",
+                in_list(width, 1)
+            );
+            let mut query = db::query(&sql);
+            for array in arrays_of("v", rows)? {
+                query = query.bind(array);
+            }
+            query.execute(tx).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Writes the batch's rows; returns the ids of the traces whose records it
@@ -100,26 +151,26 @@ fn trace_records(batch: &Batch<'_>) -> Insert {
             row
         })
         .collect();
+    let columns = texts(&["request_id"])
+        .chain([
+            ("experiment_id", Kind::Int),
+            ("timestamp_ms", Kind::Int),
+            ("execution_time_ms", Kind::Int),
+        ])
+        .chain(texts(&[
+            "status",
+            "trace_name",
+            "session_id",
+            "request_preview",
+            "response_preview",
+        ]))
+        .chain(TOKEN_COLUMNS.map(|c| (c, Kind::Int)))
+        .chain(COST_COLUMNS.map(|c| (c, Kind::Real)))
+        .collect();
     Insert {
         table: "trace_info",
-        columns: texts(&["request_id"])
-            .chain([
-                ("experiment_id", Kind::Int),
-                ("timestamp_ms", Kind::Int),
-                ("execution_time_ms", Kind::Int),
-            ])
-            .chain(texts(&[
-                "status",
-                "trace_name",
-                "session_id",
-                "request_preview",
-                "response_preview",
-            ]))
-            .chain(TOKEN_COLUMNS.map(|c| (c, Kind::Int)))
-            .chain(COST_COLUMNS.map(|c| (c, Kind::Real)))
-            .collect(),
         on_conflict: "ON CONFLICT (request_id) DO NOTHING RETURNING request_id".into(),
-        rows,
+        rows: Rows { columns, rows },
     }
 }
 
@@ -149,14 +200,16 @@ fn trace_tags(batch: &Batch<'_>) -> Insert {
     }
     Insert {
         table: "trace_tags",
-        columns: texts(&["key", "value", "request_id"]).collect(),
         // A constant of ours, so it can be spelled in the text.
         on_conflict: format!(
             "ON CONFLICT (key, request_id) DO UPDATE SET value = excluded.value \
              WHERE trace_tags.key <> '{}'",
             keys::ARTIFACT_LOCATION
         ),
-        rows,
+        rows: Rows {
+            columns: texts(&["key", "value", "request_id"]).collect(),
+            rows,
+        },
     }
 }
 
@@ -164,16 +217,18 @@ fn trace_tags(batch: &Batch<'_>) -> Insert {
 fn trace_users(batch: &Batch<'_>) -> Insert {
     Insert {
         table: "trace_request_metadata",
-        columns: texts(&["key", "value", "request_id"]).collect(),
         on_conflict: "ON CONFLICT (key, request_id) DO NOTHING".into(),
-        rows: batch
-            .traces
-            .iter()
-            .filter_map(|(trace_id, t)| {
-                let user = t.user_id.as_deref()?;
-                Some(vec![keys::USER.into(), user.into(), (*trace_id).into()])
-            })
-            .collect(),
+        rows: Rows {
+            columns: texts(&["key", "value", "request_id"]).collect(),
+            rows: batch
+                .traces
+                .iter()
+                .filter_map(|(trace_id, t)| {
+                    let user = t.user_id.as_deref()?;
+                    Some(vec![keys::USER.into(), user.into(), (*trace_id).into()])
+                })
+                .collect(),
+        },
     }
 }
 
@@ -201,24 +256,24 @@ fn spans(batch: &Batch<'_>) -> Insert {
             row
         })
         .collect();
+    let columns = texts(&["trace_id"])
+        .chain([("experiment_id", Kind::Int)])
+        .chain(texts(&[
+            "span_id",
+            "parent_span_id",
+            "name",
+            "type",
+            "status",
+        ]))
+        .chain([
+            ("start_time_unix_nano", Kind::Int),
+            ("end_time_unix_nano", Kind::Int),
+        ])
+        .chain(texts(&["content", "model_name", "model_provider"]))
+        .chain(COST_COLUMNS.map(|c| (c, Kind::Real)))
+        .collect();
     Insert {
         table: "spans",
-        columns: texts(&["trace_id"])
-            .chain([("experiment_id", Kind::Int)])
-            .chain(texts(&[
-                "span_id",
-                "parent_span_id",
-                "name",
-                "type",
-                "status",
-            ]))
-            .chain([
-                ("start_time_unix_nano", Kind::Int),
-                ("end_time_unix_nano", Kind::Int),
-            ])
-            .chain(texts(&["content", "model_name", "model_provider"]))
-            .chain(COST_COLUMNS.map(|c| (c, Kind::Real)))
-            .collect(),
         on_conflict: "ON CONFLICT (trace_id, span_id) DO UPDATE SET \
              parent_span_id = excluded.parent_span_id, name = excluded.name, \
              type = excluded.type, status = excluded.status, \
@@ -228,7 +283,7 @@ fn spans(batch: &Batch<'_>) -> Insert {
              input_cost = excluded.input_cost, output_cost = excluded.output_cost, \
              total_cost = excluded.total_cost"
             .into(),
-        rows,
+        rows: Rows { columns, rows },
     }
 }
 
@@ -238,9 +293,9 @@ fn spans(batch: &Batch<'_>) -> Insert {
 async fn insert_per_table(tx: &mut Tx, inserts: [Insert; 4]) -> Result<Vec<String>> {
     let mut returned = Vec::new();
     for insert in inserts {
-        let width = insert.columns.len();
-        let names = insert.column_names();
-        let mut rows = insert.rows.into_iter().peekable();
+        let width = insert.rows.columns.len();
+        let names = insert.rows.column_names();
+        let mut rows = insert.rows.rows.into_iter().peekable();
         while rows.peek().is_some() {
             let chunk: Vec<Vec<Value>> = rows.by_ref().take(MAX_SQLITE_PARAMS / width).collect();
             let sql = format!(
@@ -268,20 +323,17 @@ async fn insert_as_arrays(tx: &mut Tx, inserts: [Insert; 4]) -> Result<Vec<Strin
     let mut sql = String::from("WITH ");
     let mut arrays = Vec::new();
     for (n, insert) in inserts.into_iter().enumerate() {
-        let placeholders: Vec<String> = (arrays.len() + 1..=arrays.len() + insert.columns.len())
-            .map(|i| format!("${i}"))
-            .collect();
         if n > 0 {
             sql.push_str(", ");
         }
         sql.push_str(&format!(
             "t{n} AS (INSERT INTO {} ({}) SELECT * FROM UNNEST({}) {})",
             insert.table,
-            insert.column_names(),
-            placeholders.join(", "),
+            insert.rows.column_names(),
+            in_list(insert.rows.columns.len(), arrays.len() + 1),
             insert.on_conflict
         ));
-        arrays.extend(arrays_of(insert)?);
+        arrays.extend(arrays_of(insert.table, insert.rows)?);
     }
     // The first insert is the records', the one that returns ids.
     sql.push_str(" SELECT request_id FROM t0");
@@ -297,20 +349,19 @@ async fn insert_as_arrays(tx: &mut Tx, inserts: [Insert; 4]) -> Result<Vec<Strin
         .collect()
 }
 
-/// An insert's rows as one array per column.
-fn arrays_of(insert: Insert) -> Result<Vec<Value>> {
-    let mut columns: Vec<Vec<Value>> = insert
+/// The rows as one array per column (`table` names them in an error).
+fn arrays_of(table: &str, rows: Rows) -> Result<Vec<Value>> {
+    let mut columns: Vec<Vec<Value>> = rows
         .columns
         .iter()
-        .map(|_| Vec::with_capacity(insert.rows.len()))
+        .map(|_| Vec::with_capacity(rows.rows.len()))
         .collect();
-    for row in insert.rows {
+    for row in rows.rows {
         for (column, value) in columns.iter_mut().zip(row) {
             column.push(value);
         }
     }
-    insert
-        .columns
+    rows.columns
         .iter()
         .zip(columns)
         .map(|((name, kind), values)| {
@@ -332,7 +383,7 @@ fn arrays_of(insert: Insert) -> Result<Vec<Value>> {
                 .map(Value::TextArray),
             };
             array.ok_or_else(|| {
-                MlflowError::internal(format!("{}.{name}: a value of another type", insert.table))
+                MlflowError::internal(format!("{table}.{name}: a value of another type"))
             })
         })
         .collect()

@@ -7,11 +7,11 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::experiments::parse_experiment_id;
-use super::span_rows::{self, Batch};
-use super::{bind_all, in_list, SqlStore};
+use super::span_rows::{self, texts, Batch, Kind, Rows};
+use super::{bind_all, in_list, Dialect, SqlStore};
 use crate::error::{MlflowError, Result};
 use crate::model::Workspace;
-use crate::store::db::{self, Tx};
+use crate::store::db::{self, Tx, Value};
 use crate::store::span_facts::{self, preview, Node, SpanFacts};
 use crate::store::traces::{
     keys, truncated, NewSpan, COST_COLUMNS, MAX_SESSION_ID_LENGTH, MAX_STORED_VALUE_LENGTH,
@@ -194,7 +194,7 @@ pub(super) async fn write_spans_to(
         .copied()
         .filter(|id| traces[id].has_facts())
         .collect();
-    update_facts(tx, &with_facts, &traces).await
+    update_facts(tx, store.dialect, &with_facts, &traces).await
 }
 
 /// Until the client's own record finalizes it, a record follows all of
@@ -226,9 +226,10 @@ async fn update_times(tx: &mut Tx, existing: &[&str]) -> Result<()> {
 /// name always), and its usage and cost summed again over all of its
 /// spans (stored and new: a resent span is not counted twice, a parent
 /// that arrives after its children replaces their sum) unless the client's
-/// own record gave them.
+/// own record gave them. One statement for all the batch's traces.
 async fn update_facts(
     tx: &mut Tx,
+    dialect: Dialect,
     trace_ids: &[&str],
     traces: &BTreeMap<&str, Implied>,
 ) -> Result<()> {
@@ -236,55 +237,70 @@ async fn update_facts(
         return Ok(());
     }
     let summed = totals_over_stored_spans(tx, trace_ids, traces).await?;
+    let rows = trace_ids
+        .iter()
+        .map(|trace_id| {
+            let implied = &traces[trace_id];
+            let (usage, cost) = summed.get(trace_id).copied().unwrap_or_default();
+            let mut row: Vec<Value> = vec![
+                (*trace_id).into(),
+                implied.session_id.as_deref().into(),
+                implied.request_preview.as_deref().into(),
+                implied.response_preview.as_deref().into(),
+                implied.trace_name.as_deref().into(),
+            ];
+            row.extend(usage.unwrap_or_default().map(Value::from));
+            row.extend(cost.unwrap_or_default().map(Value::from));
+            row
+        })
+        .collect();
+    let columns = texts(&[
+        "request_id",
+        "session_id",
+        "request_preview",
+        "response_preview",
+        "trace_name",
+    ])
+    .chain(TOKEN_COLUMNS.map(|c| (c, Kind::Int)))
+    .chain(COST_COLUMNS.map(|c| (c, Kind::Real)))
+    .collect();
     // Usage and cost the client's record gave stay.
     let kept = |columns: &[&str]| {
-        let any: Vec<String> = columns.iter().map(|c| format!("{c} IS NOT NULL")).collect();
+        let any: Vec<String> = columns
+            .iter()
+            .map(|c| format!("trace_info.{c} IS NOT NULL"))
+            .collect();
         format!(
             "(EXISTS (SELECT 1 FROM trace_request_metadata m \
-             WHERE m.request_id = trace_info.request_id AND m.key = $1) AND ({}))",
+             WHERE m.request_id = trace_info.request_id AND m.key = '{}') AND ({}))",
+            keys::INFO_FINALIZED,
             any.join(" OR ")
         )
     };
     let (keep_tokens, keep_costs) = (kept(&TOKEN_COLUMNS), kept(&COST_COLUMNS));
     let mut sets = vec![
-        "session_id = COALESCE(session_id, $2)".to_string(),
-        "request_preview = COALESCE(request_preview, $3)".into(),
-        "response_preview = COALESCE(response_preview, $4)".into(),
-        "trace_name = COALESCE($5, trace_name)".into(),
+        "session_id = COALESCE(trace_info.session_id, v.session_id)".to_string(),
+        "request_preview = COALESCE(trace_info.request_preview, v.request_preview)".into(),
+        "response_preview = COALESCE(trace_info.response_preview, v.response_preview)".into(),
+        "trace_name = COALESCE(v.trace_name, trace_info.trace_name)".into(),
     ];
-    for (n, column) in TOKEN_COLUMNS.iter().chain(&COST_COLUMNS).enumerate() {
-        let keep = if n < TOKEN_COLUMNS.len() {
-            &keep_tokens
-        } else {
-            &keep_costs
-        };
+    for column in TOKEN_COLUMNS {
         sets.push(format!(
-            "{column} = CASE WHEN {keep} THEN {column} ELSE COALESCE(${}, {column}) END",
-            n + 6
+            "{column} = CASE WHEN {keep_tokens} THEN trace_info.{column} \
+             ELSE COALESCE(v.{column}, trace_info.{column}) END"
         ));
     }
-    let sql = format!(
-        "UPDATE trace_info SET {} WHERE request_id = $15",
+    for column in COST_COLUMNS {
+        sets.push(format!(
+            "{column} = CASE WHEN {keep_costs} THEN trace_info.{column} \
+             ELSE COALESCE(v.{column}, trace_info.{column}) END"
+        ));
+    }
+    let statement = format!(
+        "UPDATE trace_info SET {} FROM v WHERE trace_info.request_id = v.request_id",
         sets.join(", ")
     );
-    for trace_id in trace_ids {
-        let implied = &traces[trace_id];
-        let (usage, cost) = summed.get(trace_id).copied().unwrap_or_default();
-        let mut query = db::query(&sql)
-            .bind(keys::INFO_FINALIZED)
-            .bind(implied.session_id.as_deref())
-            .bind(implied.request_preview.as_deref())
-            .bind(implied.response_preview.as_deref())
-            .bind(implied.trace_name.as_deref());
-        for count in usage.unwrap_or_default() {
-            query = query.bind(count);
-        }
-        for value in cost.unwrap_or_default() {
-            query = query.bind(value);
-        }
-        query.bind(*trace_id).execute(&mut *tx).await?;
-    }
-    Ok(())
+    span_rows::execute_with_rows(tx, dialect, Rows { columns, rows }, &statement).await
 }
 
 type Totals = (Option<[Option<i64>; 6]>, Option<[Option<f64>; 3]>);
